@@ -1,0 +1,57 @@
+# One entry point for people and CI. `make rehearse` runs the whole flow on this
+# machine (no AWS account, no Docker); `make test` is the quality gate.
+SHELL := /bin/bash
+PYTHON ?= python3.11
+VENV := .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
+
+.PHONY: venv rehearse test lint pytest synth cfn-lint hadolint yamllint benchmarks clean
+
+venv: $(STAMP) node_modules/.package-lock.json
+
+$(STAMP): requirements.txt requirements-dev.txt training_image/requirements.txt training_image/requirements-nodeps.txt pyproject.toml
+	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install --quiet -r requirements-dev.txt
+	$(PY) -m pip install --quiet --no-deps -r training_image/requirements-nodeps.txt
+	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
+	printf '%s\n' "$(CURDIR)/lambdas" "$(CURDIR)/training_image" > "$(SITE)/detrain-source-paths.pth"
+	touch $@
+
+node_modules/.package-lock.json: package.json package-lock.json
+	npm ci --no-audit --no-fund --loglevel=error
+
+## The README's main command: the whole upload -> launch -> train flow, locally.
+rehearse: venv
+	$(VENV)/bin/detrain rehearse
+
+## The README's test command: every check CI runs.
+test: venv lint pytest synth cfn-lint hadolint yamllint
+
+lint: $(STAMP)
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+pytest: $(STAMP)
+	$(VENV)/bin/pytest
+
+synth: venv
+	rm -rf cdk.out
+	PATH="$(CURDIR)/$(VENV)/bin:$$PATH" npx cdk synth --quiet
+
+cfn-lint: synth
+	$(VENV)/bin/cfn-lint --config-file .cfnlintrc.yaml -- cdk.out/*.template.json
+
+hadolint: $(STAMP)
+	$(VENV)/bin/hadolint training_image/Dockerfile
+
+yamllint: $(STAMP)
+	$(VENV)/bin/yamllint --strict training_image/buildspec.yml .cfnlintrc.yaml
+
+benchmarks: venv
+	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:
+	rm -rf $(VENV) node_modules cdk.out .rehearsal .local-runs .pytest_cache .ruff_cache

@@ -1,0 +1,186 @@
+"""The trainer's hyperparameters: names, types, defaults and allowed values, defined once.
+
+SageMaker hands hyperparameters to the container as a JSON object of strings
+(``/opt/ml/input/config/hyperparameters.json``). Two encodings exist: raw strings
+(boto3, the console, this project's launcher) and JSON-encoded strings (the
+SageMaker Python SDK, which also adds ``sagemaker_*`` keys). ``parse`` accepts
+both; ``to_job_strings`` produces the raw encoding for CreateTrainingJob.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, fields
+from typing import Any
+
+BACKBONES: dict[str, tuple[str, ...]] = {
+    "faster_rcnn": ("resnet18_fpn", "resnet34_fpn", "resnet50_fpn", "resnet101_fpn"),
+    "retinanet": ("resnet18_fpn", "resnet34_fpn", "resnet50_fpn", "resnet101_fpn"),
+    "efficientdet": ("tf_lite0", "tf_lite1", "tf_lite2", "tf_d0", "tf_d1", "tf_d2"),
+}
+DEFAULT_BACKBONE = {"faster_rcnn": "resnet50_fpn", "retinanet": "resnet50_fpn", "efficientdet": "tf_lite0"}
+# EfficientDet's feature pyramid halves the image 7 times; the torchvision models need 32.
+IMAGE_SIZE_MULTIPLE = {"faster_rcnn": 32, "retinanet": 32, "efficientdet": 128}
+
+SAGEMAKER_RESERVED_PREFIX = "sagemaker_"
+MAX_ENTRIES = 100
+MAX_KEY_OR_VALUE_CHARS = 256
+
+
+class HyperparameterError(ValueError):
+    """A hyperparameter is unknown or its value is not allowed; the message names both."""
+
+
+@dataclass(frozen=True)
+class Hyperparameters:
+    """Every knob of a training run. Defaults suit a single ml.g5.xlarge."""
+
+    model: str = "faster_rcnn"
+    backbone: str = ""  # empty: DEFAULT_BACKBONE[model]
+    pretrained: bool = True
+    epochs: int = 20
+    batch_size: int = 8
+    image_size: int = 512
+    learning_rate: float = 0.01
+    weight_decay: float = 0.0001
+    grad_clip_norm: float = 10.0
+    seed: int = 42
+    num_workers: int = 4
+    valid_fraction: float = 0.2
+    amp: bool = True
+    checkpoint_every_epochs: int = 1
+
+    def __post_init__(self) -> None:
+        if not self.backbone and self.model in BACKBONES:
+            object.__setattr__(self, "backbone", DEFAULT_BACKBONE[self.model])
+        _validate(self)
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+_RANGES: dict[str, tuple[float, float]] = {
+    "epochs": (1, 1000),
+    "batch_size": (1, 512),
+    "image_size": (64, 2048),
+    "learning_rate": (1e-7, 10.0),
+    "weight_decay": (0.0, 1.0),
+    "grad_clip_norm": (0.0, 1000.0),
+    "seed": (0, 2**31 - 1),
+    "num_workers": (0, 64),
+    "valid_fraction": (0.01, 0.9),
+    "checkpoint_every_epochs": (1, 1000),
+}
+_TYPES: dict[str, type] = {f.name: f.type for f in fields(Hyperparameters)}  # type: ignore[misc]
+_TYPE_NAMES = {"str": str, "bool": bool, "int": int, "float": float}
+NAMES: tuple[str, ...] = tuple(f.name for f in fields(Hyperparameters))
+
+
+def _validate(hp: Hyperparameters) -> None:
+    if hp.model not in BACKBONES:
+        raise HyperparameterError(
+            f"hyperparameter 'model' = {hp.model!r} is not supported; allowed: {', '.join(BACKBONES)}"
+        )
+    if hp.backbone not in BACKBONES[hp.model]:
+        raise HyperparameterError(
+            f"hyperparameter 'backbone' = {hp.backbone!r} is not available for model "
+            f"{hp.model!r}; allowed: {', '.join(BACKBONES[hp.model])}"
+        )
+    for name, (low, high) in _RANGES.items():
+        value = getattr(hp, name)
+        if not low <= value <= high:
+            raise HyperparameterError(
+                f"hyperparameter {name!r} = {value!r} is out of range; allowed: {low} to {high}"
+            )
+    multiple = IMAGE_SIZE_MULTIPLE[hp.model]
+    if hp.image_size % multiple:
+        raise HyperparameterError(
+            f"hyperparameter 'image_size' = {hp.image_size} must be a multiple of {multiple} "
+            f"for model {hp.model!r} (e.g. {hp.image_size // multiple * multiple or multiple})"
+        )
+
+
+def _coerce(name: str, value: Any) -> Any:
+    kind = _TYPE_NAMES[_TYPES[name]] if isinstance(_TYPES[name], str) else _TYPES[name]
+    if isinstance(value, str):
+        value = value.strip()
+    if kind is bool:
+        if isinstance(value, bool):
+            return value
+        if isinstance(value, str) and value.lower() in ("true", "false"):
+            return value.lower() == "true"
+        raise HyperparameterError(f"hyperparameter {name!r} = {value!r} must be true or false")
+    if kind is int:
+        if isinstance(value, bool):
+            raise HyperparameterError(f"hyperparameter {name!r} = {value!r} must be an integer")
+        if isinstance(value, int):
+            return value
+        if isinstance(value, float) and value.is_integer():
+            return int(value)
+        try:
+            return int(str(value))
+        except ValueError:
+            raise HyperparameterError(
+                f"hyperparameter {name!r} = {value!r} must be an integer"
+            ) from None
+    if kind is float:
+        if isinstance(value, bool):
+            raise HyperparameterError(f"hyperparameter {name!r} = {value!r} must be a number")
+        try:
+            result = float(value)
+        except (TypeError, ValueError):
+            raise HyperparameterError(f"hyperparameter {name!r} = {value!r} must be a number") from None
+        if result != result or result in (float("inf"), float("-inf")):
+            raise HyperparameterError(f"hyperparameter {name!r} = {value!r} must be a finite number")
+        return result
+    if not isinstance(value, str):
+        raise HyperparameterError(f"hyperparameter {name!r} = {value!r} must be a string")
+    return value
+
+
+def _decode(raw: str) -> Any:
+    """The training toolkit's rule: try JSON (the SDK's encoding), fall back to the raw string."""
+    try:
+        return json.loads(raw)
+    except (TypeError, ValueError):
+        return raw
+
+
+def from_values(values: Mapping[str, Any]) -> Hyperparameters:
+    """Typed values (a console request's JSON, or decoded strings) -> validated Hyperparameters."""
+    unknown = sorted(k for k in values if k not in NAMES)
+    if unknown:
+        raise HyperparameterError(
+            f"unknown hyperparameter {unknown[0]!r}; allowed: {', '.join(NAMES)}"
+        )
+    return Hyperparameters(**{k: _coerce(k, v) for k, v in values.items()})
+
+
+def parse(raw: Mapping[str, str]) -> Hyperparameters:
+    """hyperparameters.json as SageMaker writes it (either encoding) -> Hyperparameters."""
+    values = {
+        key: _decode(value) if isinstance(value, str) else value
+        for key, value in raw.items()
+        if not key.startswith(SAGEMAKER_RESERVED_PREFIX)
+    }
+    return from_values(values)
+
+
+def _to_string(value: Any) -> str:
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
+
+
+def to_job_strings(hp: Hyperparameters) -> dict[str, str]:
+    """The raw-string map for CreateTrainingJob's HyperParameters (within SageMaker's limits)."""
+    strings = {name: _to_string(value) for name, value in hp.as_dict().items()}
+    if len(strings) > MAX_ENTRIES:
+        raise HyperparameterError(f"{len(strings)} hyperparameters; SageMaker allows {MAX_ENTRIES}")
+    for key, value in strings.items():
+        if len(key) > MAX_KEY_OR_VALUE_CHARS or len(value) > MAX_KEY_OR_VALUE_CHARS:
+            raise HyperparameterError(
+                f"hyperparameter {key!r} is longer than SageMaker's {MAX_KEY_OR_VALUE_CHARS} characters"
+            )
+    return strings
