@@ -35,3 +35,23 @@ class Env:
 # "required": every job runs on spot; "preferred": spot unless a request says
 # spot=false; "off": on-demand only (a request for spot is refused).
 SPOT_MODES = ("required", "preferred", "off")
+
+# Resource names the stack gives and the rehearsal re-creates in the emulator.
+REPOSITORY_NAME = f"{PROJECT}-training"
+STACK_NAME = "Detrain"
+
+
+def data_bucket_name(account: str, region: str) -> str:
+    """The data bucket's name: globally unique per account and region."""
+    return f"{PROJECT}-data-{account}-{region}"
+
+
+class Output:
+    """CloudFormation output keys of the stack: what the CLI and the README read."""
+
+    BUCKET_NAME = "DataBucketName"
+    REPOSITORY_URI = "RepositoryUri"
+    IMAGE_URI = "TrainingImageUri"
+    FUNCTION_NAME = "LauncherFunctionName"
+    TOPIC_ARN = "NotificationsTopicArn"
+    TRAINING_ROLE_ARN = "TrainingRoleArn"

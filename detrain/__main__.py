@@ -1,0 +1,5 @@
+import sys
+
+from detrain.cli import main
+
+sys.exit(main())
