@@ -1,1 +1,1 @@
-"""The launcher Lambda: S3 trigger objects and console/CLI requests -> one SageMaker training job."""
+"""The launcher Lambda: S3 trigger objects and console/CLI requests -> one training job."""

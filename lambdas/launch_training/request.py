@@ -1,0 +1,276 @@
+"""A launch request -> the CreateTrainingJob request, checked against the deploy-time allow-list.
+
+Pure: no AWS calls. The CreateTrainingJob shape and limits are those of
+https://docs.aws.amazon.com/sagemaker/latest/APIReference/API_CreateTrainingJob.html
+"""
+
+from __future__ import annotations
+
+import hashlib
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from launch_training.events import Refused
+from launch_training.names import (
+    CHECKPOINTS_PREFIX,
+    DATASETS_PREFIX,
+    JOB_NAME_PREFIX,
+    MODELS_PREFIX,
+    PROJECT,
+    TAG_DATASET,
+    TAG_PROJECT,
+    TAG_TRIGGER,
+)
+from launch_training.settings import Settings
+from trainer_spec import TRAINING_CHANNEL
+from trainer_spec.hyperparameters import HyperparameterError, from_values, to_job_strings
+from trainer_spec.metrics import metric_definitions
+
+TRIGGER_UPLOAD = "upload"
+TRIGGER_CONSOLE = "console"
+INPUT_MODES = ("File", "FastFile")
+OVERRIDE_FIELDS = (
+    "hyperparameters",
+    "instance_type",
+    "instance_count",
+    "spot",
+    "max_runtime_hours",
+    "job_name",
+    "input_mode",
+)
+JOB_NAME_MAX = 63
+JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
+VOLUME_SIZE_GB = 50
+CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
+_DATASET_SLUG_MAX = JOB_NAME_MAX - len(JOB_NAME_PREFIX) - len("-20250101-000000-12345678")
+_TAG_VALUE_EXTRA = set("_.:/=+-@ ")
+
+
+@dataclass(frozen=True)
+class Overrides:
+    """What a console request or a trigger object's body may change; None = the default."""
+
+    hyperparameters: Mapping[str, Any] = field(default_factory=dict)
+    instance_type: str | None = None
+    instance_count: int | None = None
+    spot: bool | None = None
+    max_runtime_hours: float | None = None
+    job_name: str | None = None
+    input_mode: str | None = None
+
+
+@dataclass(frozen=True)
+class LaunchRequest:
+    dataset: str
+    overrides: Overrides
+    trigger: str  # TRIGGER_UPLOAD or TRIGGER_CONSOLE
+    identity: str  # same identity (a redelivered event) -> same job name
+    requested_at: datetime
+
+
+def parse_overrides(
+    body: Mapping[str, Any], *, source: str, extra: tuple[str, ...] = ()
+) -> Overrides:
+    """Type-check the override fields of a JSON object; `extra` names fields handled elsewhere."""
+    unknown = sorted(str(k) for k in body if k not in OVERRIDE_FIELDS and k not in extra)
+    if unknown:
+        allowed = ", ".join((*extra, *OVERRIDE_FIELDS))
+        raise Refused(f"{source} has unknown field {unknown[0]!r}; allowed: {allowed}")
+    hyperparameters = body.get("hyperparameters") or {}
+    if not isinstance(hyperparameters, Mapping):
+        raise Refused(
+            f"'hyperparameters' = {hyperparameters!r} must be a JSON object, "
+            'e.g. {"epochs": 10, "model": "efficientdet"}'
+        )
+    return Overrides(
+        hyperparameters=dict(hyperparameters),
+        instance_type=_optional(body, "instance_type", _string),
+        instance_count=_optional(body, "instance_count", _integer),
+        spot=_optional(body, "spot", _boolean),
+        max_runtime_hours=_optional(body, "max_runtime_hours", _number),
+        job_name=_optional(body, "job_name", _string),
+        input_mode=_optional(body, "input_mode", _input_mode),
+    )
+
+
+def _optional(body: Mapping[str, Any], name: str, convert):
+    value = body.get(name)
+    return None if value is None else convert(name, value)
+
+
+def _string(name: str, value: Any) -> str:
+    if not isinstance(value, str) or not value.strip():
+        raise Refused(f"{name!r} = {value!r} must be a non-empty string")
+    return value.strip()
+
+
+def _integer(name: str, value: Any) -> int:
+    if isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().isdigit():
+        return int(value)
+    raise Refused(f"{name!r} = {value!r} must be a whole number")
+
+
+def _number(name: str, value: Any) -> float:
+    if isinstance(value, bool):
+        raise Refused(f"{name!r} = {value!r} must be a number")
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        raise Refused(f"{name!r} = {value!r} must be a number") from None
+    if number != number or number in (float("inf"), float("-inf")):
+        raise Refused(f"{name!r} = {value!r} must be a finite number")
+    return number
+
+
+def _boolean(name: str, value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in ("true", "false"):
+        return value.strip().lower() == "true"
+    raise Refused(f"{name!r} = {value!r} must be true or false")
+
+
+def _input_mode(name: str, value: Any) -> str:
+    for mode in INPUT_MODES:
+        if isinstance(value, str) and value.strip().lower() == mode.lower():
+            return mode
+    raise Refused(f"{name!r} = {value!r} is not allowed; allowed: {', '.join(INPUT_MODES)}")
+
+
+def job_name(dataset: str, requested_at: datetime, identity: str) -> str:
+    """``detrain-<dataset>-<yyyymmdd-hhmmss>-<hash>``: readable, valid, stable on redelivery."""
+    slug = re.sub(r"[^a-zA-Z0-9]+", "-", dataset).strip("-")[:_DATASET_SLUG_MAX].strip("-")
+    digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
+    return f"{JOB_NAME_PREFIX}{slug or 'dataset'}-{requested_at:%Y%m%d-%H%M%S}-{digest}"
+
+
+def check_job_name(name: str) -> str:
+    """A requested job name gets the project prefix (the launcher may create only those)."""
+    if not name.startswith(JOB_NAME_PREFIX):
+        name = JOB_NAME_PREFIX + name
+    if len(name) > JOB_NAME_MAX or not JOB_NAME_PATTERN.match(name):
+        raise Refused(
+            f"'job_name' = {name!r} is not a valid training job name; allowed: at most "
+            f"{JOB_NAME_MAX} characters (with the {JOB_NAME_PREFIX!r} prefix), letters, "
+            "digits and single hyphens between them"
+        )
+    return name
+
+
+def _tag_value(value: str) -> str:
+    cleaned = "".join(c if c.isalnum() or c in _TAG_VALUE_EXTRA else "_" for c in value)
+    return cleaned[:256]
+
+
+def dataset_uri(bucket: str, dataset: str) -> str:
+    return f"s3://{bucket}/{DATASETS_PREFIX}{dataset}/"
+
+
+def _instance_type(value: str | None, settings: Settings) -> str:
+    instance_type = value or settings.default_instance_type
+    if instance_type not in settings.allowed_instance_types:
+        raise Refused(
+            f"'instance_type' = {instance_type!r} is not allowed by this deployment; "
+            f"allowed: {', '.join(settings.allowed_instance_types)}"
+        )
+    return instance_type
+
+
+def _instance_count(value: int | None, settings: Settings) -> int:
+    count = 1 if value is None else value
+    if not 1 <= count <= settings.max_instance_count:
+        raise Refused(
+            f"'instance_count' = {count} is not allowed by this deployment; "
+            f"allowed: 1 to {settings.max_instance_count}"
+        )
+    return count
+
+
+def _runtime_seconds(value: float | None, settings: Settings) -> int:
+    hours = settings.max_runtime_hours if value is None else value
+    if not 0 < hours <= settings.max_runtime_hours:
+        raise Refused(
+            f"'max_runtime_hours' = {hours:g} is not allowed by this deployment; "
+            f"allowed: more than 0, at most {settings.max_runtime_hours:g}"
+        )
+    return max(60, round(hours * 3600))
+
+
+def _spot(value: bool | None, settings: Settings) -> bool:
+    if settings.spot == "required" and value is False:
+        raise Refused("'spot' = false is not allowed: this deployment runs every job on spot")
+    if settings.spot == "off" and value is True:
+        raise Refused("'spot' = true is not allowed: this deployment runs on-demand instances only")
+    if value is None:
+        return settings.spot != "off"
+    return value
+
+
+def _hyperparameters(values: Mapping[str, Any]) -> dict[str, str]:
+    try:
+        return to_job_strings(from_values(values))
+    except HyperparameterError as error:
+        raise Refused(str(error)) from None
+
+
+def create_training_job_request(launch: LaunchRequest, settings: Settings) -> dict[str, Any]:
+    """The keyword arguments of sagemaker.create_training_job; raises Refused."""
+    overrides = launch.overrides
+    name = (
+        check_job_name(overrides.job_name)
+        if overrides.job_name
+        else job_name(launch.dataset, launch.requested_at, launch.identity)
+    )
+    input_mode = overrides.input_mode or "File"
+    runtime = _runtime_seconds(overrides.max_runtime_hours, settings)
+    spot = _spot(overrides.spot, settings)
+    stopping = {"MaxRuntimeInSeconds": runtime}
+    if spot:
+        stopping["MaxWaitTimeInSeconds"] = 2 * runtime
+    bucket = settings.data_bucket
+    return {
+        "TrainingJobName": name,
+        "RoleArn": settings.role_arn,
+        "AlgorithmSpecification": {
+            "TrainingImage": settings.image.uri,
+            "TrainingInputMode": input_mode,
+            "MetricDefinitions": metric_definitions(),
+        },
+        "HyperParameters": _hyperparameters(overrides.hyperparameters),
+        "InputDataConfig": [
+            {
+                "ChannelName": TRAINING_CHANNEL,
+                "DataSource": {
+                    "S3DataSource": {
+                        "S3DataType": "S3Prefix",
+                        "S3Uri": dataset_uri(bucket, launch.dataset),
+                        "S3DataDistributionType": "FullyReplicated",
+                    }
+                },
+                "InputMode": input_mode,
+            }
+        ],
+        "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{MODELS_PREFIX}"},
+        "ResourceConfig": {
+            "InstanceType": _instance_type(overrides.instance_type, settings),
+            "InstanceCount": _instance_count(overrides.instance_count, settings),
+            "VolumeSizeInGB": VOLUME_SIZE_GB,
+        },
+        "StoppingCondition": stopping,
+        "EnableManagedSpotTraining": spot,
+        "CheckpointConfig": {
+            "S3Uri": f"s3://{bucket}/{CHECKPOINTS_PREFIX}{name}/",
+            "LocalPath": CHECKPOINT_LOCAL_PATH,
+        },
+        "EnableInterContainerTrafficEncryption": True,
+        "Tags": [
+            {"Key": TAG_PROJECT, "Value": PROJECT},
+            {"Key": TAG_DATASET, "Value": _tag_value(launch.dataset)},
+            {"Key": TAG_TRIGGER, "Value": launch.trigger},
+        ],
+    }
