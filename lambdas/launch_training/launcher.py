@@ -107,9 +107,8 @@ def _upload_request(record: ObjectCreated, aws: Clients) -> LaunchRequest:
 def read_trigger(record: ObjectCreated, aws: Clients) -> dict[str, Any]:
     """The trigger object's body: empty or a JSON object of overrides."""
     where = f"s3://{record.bucket}/{record.key}"
-    extra = {"VersionId": record.version_id} if record.version_id else {}
-    try:
-        response = aws.s3.get_object(Bucket=record.bucket, Key=record.key, **extra)
+    try:  # the current version: reading a past one would need s3:GetObjectVersion too
+        response = aws.s3.get_object(Bucket=record.bucket, Key=record.key)
     except ClientError as error:
         if error.response["Error"]["Code"] in ("NoSuchKey", "NoSuchVersion", "404"):
             raise Refused(f"trigger object {where} no longer exists; upload it again") from None

@@ -1,0 +1,166 @@
+"""Upload a local dataset folder to ``datasets/<name>/``, then write the trigger object last.
+
+The trigger (``datasets/<name>/_launch.json``) is what starts training, so it is written
+only after every file is in place; its body is the overrides (``{}`` for the defaults).
+Files already in the bucket with the same size and MD5 are skipped (a re-run resumes);
+hidden files (any path part starting with ``.``) are never uploaded.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import threading
+from collections.abc import Mapping
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+from tqdm import tqdm
+
+from launch_training.events import Refused, check_dataset_name
+from launch_training.names import DATASETS_PREFIX, TRIGGER_FILENAME
+from launch_training.request import parse_overrides
+from trainer_spec.hyperparameters import HyperparameterError, from_values
+
+log = logging.getLogger(__name__)
+
+
+class UploadError(ValueError):
+    """The dataset name, folder or overrides cannot be uploaded; the message says why."""
+
+
+@dataclass(frozen=True)
+class UploadResult:
+    bucket: str
+    prefix: str
+    uploaded: int
+    skipped: int
+    deleted: int
+    bytes_uploaded: int
+    trigger_key: str | None
+
+
+def check_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
+    """The checks the launcher makes without its deployment settings: types and hyperparameters."""
+    try:
+        parsed = parse_overrides(overrides, source="the overrides")
+        from_values(parsed.hyperparameters)
+    except (Refused, HyperparameterError) as error:
+        raise UploadError(str(error)) from None
+    return dict(overrides)
+
+
+def local_files(folder: Path) -> dict[str, Path]:
+    """Relative POSIX path -> file, without hidden files and without a top-level trigger."""
+    files = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if not path.is_file() or any(part.startswith(".") for part in relative.parts):
+            continue
+        if relative.as_posix() == TRIGGER_FILENAME:
+            log.warning("not uploading %s: the trigger is written from the overrides", path)
+            continue
+        files[relative.as_posix()] = path
+    return files
+
+
+def _md5(path: Path) -> str:
+    digest = hashlib.md5(usedforsecurity=False)
+    with path.open("rb") as stream:
+        for block in iter(lambda: stream.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _remote_objects(s3, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
+    objects = {}
+    for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
+        for item in page.get("Contents", []):
+            objects[item["Key"]] = (item["Size"], item["ETag"].strip('"'))
+    return objects
+
+
+def _unchanged(path: Path, remote: tuple[int, str] | None) -> bool:
+    if remote is None or remote[0] != path.stat().st_size or "-" in remote[1]:
+        return False
+    return _md5(path) == remote[1]
+
+
+def upload_dataset(
+    bucket: str,
+    name: str,
+    folder: Path | str,
+    overrides: Mapping[str, Any] | None = None,
+    *,
+    s3: Any = None,
+    trigger: bool = True,
+    delete: bool = False,
+    progress: bool = True,
+    workers: int = 8,
+) -> UploadResult:
+    """Sync ``folder`` to ``s3://bucket/datasets/<name>/``; then write the trigger (if `trigger`).
+
+    `delete` removes objects under the prefix that are not in the folder. Raises UploadError
+    for a bad name, folder or overrides, before anything is written.
+    """
+    try:
+        check_dataset_name(name)
+    except Refused as error:
+        raise UploadError(str(error)) from None
+    folder = Path(folder)
+    if not folder.is_dir():
+        raise UploadError(f"dataset folder {str(folder)!r} is not a directory")
+    body = json.dumps(check_overrides(overrides or {}), indent=2).encode()
+    files = local_files(folder)
+    if not files:
+        raise UploadError(f"dataset folder {str(folder)!r} holds no files to upload")
+    s3 = s3 or boto3.client("s3")
+    prefix = f"{DATASETS_PREFIX}{name}/"
+    trigger_key = prefix + TRIGGER_FILENAME
+    remote = _remote_objects(s3, bucket, prefix)
+    todo = {
+        rel: path for rel, path in files.items() if not _unchanged(path, remote.get(prefix + rel))
+    }
+    total = sum(path.stat().st_size for path in todo.values())
+    with tqdm(
+        total=total, unit="B", unit_scale=True, desc=f"upload {name}", disable=not progress
+    ) as bar:
+        lock = threading.Lock()
+
+        def advance(count: int) -> None:
+            with lock:
+                bar.update(count)
+
+        def put(item: tuple[str, Path]) -> None:
+            s3.upload_file(str(item[1]), bucket, prefix + item[0], Callback=advance)
+
+        with ThreadPoolExecutor(max_workers=workers) as pool:
+            list(pool.map(put, todo.items()))
+    stale = [k for k in remote if k != trigger_key and k[len(prefix) :] not in files]
+    if delete:
+        for start in range(0, len(stale), 1000):
+            batch = [{"Key": key} for key in stale[start : start + 1000]]
+            s3.delete_objects(Bucket=bucket, Delete={"Objects": batch, "Quiet": True})
+    if trigger:
+        s3.put_object(Bucket=bucket, Key=trigger_key, Body=body, ContentType="application/json")
+    log.info(
+        "s3://%s/%s: %d uploaded, %d unchanged%s",
+        bucket,
+        prefix,
+        len(todo),
+        len(files) - len(todo),
+        f", {len(stale)} deleted" if delete and stale else "",
+    )
+    return UploadResult(
+        bucket=bucket,
+        prefix=prefix,
+        uploaded=len(todo),
+        skipped=len(files) - len(todo),
+        deleted=len(stale) if delete else 0,
+        bytes_uploaded=total,
+        trigger_key=trigger_key if trigger else None,
+    )
