@@ -1,0 +1,137 @@
+"""Commands that run on this machine alone: ``rehearse`` and ``local-train``."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from detrain import cli
+from trainer_spec.hyperparameters import NAMES, HyperparameterError, parse
+
+REHEARSAL_FOLDER = Path(".rehearsal")
+LOCAL_RUNS_FOLDER = Path(".local-runs")
+
+
+def parse_hyperparameters(pairs: list[str]) -> dict[str, str]:
+    """``key=value`` words -> SageMaker's raw-string map, checked by the trainer's rules."""
+    values: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key.strip():
+            raise cli.CliError(f"--hp {pair!r} is not key=value; allowed keys: {', '.join(NAMES)}")
+        values[key.strip()] = value.strip()
+    try:
+        parse(values)
+    except HyperparameterError as error:
+        raise cli.CliError(str(error)) from None
+    return values
+
+
+def register(subcommands: argparse._SubParsersAction) -> None:
+    rehearse = subcommands.add_parser(
+        "rehearse",
+        help="run the whole upload -> launch -> train flow on this machine (no AWS, no Docker)",
+        description=(
+            "Start an emulated AWS (moto) on loopback, create what the stack creates, upload a "
+            "sample dataset (or yours) with its trigger object, hand the S3 event to the "
+            "launcher function, run the job it created with the local runner, and summarize."
+        ),
+    )
+    rehearse.add_argument(
+        "--dataset", type=Path, help="rehearse with this dataset folder instead of the sample"
+    )
+    rehearse.add_argument("--images", type=int, default=32, help="sample images (default 32)")
+    rehearse.add_argument(
+        "--hp",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="hyperparameter for the trigger object, over the rehearsal's fast defaults",
+    )
+    rehearse.add_argument(
+        "--workdir",
+        type=Path,
+        default=REHEARSAL_FOLDER,
+        help=f"where the run's files stay (default {REHEARSAL_FOLDER}/)",
+    )
+    rehearse.set_defaults(func=_rehearse)
+
+    train = subcommands.add_parser(
+        "local-train",
+        help="train on a dataset folder of this machine, as a SageMaker job would",
+        description=(
+            "Lay out /opt/ml for the folder as SageMaker does and run the trainer "
+            "(training_image/train train), or the real image with --docker. No AWS needed."
+        ),
+    )
+    train.add_argument("dataset", type=Path, help="dataset folder (COCO or Pascal VOC)")
+    train.add_argument("--validation", type=Path, help="a separate validation dataset folder")
+    train.add_argument(
+        "--hp", action="append", default=[], metavar="KEY=VALUE", help="a hyperparameter"
+    )
+    train.add_argument(
+        "--workdir",
+        type=Path,
+        default=LOCAL_RUNS_FOLDER,
+        help=f"where runs are kept (default {LOCAL_RUNS_FOLDER}/)",
+    )
+    train.add_argument("--name", help="job name (default local-<dataset>-<time>)")
+    train.add_argument("--docker", metavar="IMAGE", help="run this image with Docker instead")
+    train.add_argument("--gpus", help="with --docker: passed to docker run --gpus (e.g. all)")
+    train.set_defaults(func=_local_train)
+
+
+def _report(result) -> int:
+    from detrain.run_summary import format_summary
+
+    print(format_summary(result), flush=True)
+    return 0 if result.succeeded else 1
+
+
+def _local_train(args: argparse.Namespace) -> int:
+    from detrain.local_runner import LocalRunner
+    from detrain.training_job import JobSpecError, check_job_name, for_local_folder
+
+    if args.gpus and not args.docker:
+        raise cli.CliError("--gpus is for --docker runs; a local process uses this machine's GPUs")
+    hyperparameters = parse_hyperparameters(args.hp)
+    try:
+        job = for_local_folder(
+            args.dataset,
+            hyperparameters=hyperparameters,
+            run_folder=args.workdir,
+            validation=args.validation,
+            name=check_job_name(args.name) if args.name else None,
+        )
+        runner = LocalRunner(args.workdir, docker_image=args.docker, gpus=args.gpus)
+        return _report(runner.run(job))
+    except JobSpecError as error:
+        raise cli.CliError(str(error)) from None
+    except FileNotFoundError as error:
+        if args.docker and error.filename == "docker":
+            raise cli.CliError(
+                "--docker needs the docker command, which is not installed"
+            ) from None
+        raise
+
+
+def _rehearse(args: argparse.Namespace) -> int:
+    from detrain import rehearsal
+
+    if args.dataset is not None and not args.dataset.is_dir():
+        raise cli.CliError(f"--dataset {str(args.dataset)!r} is not a folder")
+    if args.images < 2:
+        raise cli.CliError(f"--images {args.images} is too few; allowed: 2 or more")
+    overrides = parse_hyperparameters(args.hp)
+    try:
+        result = rehearsal.rehearse(
+            args.workdir,
+            dataset=args.dataset,
+            images=args.images,
+            hyperparameters=overrides,
+            out=sys.stdout,
+        )
+    except rehearsal.RehearsalError as error:
+        raise cli.CliError(str(error)) from None
+    return _report(result)

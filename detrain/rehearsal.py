@@ -1,0 +1,332 @@
+"""``detrain rehearse``: the whole upload -> event -> launch -> train flow on one machine.
+
+1. an emulated AWS (a moto server on loopback) holding what the stack creates: the data
+   bucket, the image repository with an image tagged with the build context's content hash,
+   the training role, and the bucket's notification (same prefix/suffix filter as the stack)
+   pointed at an SQS queue, which is how the emulator hands back real S3 events;
+2. a sample dataset (detrain/sample_data.py), or the user's folder;
+3. the operator CLI's upload, with the trigger object last; the S3 event it fires goes to
+   the launcher's handler, configured from cdk.json's settings as the stack configures it;
+4. the job the launcher created, read back and run by the local runner;
+5. the runner's result (the caller prints the summary).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import re
+import socket
+import sys
+import time
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TextIO
+
+from detrain import sample_data
+from detrain.local_runner import REPO_ROOT, JobResult, LocalRunner
+from detrain.storage import Storage
+from detrain.training_job import from_description
+from infra import image_tag
+from infra.settings import from_context, launcher_environment, load_context
+from launch_training.names import (
+    DATASETS_PREFIX,
+    REPOSITORY_NAME,
+    TRIGGER_FILENAME,
+    data_bucket_name,
+)
+
+log = logging.getLogger(__name__)
+
+REGION = "us-east-1"
+SAMPLE_DATASET = "sample-shapes"
+TRAINING_ROLE_NAME = "detrain-rehearsal-training-role"
+EVENTS_QUEUE = "detrain-rehearsal-s3-events"
+EVENT_WAIT_SECONDS = 20
+# Fast on 2 CPU cores (about a minute of training), and no network: nothing pretrained.
+REHEARSAL_HYPERPARAMETERS = {
+    "model": "efficientdet",
+    "backbone": "tf_lite0",
+    "pretrained": "false",
+    "epochs": "10",
+    "batch_size": "8",
+    "image_size": "128",
+    "learning_rate": "0.01",
+    "num_workers": "0",
+    "valid_fraction": "0.25",
+    "amp": "false",
+}
+_IMAGE_MANIFEST = {
+    "schemaVersion": 2,
+    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+    "config": {
+        "mediaType": "application/vnd.docker.container.image.v1+json",
+        "size": 2,
+        "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+    },
+    "layers": [],
+}
+
+
+class RehearsalError(RuntimeError):
+    """The flow stopped before training: the message says at which step and why."""
+
+
+@dataclass(frozen=True)
+class Stack:
+    """What the rehearsal created in the emulator, as the deployed stack would have it."""
+
+    account: str
+    bucket: str
+    image_uri: str
+    role_arn: str
+    queue_url: str
+
+
+def _free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def emulated_aws() -> Iterator[str]:
+    """A moto server on loopback; this process and its children talk to it while inside."""
+    from moto.server import ThreadedMotoServer
+
+    port = _free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    with _environment(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "rehearsal",
+            "AWS_SECRET_ACCESS_KEY": "rehearsal",
+            "AWS_SESSION_TOKEN": "rehearsal",
+            "AWS_DEFAULT_REGION": REGION,
+            "AWS_REGION": REGION,
+            "AWS_PROFILE": None,
+            "AWS_CONFIG_FILE": None,
+            "AWS_SHARED_CREDENTIALS_FILE": None,
+        }
+    ):
+        try:
+            yield endpoint
+        finally:
+            server.stop()
+
+
+@contextmanager
+def _environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    saved = {key: os.environ.get(key) for key in values}
+    try:
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def create_stack(region: str = REGION) -> Stack:
+    """Bucket, repository + tagged image, training role, trigger notification -> SQS."""
+    import boto3
+
+    account = boto3.client("sts").get_caller_identity()["Account"]
+    bucket = data_bucket_name(account, region)
+    boto3.client("s3").create_bucket(Bucket=bucket)
+    ecr = boto3.client("ecr")
+    repository = ecr.create_repository(repositoryName=REPOSITORY_NAME)["repository"]
+    tag = image_tag.content_hash(REPO_ROOT / "training_image")
+    ecr.put_image(
+        repositoryName=REPOSITORY_NAME, imageManifest=json.dumps(_IMAGE_MANIFEST), imageTag=tag
+    )
+    trust = {
+        "Version": "2012-10-17",
+        "Statement": [
+            {
+                "Effect": "Allow",
+                "Principal": {"Service": "sagemaker.amazonaws.com"},
+                "Action": "sts:AssumeRole",
+            }
+        ],
+    }
+    role_arn = boto3.client("iam").create_role(
+        RoleName=TRAINING_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust)
+    )["Role"]["Arn"]
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    boto3.client("s3").put_bucket_notification_configuration(
+        Bucket=bucket,
+        NotificationConfiguration={
+            "QueueConfigurations": [
+                {
+                    "QueueArn": queue_arn,
+                    "Events": ["s3:ObjectCreated:*"],
+                    "Filter": {
+                        "Key": {
+                            "FilterRules": [
+                                {"Name": "prefix", "Value": DATASETS_PREFIX},
+                                {"Name": "suffix", "Value": TRIGGER_FILENAME},
+                            ]
+                        }
+                    },
+                }
+            ]
+        },
+    )
+    return Stack(account, bucket, f"{repository['repositoryUri']}:{tag}", role_arn, queue_url)
+
+
+def receive_s3_events(queue_url: str, timeout: float = EVENT_WAIT_SECONDS) -> list[dict]:
+    """The S3 notifications delivered so far (S3's test event left out, as Lambda never gets it)."""
+    import boto3
+
+    sqs = boto3.client("sqs")
+    events: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        for message in response.get("Messages", []):
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            body = json.loads(message["Body"])
+            if body.get("Event") != "s3:TestEvent":
+                events.append(body)
+        if events and not response.get("Messages"):
+            break
+    return events
+
+
+def launcher_settings_environment(stack: Stack) -> dict[str, str]:
+    """The launcher function's environment, built from cdk.json as the stack builds it."""
+    settings = from_context(load_context(REPO_ROOT / "cdk.json"))
+    return launcher_environment(
+        settings,
+        bucket_name=stack.bucket,
+        image_uri=stack.image_uri,
+        training_role_arn=stack.role_arn,
+    )
+
+
+def invoke_launcher(event: dict, environment: Mapping[str, str]) -> dict:
+    """The launcher's handler, called as Lambda calls it, with the function's environment."""
+    with _environment(environment):
+        from launch_training.handler import handler
+
+        return handler(event, None)
+
+
+def launched_job(response: Mapping) -> str:
+    """The one job a launcher response says it created; RehearsalError with its reason if not."""
+    results = response.get("results", [response])
+    for result in results:
+        if result.get("status") in ("launched", "already_launched"):
+            return result["job_name"]
+    reasons = "; ".join(str(r.get("reason") or r.get("status")) for r in results) or "no result"
+    raise RehearsalError(f"the launcher created no job: {reasons}")
+
+
+def dataset_name(folder: Path) -> str:
+    return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(folder).resolve().name).strip("-") or "dataset"
+
+
+def _upload(bucket: str, name: str, folder: Path, overrides: dict) -> None:
+    from detrain.upload import upload_dataset
+
+    upload_dataset(bucket, name, folder, overrides=overrides)
+
+
+class _Progress:
+    def __init__(self, out: TextIO, steps: int):
+        self.out, self.steps, self.step = out, steps, 0
+
+    def __call__(self, text: str) -> None:
+        self.step += 1
+        self.out.write(f"==> [{self.step}/{self.steps}] {text}\n")
+        self.out.flush()
+
+    def note(self, text: str) -> None:
+        self.out.write(f"    {text}\n")
+        self.out.flush()
+
+
+def rehearse(
+    workdir: Path,
+    *,
+    dataset: Path | None = None,
+    images: int = 32,
+    hyperparameters: Mapping[str, str] | None = None,
+    out: TextIO = sys.stdout,
+) -> JobResult:
+    """Run the flow; the job's result (its status says whether training succeeded)."""
+    workdir = Path(workdir).resolve()
+    workdir.mkdir(parents=True, exist_ok=True)
+    progress = _Progress(out, 5)
+    started = time.monotonic()
+    progress("starting the emulated AWS (moto on loopback) and creating the stack's resources")
+    with emulated_aws() as endpoint:
+        stack = create_stack()
+        progress.note(f"endpoint {endpoint}")
+        progress.note(f"bucket s3://{stack.bucket}  image {stack.image_uri}")
+        progress.note(f"role {stack.role_arn}")
+
+        if dataset is None:
+            progress(f"generating the sample dataset ({images} images of shapes, COCO)")
+            sample = sample_data.generate(workdir / SAMPLE_DATASET, images=images)
+            folder, name = sample.folder, SAMPLE_DATASET
+            progress.note(f"{sample.images} images, {sample.boxes} boxes, classes {sample.classes}")
+        else:
+            progress(f"using the dataset folder {dataset}")
+            folder, name = Path(dataset), dataset_name(dataset)
+        progress.note(f"folder {os.path.relpath(folder)}")
+
+        body = {"hyperparameters": {**REHEARSAL_HYPERPARAMETERS, **(hyperparameters or {})}}
+        progress(f"uploading to s3://{stack.bucket}/{DATASETS_PREFIX}{name}/ and launching")
+        _upload(stack.bucket, name, folder, body)
+        events = receive_s3_events(stack.queue_url)
+        if not events:
+            raise RehearsalError(
+                f"no S3 event for {DATASETS_PREFIX}{name}/{TRIGGER_FILENAME} arrived "
+                f"within {EVENT_WAIT_SECONDS} s"
+            )
+        environment = launcher_settings_environment(stack)
+        events_folder = workdir / "events"
+        events_folder.mkdir(exist_ok=True)
+        job_name = None
+        for number, event in enumerate(events, 1):
+            response = invoke_launcher(event, environment)
+            exchange = {"event": event, "response": response}
+            (events_folder / f"{name}-{number}.json").write_text(json.dumps(exchange, indent=2))
+            progress.note(f"S3 event {number}: launcher answered {json.dumps(response)[:300]}")
+            job_name = launched_job(response)
+        import boto3
+
+        description = boto3.client("sagemaker").describe_training_job(TrainingJobName=job_name)
+        job = from_description(description)
+        progress(
+            f"running {job.name} locally ({job.instance_type} x{job.instance_count} requested)"
+        )
+        result = LocalRunner(workdir / "jobs", storage=Storage(boto3.client("s3")), out=out).run(
+            job
+        )
+        stored = Storage(boto3.client("s3")).list(f"s3://{stack.bucket}/")
+        progress(f"done in {time.monotonic() - started:.0f} s; the emulated bucket now holds:")
+        for key in stored:
+            if not key.startswith(DATASETS_PREFIX):
+                progress.note(f"s3://{stack.bucket}/{key}")
+    return result

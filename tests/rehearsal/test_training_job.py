@@ -1,0 +1,70 @@
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+
+from detrain.training_job import (
+    JobSpecError,
+    check_job_name,
+    for_local_folder,
+    from_description,
+    local_job_name,
+)
+
+
+def test_description_becomes_the_job_the_runner_executes(create_job, bucket):
+    description = create_job(bucket)
+
+    job = from_description(description)
+
+    assert job.name == description["TrainingJobName"]
+    assert job.hyperparameters == {"epochs": "2", "model": "efficientdet"}
+    assert [(c.name, c.uri, c.input_mode) for c in job.channels] == [
+        ("training", f"s3://{bucket}/datasets/shapes/", "File")
+    ]
+    assert job.artifact_uri("model.tar.gz") == (
+        f"s3://{bucket}/models/{job.name}/output/model.tar.gz"
+    )
+    assert job.checkpoint_uri == f"s3://{bucket}/checkpoints/{job.name}/"
+    assert job.max_runtime_seconds == 3600
+    assert job.environment == {"DETRAIN_TEST": "yes"}
+    assert job.hosts == ("algo-1",)
+
+
+def test_pipe_mode_is_refused_with_the_modes_allowed(create_job, bucket):
+    description = create_job(
+        bucket, AlgorithmSpecification={"TrainingImage": "x", "TrainingInputMode": "Pipe"}
+    )
+    description["InputDataConfig"][0].pop("InputMode")
+
+    with pytest.raises(JobSpecError, match=r"'Pipe'.*allowed: File, FastFile"):
+        from_description(description)
+
+
+def test_local_folder_job_keeps_artifacts_in_the_run_folder(tmp_path):
+    (tmp_path / "my data").mkdir()
+
+    job = for_local_folder(
+        tmp_path / "my data", hyperparameters={"epochs": "1"}, run_folder=tmp_path / "runs"
+    )
+
+    check_job_name(job.name)
+    assert job.name.startswith("local-my-data-")
+    assert job.channels[0].uri == (tmp_path / "my data").resolve().as_uri()
+    assert job.artifact_uri("model.tar.gz").startswith((tmp_path / "runs").as_uri())
+
+
+def test_local_folder_must_exist(tmp_path):
+    with pytest.raises(JobSpecError, match="does not exist"):
+        for_local_folder(tmp_path / "missing", hyperparameters={}, run_folder=tmp_path)
+
+
+def test_local_job_names_are_valid_sagemaker_names():
+    name = local_job_name(
+        Path("/x/" + "ünïcode dataset_" * 10), datetime(2025, 1, 2, 3, 4, 5, tzinfo=UTC)
+    )
+
+    assert check_job_name(name) == name
+    assert name.endswith("-20250102-030405")
+    with pytest.raises(JobSpecError, match="not allowed"):
+        check_job_name("bad_name")
