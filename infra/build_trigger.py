@@ -1,0 +1,158 @@
+"""Build-on-deploy: a custom resource that starts the image build when the tag is new and
+waits for it (handlers in build_on_deploy/handler.py, run by a custom_resources.Provider).
+
+Its properties hold the image tag, so an unchanged training_image/ means no update and no
+build; a failed build fails the deploy with a link to the build's log.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import CustomResource, Duration, RemovalPolicy
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_stepfunctions as sfn
+from aws_cdk import custom_resources as cr
+from constructs import Construct
+
+from infra.nag import INLINE_POLICY_REASON, acknowledge, logical_arn
+from infra.runtime import LAMBDA_RUNTIME, LOG_RETENTION
+
+HANDLER_DIR = Path(__file__).parent / "build_on_deploy"
+POLL_SECONDS = 30
+
+
+class BuildTrigger(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        project: codebuild.IProject,
+        repository: ecr.IRepository,
+        image_tag: str,
+        timeout: Duration,
+        key: kms.IKey,
+        removal: RemovalPolicy,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=LOG_RETENTION, encryption_key=key, removal_policy=removal
+        )
+        self.handlers: dict[str, lambda_.Function] = {}
+        for name, handler, action in (
+            ("StartBuild", "handler.on_event", "codebuild:StartBuild"),
+            ("WaitForBuild", "handler.is_complete", "codebuild:BatchGetBuilds"),
+        ):
+            role = self._lambda_role(f"{name}Role")
+            role.add_to_policy(
+                iam.PolicyStatement(actions=[action], resources=[project.project_arn])
+            )
+            self.handlers[name] = lambda_.Function(
+                self,
+                name,
+                runtime=LAMBDA_RUNTIME,
+                code=lambda_.Code.from_asset(str(HANDLER_DIR), exclude=["__pycache__", "*.pyc"]),
+                handler=handler,
+                role=role,
+                log_group=self.log_group,
+                timeout=Duration.minutes(1),
+            )
+        repository.grant(self.handlers["StartBuild"], "ecr:DescribeImages")
+        self.provider = cr.Provider(
+            self,
+            "Provider",
+            on_event_handler=self.handlers["StartBuild"],
+            is_complete_handler=self.handlers["WaitForBuild"],
+            framework_on_event_role=self._lambda_role("FrameworkOnEventRole"),
+            framework_complete_and_timeout_role=self._lambda_role("FrameworkWaitRole"),
+            query_interval=Duration.seconds(POLL_SECONDS),
+            total_timeout=timeout,
+            log_group=self.log_group,
+            disable_waiter_state_machine_logging=False,
+            waiter_state_machine_log_options=cr.LogOptions(
+                destination=self.log_group, include_execution_data=False, level=sfn.LogLevel.ALL
+            ),
+        )
+        self.resource = CustomResource(
+            self,
+            "Build",
+            service_token=self.provider.service_token,
+            resource_type="Custom::TrainingImageBuild",
+            properties={
+                "ProjectName": project.project_name,
+                "RepositoryName": repository.repository_name,
+                "ImageTag": image_tag,
+                "ImageUri": repository.repository_uri_for_tag(image_tag),
+            },
+        )
+        self.image_uri = self.resource.get_att_string("ImageUri")
+        self._acknowledge()
+
+    def _lambda_role(self, construct_id: str) -> iam.Role:
+        """A function role that writes only to this construct's log group (no managed policy)."""
+        role = iam.Role(self, construct_id, assumed_by=iam.ServicePrincipal("lambda.amazonaws.com"))
+        self.log_group.grant_write(role)
+        return role
+
+    def _acknowledge(self) -> None:
+        provider = self.provider.node
+        waiter = provider.find_child("waiter-state-machine")
+        framework = [
+            provider.find_child(f"framework-{name}")
+            for name in ("onEvent", "isComplete", "onTimeout")
+        ]
+        roles = [child for child in self.node.children if isinstance(child, iam.Role)]
+        invoke_reason = (
+            "lambda:InvokeFunction on the versions of this construct's own handler "
+            "(the Provider framework's grant); no other function."
+        )
+        for role in (*roles, waiter.node.find_child("Role")):
+            acknowledge(role, "NIST.800.53.R5-IAMNoInlinePolicy", INLINE_POLICY_REASON)
+        for role_id in ("FrameworkOnEventRole", "FrameworkWaitRole"):
+            for handler in self.handlers.values():
+                acknowledge(
+                    self.node.find_child(role_id),
+                    f"AwsSolutions-IAM5[Resource::{logical_arn(handler)}:*]",
+                    invoke_reason,
+                )
+        for function in framework[1:]:
+            acknowledge(
+                waiter, f"AwsSolutions-IAM5[Resource::{logical_arn(function)}:*]", invoke_reason
+            )
+        acknowledge(
+            waiter,
+            "AwsSolutions-IAM5[Resource::*]",
+            "Step Functions log delivery (logs:CreateLogDelivery and related) has no "
+            "resource-level permissions; CDK's waiter needs them to log to our log group.",
+        )
+        acknowledge(
+            waiter,
+            "AwsSolutions-SF2",
+            "The waiter only polls one build every 30 s during a deploy; its executions are "
+            "logged (level ALL) to the encrypted log group, X-Ray would add nothing.",
+        )
+        for function in (*self.handlers.values(), *framework):
+            for finding, reason in _DEPLOY_TIME_FUNCTION_REASONS.items():
+                acknowledge(function, finding, reason)
+
+
+_DEPLOY_TIME_FUNCTION_REASONS = {
+    "NIST.800.53.R5-LambdaConcurrency": (
+        "Runs only during a deploy, once per image build; reserving concurrency would take "
+        "it from the account's pool for nothing."
+    ),
+    "NIST.800.53.R5-LambdaDLQ": (
+        "Invoked synchronously by the custom-resource framework, which reports any failure "
+        "to CloudFormation; a DLQ only receives asynchronous invocations."
+    ),
+    "NIST.800.53.R5-LambdaInsideVPC": (
+        "Calls only the CodeBuild and ECR APIs; the stack has no VPC, and one with endpoints "
+        "would add cost without protecting any data path."
+    ),
+}

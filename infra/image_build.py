@@ -1,0 +1,130 @@
+"""The image build: a CodeBuild project over training_image/ (an S3 asset) that pushes
+``<repository>:<IMAGE_TAG>``, started on deploy by BuildTrigger when the tag is new.
+
+The tag is the content hash of training_image/ (image_tag.py); the buildspec is
+training_image/buildspec.yml and reads REPOSITORY_URI and IMAGE_TAG.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import aws_codebuild as codebuild
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_logs as logs
+from aws_cdk import aws_s3_assets as s3_assets
+from constructs import Construct
+
+from infra.build_trigger import BuildTrigger
+from infra.image_tag import IGNORED_DIRECTORIES, IGNORED_SUFFIXES
+from infra.nag import INLINE_POLICY_REASON, acknowledge, region_arn
+from infra.runtime import LOG_RETENTION
+
+REPOSITORY_URI_VARIABLE = "REPOSITORY_URI"
+BUILDSPEC = "buildspec.yml"
+BUILD_MINUTES = 90
+
+
+class ImageBuild(Construct):
+    def __init__(
+        self,
+        scope: Construct,
+        construct_id: str,
+        *,
+        context_dir: Path,
+        image_tag: str,
+        repository: ecr.IRepository,
+        key: kms.IKey,
+        retain: bool,
+    ) -> None:
+        super().__init__(scope, construct_id)
+        removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+        self.context = s3_assets.Asset(
+            self,
+            "Context",
+            path=str(context_dir),
+            exclude=[*IGNORED_DIRECTORIES, *(f"*{suffix}" for suffix in IGNORED_SUFFIXES)],
+        )
+        self.log_group = logs.LogGroup(
+            self, "Logs", retention=LOG_RETENTION, encryption_key=key, removal_policy=removal
+        )
+        self.project = codebuild.Project(
+            self,
+            "Project",
+            description="Builds the detrain training image from training_image/ and pushes it",
+            source=codebuild.Source.s3(bucket=self.context.bucket, path=self.context.s3_object_key),
+            build_spec=codebuild.BuildSpec.from_source_filename(BUILDSPEC),
+            environment=codebuild.BuildEnvironment(
+                build_image=codebuild.LinuxBuildImage.STANDARD_7_0,
+                compute_type=codebuild.ComputeType.MEDIUM,
+                privileged=True,
+            ),
+            environment_variables={
+                REPOSITORY_URI_VARIABLE: codebuild.BuildEnvironmentVariable(
+                    value=repository.repository_uri
+                )
+            },
+            encryption_key=key,
+            grant_report_group_permissions=False,
+            logging=codebuild.LoggingOptions(
+                cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=self.log_group)
+            ),
+            timeout=Duration.minutes(BUILD_MINUTES),
+        )
+        repository.grant_pull_push(self.project)
+        self.trigger = BuildTrigger(
+            self,
+            "OnDeploy",
+            project=self.project,
+            repository=repository,
+            image_tag=image_tag,
+            timeout=Duration.minutes(BUILD_MINUTES + 10),
+            key=key,
+            removal=removal,
+        )
+        self.image_uri = self.trigger.image_uri
+        self._acknowledge()
+
+    def _acknowledge(self) -> None:
+        stack = Stack.of(self)
+        project_id = stack.get_logical_id(self.project.node.default_child)
+        role = self.project.role
+        acknowledge(
+            self.project,
+            "AwsSolutions-CB3",
+            "Privileged mode runs the Docker daemon that builds the training image; the build "
+            "runs only this repository's buildspec over our own source asset.",
+        )
+        source_read = (
+            "CDK's read grant on the build's source: the one asset object of training_image/ "
+            "in the CDK bootstrap bucket."
+        )
+        for action in ("s3:GetBucket*", "s3:GetObject*", "s3:List*"):
+            acknowledge(role, f"AwsSolutions-IAM5[Action::{action}]", source_read)
+        default_logs = region_arn(stack, "logs", f"log-group:/aws/codebuild/<{project_id}>:*")
+        acknowledge(
+            role,
+            f"AwsSolutions-IAM5[Resource::{default_logs}]",
+            "CodeBuild's default log group of this project only (CDK adds it); the build "
+            "itself logs to the encrypted group of this construct.",
+        )
+        for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Action::{action}]",
+                "CDK's encrypt/decrypt grant for build artifacts and logs; its only resource "
+                "is the platform key.",
+            )
+        acknowledge(
+            role,
+            "AwsSolutions-IAM5[Resource::*]",
+            "ecr:GetAuthorizationToken has no resource-level permissions; pushes and pulls "
+            "are limited to this repository.",
+        )
+        acknowledge(
+            role,
+            "NIST.800.53.R5-IAMNoInlinePolicy",
+            INLINE_POLICY_REASON,
+        )

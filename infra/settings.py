@@ -1,0 +1,197 @@
+"""The deployment's settings, read from the CDK context (cdk.json, overridable with ``-c``).
+
+Pure Python (no aws_cdk import): the CDK app, the local rehearsal and the tests read the
+same keys through the same checks. Values given on the command line (``-c key=value``)
+arrive as strings; each reader accepts both the JSON type and its string spelling.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from launch_training.names import SPOT_MODES, Env
+
+INSTANCE_TYPES = "detrain:instanceTypes"
+DEFAULT_INSTANCE_TYPE = "detrain:defaultInstanceType"
+MAX_INSTANCE_COUNT = "detrain:maxInstanceCount"
+MAX_RUNTIME_HOURS = "detrain:maxRuntimeHours"
+SPOT = "detrain:spot"
+NOTIFICATION_EMAIL = "detrain:notificationEmail"
+REMOVAL_POLICY = "detrain:removalPolicy"
+IMAGES_KEPT = "detrain:imagesKept"
+LAUNCHER_CONCURRENCY = "detrain:launcherConcurrency"
+
+REMOVAL_POLICIES = ("retain", "destroy")
+# SageMaker's own ceilings: 28 days of runtime; instance counts far above this need quotas.
+MAX_RUNTIME_HOURS_RANGE = (1, 672)
+MAX_INSTANCE_COUNT_RANGE = (1, 100)
+IMAGES_KEPT_RANGE = (1, 1000)
+LAUNCHER_CONCURRENCY_RANGE = (1, 100)
+DEFAULTS: dict[str, Any] = {NOTIFICATION_EMAIL: "", IMAGES_KEPT: 10, LAUNCHER_CONCURRENCY: 2}
+
+_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.([1-9][0-9]*xlarge|xlarge|large|medium|small)$")
+_EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
+
+
+class SettingsError(ValueError):
+    """A deployment setting is missing or not allowed; the message names the key and value."""
+
+
+@dataclass(frozen=True)
+class Settings:
+    """What an operator may choose for one deployment (see cdk.json's ``detrain:*`` keys)."""
+
+    instance_types: tuple[str, ...]
+    default_instance_type: str
+    max_instance_count: int
+    max_runtime_hours: int
+    spot: str
+    notification_email: str
+    removal_policy: str
+    images_kept: int
+    launcher_concurrency: int
+
+    @property
+    def retain(self) -> bool:
+        return self.removal_policy == "retain"
+
+
+def setting_keys() -> tuple[str, ...]:
+    """Every context key this app reads."""
+    return (
+        INSTANCE_TYPES,
+        DEFAULT_INSTANCE_TYPE,
+        MAX_INSTANCE_COUNT,
+        MAX_RUNTIME_HOURS,
+        SPOT,
+        NOTIFICATION_EMAIL,
+        REMOVAL_POLICY,
+        IMAGES_KEPT,
+        LAUNCHER_CONCURRENCY,
+    )
+
+
+def load_context(cdk_json: Path) -> dict[str, Any]:
+    """The ``context`` object of a cdk.json file (what ``cdk synth`` hands the app)."""
+    try:
+        document = json.loads(Path(cdk_json).read_text())
+    except (OSError, json.JSONDecodeError) as error:
+        raise SettingsError(f"cannot read the CDK context from {cdk_json}: {error}") from error
+    context = document.get("context") if isinstance(document, dict) else None
+    if not isinstance(context, dict):
+        raise SettingsError(f"{cdk_json} has no 'context' object")
+    return context
+
+
+def from_context(context: Mapping[str, Any]) -> Settings:
+    """Settings from a context map (cdk.json's context, or the app's node context)."""
+
+    def get(key: str) -> Any:
+        value = context.get(key)
+        if value is None:
+            if key in DEFAULTS:
+                return DEFAULTS[key]
+            raise SettingsError(f"missing setting {key}: set it in cdk.json or with -c {key}=...")
+        return value
+
+    instance_types = _instance_types(get(INSTANCE_TYPES))
+    default_instance_type = _text(DEFAULT_INSTANCE_TYPE, get(DEFAULT_INSTANCE_TYPE))
+    if default_instance_type not in instance_types:
+        raise SettingsError(
+            f"{DEFAULT_INSTANCE_TYPE}={default_instance_type!r} is not one of "
+            f"{INSTANCE_TYPES}: {', '.join(instance_types)}"
+        )
+    email = _text(NOTIFICATION_EMAIL, get(NOTIFICATION_EMAIL))
+    if email and not _EMAIL.match(email):
+        raise SettingsError(
+            f"{NOTIFICATION_EMAIL}={email!r} is not an e-mail address; "
+            "allowed: one address such as ops@example.com, or empty for no subscription"
+        )
+    return Settings(
+        instance_types=instance_types,
+        default_instance_type=default_instance_type,
+        max_instance_count=_integer(
+            MAX_INSTANCE_COUNT, get(MAX_INSTANCE_COUNT), MAX_INSTANCE_COUNT_RANGE
+        ),
+        max_runtime_hours=_integer(
+            MAX_RUNTIME_HOURS, get(MAX_RUNTIME_HOURS), MAX_RUNTIME_HOURS_RANGE
+        ),
+        spot=_choice(SPOT, get(SPOT), SPOT_MODES),
+        notification_email=email,
+        removal_policy=_choice(REMOVAL_POLICY, get(REMOVAL_POLICY), REMOVAL_POLICIES),
+        images_kept=_integer(IMAGES_KEPT, get(IMAGES_KEPT), IMAGES_KEPT_RANGE),
+        launcher_concurrency=_integer(
+            LAUNCHER_CONCURRENCY, get(LAUNCHER_CONCURRENCY), LAUNCHER_CONCURRENCY_RANGE
+        ),
+    )
+
+
+def launcher_environment(
+    settings: Settings, *, bucket_name: str, image_uri: str, training_role_arn: str
+) -> dict[str, str]:
+    """The launcher function's environment (names.Env -> value), as its reader parses it."""
+    return {
+        Env.DATA_BUCKET: bucket_name,
+        Env.TRAINING_IMAGE_URI: image_uri,
+        Env.TRAINING_ROLE_ARN: training_role_arn,
+        Env.ALLOWED_INSTANCE_TYPES: ",".join(settings.instance_types),
+        Env.DEFAULT_INSTANCE_TYPE: settings.default_instance_type,
+        Env.MAX_INSTANCE_COUNT: str(settings.max_instance_count),
+        Env.MAX_RUNTIME_HOURS: str(settings.max_runtime_hours),
+        Env.SPOT: settings.spot,
+    }
+
+
+def _text(key: str, value: Any) -> str:
+    if not isinstance(value, str):
+        raise SettingsError(f"{key}={value!r} must be a string")
+    return value.strip()
+
+
+def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> str:
+    text = _text(key, value).lower()
+    if text not in allowed:
+        raise SettingsError(f"{key}={value!r} is not allowed; allowed: {', '.join(allowed)}")
+    return text
+
+
+def _integer(key: str, value: Any, bounds: tuple[int, int]) -> int:
+    low, high = bounds
+    number: int | None = None
+    if isinstance(value, int) and not isinstance(value, bool):
+        number = value
+    elif isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
+        number = int(value)
+    if number is None or not low <= number <= high:
+        raise SettingsError(
+            f"{key}={value!r} is not allowed; allowed: an integer from {low} to {high}"
+        )
+    return number
+
+
+def _instance_types(value: Any) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
+    if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
+        raise SettingsError(
+            f"{INSTANCE_TYPES}={value!r} must be a list of SageMaker instance types "
+            "(or one comma-separated string such as ml.g5.xlarge,ml.g5.2xlarge)"
+        )
+    types = tuple(item.strip() for item in value if item.strip())
+    if not types:
+        raise SettingsError(f"{INSTANCE_TYPES}={value!r} is empty; allowed: at least one type")
+    for item in types:
+        if not _INSTANCE_TYPE.match(item):
+            raise SettingsError(
+                f"{INSTANCE_TYPES} holds {item!r}, not a SageMaker training instance type; "
+                "allowed: names such as ml.g5.xlarge or ml.p4d.24xlarge"
+            )
+    duplicates = sorted({item for item in types if types.count(item) > 1})
+    if duplicates:
+        raise SettingsError(f"{INSTANCE_TYPES} lists {', '.join(duplicates)} more than once")
+    return types
