@@ -1,0 +1,149 @@
+"""The SageMaker training environment, read from the files under /opt/ml.
+
+SageMaker starts the container as ``<image> train`` and describes the job only
+in files (https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html):
+
+- ``input/config/hyperparameters.json``: string values, raw or JSON-encoded
+- ``input/config/inputdataconfig.json``: one entry per channel
+- ``input/config/resourceconfig.json``: ``current_host`` and ``hosts``
+- ``input/config/checkpointconfig.json``: ``LocalPath`` when checkpointing is on
+- ``input/data/<channel>/``: each channel's files (File and FastFile modes)
+- ``model/``, ``output/data/``: uploaded as model.tar.gz and output.tar.gz
+- ``output/failure``: its first 1,024 characters become the FailureReason
+
+``SAGEMAKER_BASE_DIR`` (the training toolkit's convention) replaces /opt/ml.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any
+
+from trainer.errors import ConfigError
+from trainer_spec import CHANNELS, TRAINING_CHANNEL
+from trainer_spec.hyperparameters import HyperparameterError, Hyperparameters, parse
+
+DEFAULT_BASE_DIR = Path("/opt/ml")
+BASE_DIR_VARIABLE = "SAGEMAKER_BASE_DIR"
+SUPPORTED_INPUT_MODES = ("File", "FastFile")
+DEFAULT_HOST = "algo-1"
+
+
+def base_dir() -> Path:
+    return Path(os.environ.get(BASE_DIR_VARIABLE) or DEFAULT_BASE_DIR)
+
+
+def failure_file(base: Path) -> Path:
+    return base / "output" / "failure"
+
+
+@dataclass(frozen=True)
+class TrainingEnvironment:
+    """Everything the trainer needs to know about its job; built by ``load``."""
+
+    base_dir: Path
+    job_name: str
+    hyperparameters: Hyperparameters
+    channels: Mapping[str, Path]
+    current_host: str
+    hosts: tuple[str, ...]
+    checkpoint_dir: Path
+
+    @property
+    def model_dir(self) -> Path:
+        return self.base_dir / "model"
+
+    @property
+    def output_data_dir(self) -> Path:
+        return self.base_dir / "output" / "data"
+
+    @property
+    def failure_file(self) -> Path:
+        return failure_file(self.base_dir)
+
+
+def _read_json(path: Path, default: Any) -> Any:
+    if not path.is_file():
+        return default
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as error:
+        raise ConfigError(f"{path.name} is not valid JSON ({error})") from None
+
+
+def _read_object(path: Path) -> dict[str, Any]:
+    value = _read_json(path, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"{path.name} must hold a JSON object, found {type(value).__name__}")
+    return value
+
+
+def _hyperparameters(config: Path) -> Hyperparameters:
+    try:
+        return parse(_read_object(config / "hyperparameters.json"))
+    except HyperparameterError as error:
+        raise ConfigError(str(error)) from None
+
+
+def _channels(config: Path, data: Path) -> dict[str, Path]:
+    declared = _read_object(config / "inputdataconfig.json")
+    if declared:
+        names = list(declared)
+    else:
+        names = sorted(p.name for p in data.iterdir() if p.is_dir()) if data.is_dir() else []
+    channels = {}
+    for name in names:
+        if name not in CHANNELS:
+            raise ConfigError(
+                f"channel {name!r} is not used by this trainer; allowed: {', '.join(CHANNELS)}"
+            )
+        mode = (declared.get(name) or {}).get("TrainingInputMode", "File")
+        if mode not in SUPPORTED_INPUT_MODES:
+            raise ConfigError(
+                f"channel {name!r} has TrainingInputMode {mode!r}; allowed: {', '.join(SUPPORTED_INPUT_MODES)}"
+            )
+        if not (data / name).is_dir():
+            raise ConfigError(f"channel {name!r} is declared but {data / name} does not exist")
+        channels[name] = data / name
+    if TRAINING_CHANNEL not in channels:
+        raise ConfigError(
+            f"the {TRAINING_CHANNEL!r} channel is required; found: {', '.join(channels) or 'no channels'}"
+        )
+    return channels
+
+
+def _checkpoint_dir(base: Path, config: Path) -> Path:
+    local = _read_object(config / "checkpointconfig.json").get("LocalPath")
+    if not local:
+        return base / "checkpoints"
+    path = Path(local)
+    if base != DEFAULT_BASE_DIR and path.is_relative_to(DEFAULT_BASE_DIR):
+        return base / path.relative_to(DEFAULT_BASE_DIR)
+    return path
+
+
+def load(base: Path | None = None) -> TrainingEnvironment:
+    """Read and validate the job's description; raises ConfigError naming the bad value."""
+    base = base or base_dir()
+    config = base / "input" / "config"
+    resources = _read_object(config / "resourceconfig.json")
+    current_host = str(resources.get("current_host", DEFAULT_HOST))
+    hosts = tuple(str(h) for h in resources.get("hosts", [current_host]))
+    if current_host not in hosts:
+        raise ConfigError(
+            f"resourceconfig.json: current_host {current_host!r} is not in hosts {list(hosts)}"
+        )
+    return TrainingEnvironment(
+        base_dir=base,
+        job_name=os.environ.get("TRAINING_JOB_NAME", "local"),
+        hyperparameters=_hyperparameters(config),
+        channels=MappingProxyType(_channels(config, base / "input" / "data")),
+        current_host=current_host,
+        hosts=hosts,
+        checkpoint_dir=_checkpoint_dir(base, config),
+    )

@@ -1,0 +1,203 @@
+"""The trainer's entry point: SageMaker runs ``<image> train``, which calls ``main()``.
+
+One failure handler, at the top (the training toolkit's rule): it writes
+``/opt/ml/output/failure`` (a short reason for the user's mistakes, the
+traceback for bugs; SageMaker shows the first 1,024 characters), empties
+``/opt/ml/model`` so no half-made model is uploaded, and exits non-zero.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import signal
+import sys
+import threading
+import time
+import traceback
+
+import numpy as np
+import torch
+
+from trainer import artifacts, checkpoints, compat, data, engine, environment
+from trainer import model as models
+from trainer.errors import ConfigError, TrainingStopped, UserError
+from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL
+from trainer_spec.metrics import format_line
+
+log = logging.getLogger("trainer")
+
+EXIT_USER_ERROR = 1
+EXIT_BUG = 2
+EXIT_STOPPED = 143  # 128 + SIGTERM
+FAILURE_LIMIT = 1024
+
+
+def train(argv: list[str]) -> None:
+    if argv[:1] == ["train"]:
+        argv = argv[1:]
+    if argv:
+        raise ConfigError(f"unexpected arguments {argv}; allowed: nothing, or the single word 'train'")
+
+    compat.apply()
+    log.info("Reading the training environment")
+    env = environment.load()
+    hp = env.hyperparameters
+    world = engine.World.from_env()
+    device = _device(world)
+    use_amp = hp.amp and device.type == "cuda"
+    log.info(
+        "job %s on %s (%s of %s), device %s, amp %s, hyperparameters %s",
+        env.job_name, env.current_host, world.rank + 1, world.size, device, use_amp, hp.as_dict(),
+    )
+    _seed(hp.seed)
+    stop = _stop_on_sigterm()
+    artifacts.clear(env.model_dir)
+
+    log.info("Loading data")
+    train_table = data.load(env.channels[TRAINING_CHANNEL])
+    if VALIDATION_CHANNEL in env.channels:
+        valid_table = data.load(env.channels[VALIDATION_CHANNEL], train_table.class_names)
+    else:
+        train_table, valid_table = data.split(train_table, hp.valid_fraction, hp.seed)
+    log.info("%d training images, %d validation images", len(train_table), len(valid_table))
+
+    log.info("Creating model")
+    model = models.create(hp, train_table.class_names).to(device)
+    workers = min(hp.num_workers, os.cpu_count() or 1)
+    sampler = engine.EpochSampler(len(train_table), seed=hp.seed, batch_size=hp.batch_size, world=world)
+    loader_options = {"batch_size": hp.batch_size, "num_workers": workers, "pin_memory": device.type == "cuda"}
+    train_batches = model.kind.train_dl(
+        data.dataset(train_table, hp.image_size, train=True), sampler=sampler, shuffle=False, **loader_options
+    )
+    valid_batches = model.kind.valid_dl(
+        data.dataset(valid_table, hp.image_size, train=False), shuffle=False, **loader_options
+    )
+    optimizer = engine.optimizer(model, hp)
+    scheduler = engine.schedule(optimizer, sampler.steps(), hp.epochs)
+    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+
+    identity = checkpoints.Identity(hp.model, hp.backbone, hp.image_size, train_table.class_names)
+    resumed = checkpoints.latest(env.checkpoint_dir, identity) or {}
+    if resumed:
+        model.module.load_state_dict(resumed["model_state"])
+        optimizer.load_state_dict(resumed["optimizer"])
+        scheduler.load_state_dict(resumed["scheduler"])
+        scaler.load_state_dict(resumed["scaler"])
+    start_epoch, start_step = resumed.get("epoch", 0), resumed.get("step", 0)
+    history: list[dict[str, float]] = resumed.get("history", [])
+    running = resumed.get("running_loss", (0.0, 0))
+
+    def save_checkpoint(epoch: int, step: int, running_loss: tuple[float, int]) -> None:
+        if world.is_main:
+            state = {
+                "model_state": model.module.state_dict(),
+                "optimizer": optimizer.state_dict(),
+                "scheduler": scheduler.state_dict(),
+                "scaler": scaler.state_dict(),
+                "history": history,
+                "running_loss": running_loss,
+            }
+            checkpoints.save(env.checkpoint_dir, identity, epoch=epoch, step=step, state=state)
+
+    log.info("Start training: epochs %d to %d, %d steps each", start_epoch + 1, hp.epochs, sampler.steps())
+    for epoch in range(start_epoch, hp.epochs):
+        started = time.monotonic()
+        first_step = start_step if epoch == start_epoch else 0
+        sampler.set_epoch(epoch, skip_steps=first_step)
+        result = engine.train_one_epoch(
+            model, train_batches, optimizer, scheduler, scaler,
+            device=device, grad_clip_norm=hp.grad_clip_norm, stop=stop,
+            first_step=first_step, running=running if epoch == start_epoch else (0.0, 0),
+        )
+        if not result.completed:
+            save_checkpoint(epoch, result.steps, result.running)
+            raise TrainingStopped(f"stopped by SIGTERM in epoch {epoch + 1} at step {result.steps}; checkpoint saved")
+        validation = engine.validate(model, valid_batches, device=device, stop=stop)
+        if stop.is_set():
+            save_checkpoint(epoch, result.steps, result.running)
+            raise TrainingStopped(f"stopped by SIGTERM while validating epoch {epoch + 1}; checkpoint saved")
+        row = {
+            "epoch": epoch + 1,
+            "train_loss": result.loss,
+            "valid_loss": validation.loss,
+            "valid_map": validation.map,
+            "valid_map_50": validation.map_50,
+            "lr": scheduler.get_last_lr()[0],
+            "epoch_seconds": round(time.monotonic() - started, 3),
+        }
+        history.append(row)
+        print(format_line(row), flush=True)
+        if world.is_main:
+            artifacts.save_metrics(env.output_data_dir, history)
+            if (epoch + 1) % hp.checkpoint_every_epochs == 0 or epoch + 1 == hp.epochs:
+                save_checkpoint(epoch + 1, 0, (0.0, 0))
+
+    if world.is_main:
+        log.info("Saving the model to %s", env.model_dir)
+        best = max(history, key=lambda r: r["valid_map"]) if history else {}
+        summary = {"epochs": hp.epochs, "hyperparameters": hp.as_dict(), "last": history[-1] if history else {}, "best_valid_map": best}
+        artifacts.save_model(env.model_dir, model, summary=summary)
+    log.info("Training complete")
+
+
+def _device(world: engine.World) -> torch.device:
+    if torch.cuda.is_available():
+        torch.cuda.set_device(world.local_rank)
+        return torch.device("cuda", world.local_rank)
+    return torch.device("cpu")
+
+
+def _seed(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+
+
+def _stop_on_sigterm() -> threading.Event:
+    """SageMaker stops a job with SIGTERM and kills it 120 s later: finish the step, checkpoint, exit."""
+    stop = threading.Event()
+
+    def handle(signum: int, _frame: object) -> None:
+        log.warning("received %s: stopping after the current step", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGTERM, handle)
+    return stop
+
+
+def _failure_text(error: BaseException) -> str:
+    summary = f"{type(error).__name__}: {error}"
+    if isinstance(error, (UserError, TrainingStopped)):
+        return summary
+    details = "".join(traceback.format_exception(error))
+    return f"{summary}\n\n{details}"
+
+
+def main(argv: list[str] | None = None) -> int:
+    logging.basicConfig(
+        level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+    )
+    base = environment.base_dir()
+    try:
+        train(sys.argv[1:] if argv is None else argv)
+        return 0
+    except Exception as error:
+        text = _failure_text(error)
+        log.error("training failed: %s", text if len(text) < 4 * FAILURE_LIMIT else text[: 4 * FAILURE_LIMIT])
+        artifacts.clear(base / "model")
+        try:
+            failure = environment.failure_file(base)
+            failure.parent.mkdir(parents=True, exist_ok=True)
+            failure.write_text(text, encoding="utf-8")
+        except OSError as write_error:
+            log.error("could not write the failure file: %s", write_error)
+        if isinstance(error, TrainingStopped):
+            return EXIT_STOPPED
+        return EXIT_USER_ERROR if isinstance(error, UserError) else EXIT_BUG
+
+
+if __name__ == "__main__":
+    sys.exit(main())
+

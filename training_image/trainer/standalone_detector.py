@@ -1,0 +1,131 @@
+"""Load a detrain model artifact and detect objects in images.
+
+This file travels inside model.tar.gz as ``detector.py``. It needs torch,
+torchvision, Pillow and numpy (and effdet for EfficientDet models), and nothing
+from the repository that trained the model::
+
+    from detector import Detector
+    detector = Detector.load("path/to/extracted/model.tar.gz")
+    for found in detector.predict(["a.jpg", "b.jpg"], threshold=0.5):
+        print(found)  # [{"label": "cat", "score": 0.93, "box": [x1, y1, x2, y2]}, ...]
+
+or ``python detector.py MODEL_DIR IMAGE...`` (prints JSON lines).
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, ImageOps
+
+SUPPORTED_FORMAT = 1
+
+
+def _torchvision_model(name: str, backbone: str, num_classes: int) -> torch.nn.Module:
+    from torchvision.models.detection import FasterRCNN, RetinaNet
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+    body = resnet_fpn_backbone(backbone_name=backbone.removesuffix("_fpn"), weights=None)
+    detector_class = FasterRCNN if name == "faster_rcnn" else RetinaNet
+    model = detector_class(body, num_classes=num_classes)
+    # Resizing and normalization happen in `_prepare`, as in training.
+    model.transform.normalize = lambda image: image
+    model.transform.resize = lambda image, target=None: (image, target)
+    return model
+
+
+def _efficientdet_model(backbone: str, num_classes: int, image_size: int) -> torch.nn.Module:
+    from effdet import create_model_from_config, get_efficientdet_config
+
+    name = {"tf_lite": "tf_efficientdet_lite", "tf_d": "tf_efficientdet_d"}
+    prefix = "tf_lite" if backbone.startswith("tf_lite") else "tf_d"
+    config = get_efficientdet_config(name[prefix] + backbone.removeprefix(prefix))
+    config.image_size = (image_size, image_size)
+    return create_model_from_config(
+        config, bench_task="predict", num_classes=num_classes - 1, pretrained=False,
+        pretrained_backbone=False,
+    )
+
+
+class Detector:
+    """A trained detector and the preprocessing it was trained with."""
+
+    def __init__(self, model: torch.nn.Module, config: dict, classes: list[str], device: str) -> None:
+        self.model, self.config, self.classes, self.device = model, config, classes, device
+        self.size = int(config["image_size"])
+        pre = config["preprocessing"]
+        self.pad = np.array(pre["pad_value"], dtype=np.uint8)
+        self.mean = np.array(pre["mean"], dtype=np.float32)
+        self.std = np.array(pre["std"], dtype=np.float32)
+
+    @classmethod
+    def load(cls, model_dir: str | Path, device: str = "cpu") -> Detector:
+        folder = Path(model_dir)
+        config = json.loads((folder / "config.json").read_text())
+        if config.get("format") != SUPPORTED_FORMAT:
+            raise ValueError(f"artifact format {config.get('format')!r}; this loader reads {SUPPORTED_FORMAT}")
+        classes = json.loads((folder / config["class_map"]).read_text())
+        name, backbone = config["model"], config["backbone"]
+        if name == "efficientdet":
+            model = _efficientdet_model(backbone, len(classes), config["image_size"])
+            target = model.model
+        else:
+            model = target = _torchvision_model(name, backbone, len(classes))
+        weights = torch.load(folder / config["weights"], map_location="cpu", weights_only=True)
+        target.load_state_dict(weights, strict=True)
+        return cls(model.to(device).eval(), config, classes, device)
+
+    def _prepare(self, image: Image.Image) -> tuple[np.ndarray, float, int, int]:
+        image = ImageOps.exif_transpose(image).convert("RGB")
+        scale = self.size / max(image.size)
+        width, height = (max(1, round(side * scale)) for side in image.size)
+        resized = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
+        canvas = np.empty((self.size, self.size, 3), dtype=np.uint8)
+        canvas[:] = self.pad
+        top, left = (self.size - height) // 2, (self.size - width) // 2
+        canvas[top : top + height, left : left + width] = resized
+        pixels = (canvas.astype(np.float32) / 255.0 - self.mean) / self.std
+        return pixels.transpose(2, 0, 1), scale, left, top
+
+    @torch.no_grad()
+    def predict(self, images: list, threshold: float = 0.5) -> list[list[dict]]:
+        """Detections per image (a path or a PIL image), boxes in the image's own pixels."""
+        prepared = [self._prepare(Image.open(i) if isinstance(i, (str, Path)) else i) for i in images]
+        batch = torch.from_numpy(np.stack([p[0] for p in prepared])).to(self.device)
+        if self.config["model"] == "efficientdet":
+            rows = self.model(batch).cpu().numpy()
+            raw = [(r[:, :4], r[:, 4], r[:, 5].astype(int)) for r in rows]
+        else:
+            raw = [
+                (o["boxes"].cpu().numpy(), o["scores"].cpu().numpy(), o["labels"].cpu().numpy())
+                for o in self.model(list(batch))
+            ]
+        results = []
+        for (boxes, scores, labels), (_, scale, left, top) in zip(raw, prepared, strict=True):
+            keep = scores >= threshold
+            original = (boxes[keep] - np.array([left, top, left, top])) / scale
+            results.append(
+                [
+                    {"label": self.classes[int(label)], "score": float(score), "box": [round(float(v), 1) for v in box]}
+                    for box, score, label in zip(original, scores[keep], labels[keep], strict=True)
+                ]
+            )
+        return results
+
+
+def main(argv: list[str]) -> int:
+    if len(argv) < 2:
+        print("usage: python detector.py MODEL_DIR IMAGE [IMAGE ...]", file=sys.stderr)
+        return 2
+    detector = Detector.load(argv[0])
+    for path, found in zip(argv[1:], detector.predict(argv[1:]), strict=True):
+        print(json.dumps({"image": path, "detections": found}))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))
