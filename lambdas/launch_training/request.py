@@ -157,7 +157,7 @@ def check_job_name(name: str) -> str:
         raise Refused(
             f"'job_name' = {name!r} is not a valid training job name; allowed: at most "
             f"{JOB_NAME_MAX} characters (with the {JOB_NAME_PREFIX!r} prefix), letters, "
-            "digits and single hyphens between them"
+            "digits and hyphens, starting and ending with a letter or digit"
         )
     return name
 
