@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import sys
 from pathlib import Path
 
@@ -82,6 +83,11 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_local_train)
 
 
+def _quiet_libraries() -> None:
+    for name in ("botocore", "boto3", "werkzeug", "urllib3", "s3transfer"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+
+
 def _report(result) -> int:
     from detrain.run_summary import format_summary
 
@@ -96,6 +102,7 @@ def _local_train(args: argparse.Namespace) -> int:
     if args.gpus and not args.docker:
         raise cli.CliError("--gpus is for --docker runs; a local process uses this machine's GPUs")
     hyperparameters = parse_hyperparameters(args.hp)
+    _quiet_libraries()
     try:
         job = for_local_folder(
             args.dataset,
@@ -124,6 +131,7 @@ def _rehearse(args: argparse.Namespace) -> int:
     if args.images < 2:
         raise cli.CliError(f"--images {args.images} is too few; allowed: 2 or more")
     overrides = parse_hyperparameters(args.hp)
+    _quiet_libraries()
     try:
         result = rehearsal.rehearse(
             args.workdir,

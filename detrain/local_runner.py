@@ -243,9 +243,8 @@ class LocalRunner:
         layout = self.layout(job, host)
         if layout.base.exists():
             shutil.rmtree(layout.base)
-        in_container = self.docker_image is not None
-        interface = opt_ml.CONTAINER_INTERFACE if in_container else opt_ml.LOCAL_INTERFACE
-        opt_ml.write_config(job, layout, host=host, interface=interface, in_container=in_container)
+        interface = opt_ml.CONTAINER_INTERFACE if self.docker_image else opt_ml.LOCAL_INTERFACE
+        opt_ml.write_config(job, layout, host=host, interface=interface)
         for channel in job.channels:
             names = opt_ml.shard(
                 self.storage.list(channel.uri), host, job.hosts, channel.distribution
@@ -268,7 +267,7 @@ class LocalRunner:
                     len(names),
                     job.checkpoint_uri,
                 )
-            local = opt_ml.checkpoint_path(job, layout, in_container=False)
+            local = opt_ml.checkpoint_path(job, layout)
             self.storage.download(job.checkpoint_uri, names, local)
         return layout
 
@@ -322,7 +321,7 @@ class LocalRunner:
             model_uri = job.artifact_uri(MODEL_ARTIFACT)
             self.storage.upload(pack(first.model, artifacts / MODEL_ARTIFACT), model_uri)
         if job.checkpoint_uri:
-            local = opt_ml.checkpoint_path(job, first, in_container=False)
+            local = opt_ml.checkpoint_path(job, first)
             count = self.storage.sync_up(local, job.checkpoint_uri)
             log.info("%s: synced %d checkpoint files to %s", job.name, count, job.checkpoint_uri)
         result = JobResult(

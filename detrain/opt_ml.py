@@ -6,7 +6,8 @@ Files (https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-
     input/config/inputdataconfig.json   per channel: [ContentType,] TrainingInputMode,
                                         S3DistributionType, RecordWrapperType
     input/config/resourceconfig.json    current_host, hosts, network_interface_name, ...
-    input/config/checkpointconfig.json  LocalPath, S3Uri (only when the job has a CheckpointConfig)
+    input/config/checkpointconfig.json  LocalPath, S3Uri (only when the job has a CheckpointConfig);
+                                        a local process maps /opt/ml/... to SAGEMAKER_BASE_DIR/...
     input/data/<channel>/               the channel's objects (File and FastFile modes)
     model/  output/data/  output/failure   written by the container
 
@@ -85,11 +86,9 @@ def input_data_config(job: TrainingJob) -> dict:
     return config
 
 
-def checkpoint_path(job: TrainingJob, layout: Layout, *, in_container: bool) -> Path:
-    """Where the container writes checkpoints: LocalPath, under ``base`` for a local process."""
+def checkpoint_path(job: TrainingJob, layout: Layout) -> Path:
+    """The host folder behind CheckpointConfig.LocalPath (/opt/ml/... maps to ``base``/...)."""
     path = job.checkpoint_path.rstrip("/") or "/"
-    if in_container:
-        return Path(path)
     if path != CONTAINER_ROOT and not path.startswith(CONTAINER_ROOT + "/"):
         raise JobSpecError(
             f"CheckpointConfig.LocalPath {job.checkpoint_path!r} is outside {CONTAINER_ROOT}; "
@@ -102,9 +101,7 @@ def _write_json(path: Path, value: dict) -> None:
     path.write_text(json.dumps(value, indent=2) + "\n")
 
 
-def write_config(
-    job: TrainingJob, layout: Layout, *, host: str, interface: str, in_container: bool
-) -> None:
+def write_config(job: TrainingJob, layout: Layout, *, host: str, interface: str) -> None:
     """Write input/config/*.json and create the folders SageMaker creates."""
     not_strings = sorted(k for k, v in job.hyperparameters.items() if not isinstance(v, str))
     if not_strings:
@@ -117,12 +114,10 @@ def write_config(
     _write_json(layout.config / "inputdataconfig.json", input_data_config(job))
     _write_json(layout.config / "resourceconfig.json", resource_config(job, host, interface))
     if job.checkpoint_uri:
-        local = checkpoint_path(job, layout, in_container=False)
-        local.mkdir(parents=True, exist_ok=True)
-        written = checkpoint_path(job, layout, in_container=in_container)
+        checkpoint_path(job, layout).mkdir(parents=True, exist_ok=True)
         _write_json(
             layout.config / "checkpointconfig.json",
-            {"LocalPath": str(written), "S3Uri": job.checkpoint_uri},
+            {"LocalPath": job.checkpoint_path, "S3Uri": job.checkpoint_uri},
         )
 
 

@@ -20,6 +20,7 @@ import re
 import socket
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -101,6 +102,10 @@ def emulated_aws() -> Iterator[str]:
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
     endpoint = f"http://127.0.0.1:{port}"
+    # moto keeps its state per process, not per server: start from an empty account.
+    urllib.request.urlopen(
+        urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    ).close()
     with _environment(
         {
             "AWS_ENDPOINT_URL": endpoint,
@@ -246,9 +251,12 @@ def dataset_name(folder: Path) -> str:
 
 
 def _upload(bucket: str, name: str, folder: Path, overrides: dict) -> None:
-    from detrain.upload import upload_dataset
+    from detrain.upload import UploadError, upload_dataset
 
-    upload_dataset(bucket, name, folder, overrides=overrides)
+    try:
+        upload_dataset(bucket, name, folder, overrides=overrides)
+    except UploadError as error:
+        raise RehearsalError(f"the upload failed: {error}") from None
 
 
 class _Progress:
@@ -272,8 +280,12 @@ def rehearse(
     images: int = 32,
     hyperparameters: Mapping[str, str] | None = None,
     out: TextIO = sys.stdout,
+    command: list[str] | None = None,
 ) -> JobResult:
-    """Run the flow; the job's result (its status says whether training succeeded)."""
+    """Run the flow; the job's result (its status says whether training succeeded).
+
+    ``command`` replaces ``training_image/train train`` (tests use a stand-in trainer).
+    """
     workdir = Path(workdir).resolve()
     workdir.mkdir(parents=True, exist_ok=True)
     progress = _Progress(out, 5)
@@ -321,10 +333,10 @@ def rehearse(
         progress(
             f"running {job.name} locally ({job.instance_type} x{job.instance_count} requested)"
         )
-        result = LocalRunner(workdir / "jobs", storage=Storage(boto3.client("s3")), out=out).run(
-            job
-        )
-        stored = Storage(boto3.client("s3")).list(f"s3://{stack.bucket}/")
+        storage = Storage(boto3.client("s3"))
+        runner = LocalRunner(workdir / "jobs", storage=storage, command=command, out=out)
+        result = runner.run(job)
+        stored = storage.list(f"s3://{stack.bucket}/")
         progress(f"done in {time.monotonic() - started:.0f} s; the emulated bucket now holds:")
         for key in stored:
             if not key.startswith(DATASETS_PREFIX):

@@ -17,11 +17,12 @@ base = Path(os.environ["SAGEMAKER_BASE_DIR"])
 config = base / "input" / "config"
 hyperparameters = json.loads((config / "hyperparameters.json").read_text())
 checkpoint_config = config / "checkpointconfig.json"
-checkpoints = (
-    Path(json.loads(checkpoint_config.read_text())["LocalPath"])
+local_path = (
+    json.loads(checkpoint_config.read_text())["LocalPath"]
     if checkpoint_config.exists()
-    else base / "checkpoints"
+    else "/opt/ml/checkpoints"
 )
+checkpoints = base / Path(local_path).relative_to("/opt/ml")  # as the real trainer maps it
 record = {
     "argv": sys.argv[1:],
     "job": os.environ.get("TRAINING_JOB_NAME"),

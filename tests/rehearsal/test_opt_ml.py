@@ -18,7 +18,7 @@ def test_config_files_have_sagemaker_names_and_shapes(create_job, bucket, tmp_pa
     job = from_description(create_job(bucket))
     layout = Layout(tmp_path / "algo-1")
 
-    opt_ml.write_config(job, layout, host="algo-1", interface="lo", in_container=False)
+    opt_ml.write_config(job, layout, host="algo-1", interface="lo")
 
     assert sorted(p.name for p in layout.config.iterdir()) == [
         "checkpointconfig.json",
@@ -42,7 +42,7 @@ def test_config_files_have_sagemaker_names_and_shapes(create_job, bucket, tmp_pa
     assert resources["network_interface_name"] == "lo"
     assert resources["current_instance_type"] == "ml.g5.xlarge"
     assert _read(layout, "checkpointconfig.json") == {
-        "LocalPath": str(layout.base / "checkpoints"),
+        "LocalPath": "/opt/ml/checkpoints",
         "S3Uri": f"s3://{bucket}/checkpoints/{job.name}/",
     }
     for folder in (layout.model, layout.output_data, layout.base / "checkpoints"):
@@ -54,18 +54,15 @@ def test_content_type_is_written_when_the_channel_has_one(create_job, bucket, tm
     description["InputDataConfig"][0]["ContentType"] = "application/x-image"
     layout = Layout(tmp_path)
 
-    opt_ml.write_config(
-        from_description(description), layout, host="algo-1", interface="eth0", in_container=True
-    )
+    opt_ml.write_config(from_description(description), layout, host="algo-1", interface="eth0")
 
     assert _read(layout, "inputdataconfig.json")["training"]["ContentType"] == "application/x-image"
-    assert _read(layout, "checkpointconfig.json")["LocalPath"] == "/opt/ml/checkpoints"
 
 
 def test_no_checkpoint_config_no_file(create_job, bucket, tmp_path):
     job = replace(from_description(create_job(bucket)), checkpoint_uri=None)
 
-    opt_ml.write_config(job, Layout(tmp_path), host="algo-1", interface="lo", in_container=False)
+    opt_ml.write_config(job, Layout(tmp_path), host="algo-1", interface="lo")
 
     assert not (tmp_path / "input" / "config" / "checkpointconfig.json").exists()
 
@@ -74,9 +71,7 @@ def test_each_host_of_two_gets_its_own_resource_config(create_job, bucket, tmp_p
     job = replace(from_description(create_job(bucket)), instance_count=2)
 
     for host in job.hosts:
-        opt_ml.write_config(
-            job, Layout(tmp_path / host), host=host, interface="lo", in_container=False
-        )
+        opt_ml.write_config(job, Layout(tmp_path / host), host=host, interface="lo")
 
     first, second = (
         _read(Layout(tmp_path / h), "resourceconfig.json") for h in ("algo-1", "algo-2")
@@ -99,9 +94,7 @@ def test_non_string_hyperparameters_are_refused(create_job, bucket, tmp_path):
     job = replace(from_description(create_job(bucket)), hyperparameters={"epochs": 2})
 
     with pytest.raises(JobSpecError, match="'epochs' is not a string"):
-        opt_ml.write_config(
-            job, Layout(tmp_path), host="algo-1", interface="lo", in_container=False
-        )
+        opt_ml.write_config(job, Layout(tmp_path), host="algo-1", interface="lo")
 
 
 def test_checkpoint_path_outside_opt_ml_is_refused_for_a_local_process(
@@ -110,4 +103,4 @@ def test_checkpoint_path_outside_opt_ml_is_refused_for_a_local_process(
     job = replace(from_description(create_job(bucket)), checkpoint_path="/tmp/ckpt")
 
     with pytest.raises(JobSpecError, match="'/tmp/ckpt' is outside /opt/ml"):
-        opt_ml.checkpoint_path(job, Layout(tmp_path), in_container=False)
+        opt_ml.checkpoint_path(job, Layout(tmp_path))

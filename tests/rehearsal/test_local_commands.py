@@ -1,0 +1,52 @@
+import pytest
+
+from detrain import cli
+from detrain.local_commands import parse_hyperparameters
+
+
+def test_hyperparameters_stay_raw_strings_after_the_trainers_checks():
+    assert parse_hyperparameters(["epochs=3", "model = efficientdet", "amp=false"]) == {
+        "epochs": "3",
+        "model": "efficientdet",
+        "amp": "false",
+    }
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        (["epochs"], "'epochs' is not key=value; allowed keys: model, backbone"),
+        (["colour=red"], "unknown hyperparameter 'colour'; allowed: model"),
+        (["epochs=many"], "'epochs' = 'many' must be an integer"),
+    ],
+)
+def test_bad_hyperparameters_name_the_value_and_what_is_allowed(pairs, message):
+    with pytest.raises(cli.CliError, match=message):
+        parse_hyperparameters(pairs)
+
+
+@pytest.mark.parametrize("command", ["rehearse", "local-train"])
+def test_each_command_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([command, "--help"])
+
+    assert exit_.value.code == 0
+    assert "usage: detrain " + command in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["local-train", "no-such-folder"], "dataset folder 'no-such-folder' does not exist"),
+        (["local-train", ".", "--gpus", "all"], "--gpus is for --docker runs"),
+        (["local-train", ".", "--name", "bad_name"], "job name 'bad_name' is not allowed"),
+        (["local-train", ".", "--hp", "seed=-1"], "'seed' = -1 is out of range"),
+        (["rehearse", "--images", "1"], "--images 1 is too few"),
+        (["rehearse", "--dataset", "no-such-folder"], "--dataset 'no-such-folder' is not a folder"),
+    ],
+)
+def test_user_mistakes_exit_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+
+    assert cli.main(argv) == 2
+    assert message in capsys.readouterr().err
