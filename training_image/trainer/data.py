@@ -121,6 +121,10 @@ def _coco_columns(doc: dict, source: Path) -> tuple:
         if not isinstance(doc.get(key), list):
             raise DataError(f"{source.name} is not a COCO file: it has no {key!r} list")
     categories, images = doc["categories"], doc["images"]
+    if not categories:
+        raise DataError(f"{source.name} declares no classes: its 'categories' list is empty")
+    if not images:
+        raise DataError(f"{source.name} lists no images")
     annotations = [a for a in doc["annotations"] if not a.get("iscrowd")]
     category_ids = np.array([c["id"] for c in categories], dtype=np.int64)
     class_names = [str(c.get("name", "")).strip() for c in categories]

@@ -94,7 +94,9 @@ class Detector:
     @torch.no_grad()
     def predict(self, images: list, threshold: float = 0.5) -> list[list[dict]]:
         """Detections per image (a path or a PIL image), boxes in the image's own pixels."""
-        prepared = [self._prepare(Image.open(i) if isinstance(i, (str, Path)) else i) for i in images]
+        opened = [Image.open(i) if isinstance(i, (str, Path)) else i for i in images]
+        sizes = [ImageOps.exif_transpose(image).size for image in opened]
+        prepared = [self._prepare(image) for image in opened]
         batch = torch.from_numpy(np.stack([p[0] for p in prepared])).to(self.device)
         if self.config["model"] == "efficientdet":
             rows = self.model(batch).cpu().numpy()
@@ -108,6 +110,8 @@ class Detector:
         for (boxes, scores, labels), (_, scale, left, top) in zip(raw, prepared, strict=True):
             keep = scores >= threshold
             original = (boxes[keep] - np.array([left, top, left, top])) / scale
+            width, height = sizes[len(results)]
+            original = np.clip(original, 0, [width, height, width, height])
             results.append(
                 [
                     {"label": self.classes[int(label)], "score": float(score), "box": [round(float(v), 1) for v in box]}

@@ -1,0 +1,14 @@
+"""Fixtures for the trainer tests: a fake /opt/ml under tmp_path."""
+
+from pathlib import Path
+
+import pytest
+from opt_ml_tree import OptMl
+
+
+@pytest.fixture
+def opt_ml(tmp_path: Path) -> OptMl:
+    base = tmp_path / "opt-ml"
+    (base / "input" / "config").mkdir(parents=True)
+    (base / "input" / "data").mkdir(parents=True)
+    return OptMl(base)

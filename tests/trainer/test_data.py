@@ -1,0 +1,181 @@
+import json
+import shutil
+from pathlib import Path
+
+import numpy as np
+import pytest
+from synthetic import CLASSES, write_coco, write_voc
+
+from trainer import data
+from trainer.errors import DataError
+
+
+def _edit_coco(folder: Path, edit) -> None:
+    path = folder / "annotations.json"
+    doc = json.loads(path.read_text())
+    edit(doc)
+    path.write_text(json.dumps(doc))
+
+
+def test_generated_coco_is_read_column_wise(tmp_path):
+    write_coco(tmp_path, 8)
+    (tmp_path / "_launch.json").write_text("{}")  # the upload marker is not a second COCO file
+    table = data.load(tmp_path)
+    doc = json.loads((tmp_path / "annotations.json").read_text())
+    assert len(table) == 8 and table.num_boxes == len(doc["annotations"])
+    assert table.class_names == CLASSES
+    first = doc["annotations"][0]
+    x, y, w, h = first["bbox"]
+    boxes, labels = table.annotations(first["image_id"] - 1)
+    assert [x, y, x + w, y + h] in boxes.tolist()
+    assert labels[0] == first["category_id"]
+
+
+def test_generated_voc(tmp_path):
+    write_voc(tmp_path, 5)
+    table = data.load(tmp_path)
+    assert len(table) == 5 and set(table.class_names) <= set(CLASSES)
+    assert table.paths[0].endswith("images/scene_000.png")
+
+
+@pytest.mark.parametrize(
+    ("name", "images", "boxes", "classes"),
+    [("coco-sample", 6, 35, 80), ("fridge-voc", 6, 12, 4), ("voc-sample", 2, 3, 3)],
+)
+def test_shared_datasets(shared_datasets, name, images, boxes, classes):
+    table = data.load(shared_datasets / name)
+    assert (len(table), table.num_boxes, len(table.class_names)) == (images, boxes, classes)
+    assert (table.boxes[:, 2] <= table.widths[np.repeat(np.arange(images), np.diff(table.offsets))]).all()
+
+
+def test_subset_and_split_keep_each_images_boxes(tmp_path):
+    write_coco(tmp_path, 10)
+    table = data.load(tmp_path)
+    train, valid = data.split(table, 0.3, seed=1)
+    assert (len(train), len(valid)) == (7, 3)
+    assert train.num_boxes + valid.num_boxes == table.num_boxes
+    for part in (train, valid):
+        for i, path in enumerate(part.paths):
+            original = list(table.paths).index(path)
+            assert part.annotations(i)[0].tolist() == table.annotations(original)[0].tolist()
+    again, _ = data.split(table, 0.3, seed=1)
+    assert list(again.paths) == list(train.paths)
+
+
+def test_validation_classes_follow_training(tmp_path):
+    write_voc(tmp_path / "train", 6, seed=1)
+    write_voc(tmp_path / "valid", 3, seed=2)
+    train = data.load(tmp_path / "train")
+    valid = data.load(tmp_path / "valid", train.class_names)
+    assert valid.class_names == train.class_names
+    xml = tmp_path / "valid" / "annotations" / "scene_000.xml"
+    xml.write_text(xml.read_text().replace("<name>red</name>", "<name>blue</name>").replace(
+        "<name>green</name>", "<name>blue</name>"))
+    with pytest.raises(DataError, match=r"classes blue are not in the training data; allowed: "):
+        data.load(tmp_path / "valid", train.class_names)
+
+
+def test_missing_images_are_counted_with_examples(tmp_path):
+    write_coco(tmp_path, 6)
+    for name in ("img_0002.jpg", "img_0005.jpg"):
+        (tmp_path / "images" / name).unlink()
+    with pytest.raises(DataError, match=r"2 of 6 images .* missing, e.g. images/img_0002.jpg"):
+        data.load(tmp_path)
+
+
+def test_unreadable_images(tmp_path):
+    write_coco(tmp_path, 4)
+    (tmp_path / "images" / "img_0003.jpg").write_bytes(b"not a jpeg")
+    with pytest.raises(DataError, match=r"1 of 4 images are not readable.*img_0003.jpg"):
+        data.load(tmp_path)
+
+
+def test_stated_size_must_match_the_file(tmp_path):
+    write_coco(tmp_path, 3)
+    _edit_coco(tmp_path, lambda d: d["images"][0].update(width=200))
+    with pytest.raises(DataError, match=r"200x80 stated, 96x80 on disk"):
+        data.load(tmp_path)
+
+
+def test_missing_size_is_read_from_the_image(tmp_path):
+    write_coco(tmp_path, 3)
+    _edit_coco(tmp_path, lambda d: [im.pop("width") for im in d["images"]])
+    assert data.load(tmp_path).widths.tolist() == [96, 96, 96]
+
+
+def test_boxes_outside_the_image(tmp_path):
+    write_coco(tmp_path, 3)
+    _edit_coco(tmp_path, lambda d: d["annotations"][0].update(bbox=[50, 10, 60, 20]))
+    with pytest.raises(DataError, match=r"1 of \d+ boxes .* lie outside their image, e.g. images/img_0001.jpg box \[50.0, 10.0, 110.0, 30.0\] in 96x80"):
+        data.load(tmp_path)
+
+
+def test_boxes_a_pixel_over_the_edge_are_clipped(tmp_path):
+    write_coco(tmp_path, 3)
+    _edit_coco(tmp_path, lambda d: d["annotations"][0].update(bbox=[90, 70, 6.5, 10.5]))
+    assert data.load(tmp_path).boxes.max(axis=0)[2:].tolist() == [96, 80]
+
+
+def test_boxes_without_area(tmp_path):
+    write_voc(tmp_path, 2)
+    xml = tmp_path / "annotations" / "scene_001.xml"
+    text = xml.read_text()
+    start = text.index("<xmax>") + 6
+    xml.write_text(text[:start] + "0" + text[text.index("</xmax>"):])
+    with pytest.raises(DataError, match=r"have no area .*scene_001.png"):
+        data.load(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("edit", "message"),
+    [
+        (lambda d: d["annotations"][0].update(category_id=99), r"unknown category ids 99; allowed: .*1, 2"),
+        (lambda d: d["annotations"][0].update(image_id=77), r"refer to image ids not in 'images', e.g. 77"),
+        (lambda d: d.update(categories=[]), r"declares no classes"),
+        (lambda d: d["categories"][1].update(name=" "), r"1 classes have an empty name"),
+        (lambda d: d.update(annotations=[]), r"has no boxes"),
+        (lambda d: d.pop("images"), r"has no 'images' list"),
+        (lambda d: d["annotations"][0].update(bbox=[1, 2, 3]), r"must be \[x, y, width, height\]"),
+    ],
+)
+def test_bad_coco_annotations(tmp_path, edit, message):
+    write_coco(tmp_path, 3)
+    _edit_coco(tmp_path, edit)
+    with pytest.raises(DataError, match=message):
+        data.load(tmp_path)
+
+
+def test_empty_voc_class_name(tmp_path):
+    write_voc(tmp_path, 2)
+    for xml in (tmp_path / "annotations").glob("*.xml"):
+        xml.write_text(xml.read_text().replace("<name>red</name>", "<name></name>"))
+        xml.write_text(xml.read_text().replace("<name>green</name>", "<name></name>"))
+    with pytest.raises(DataError, match="empty name"):
+        data.load(tmp_path)
+
+
+def test_layout_not_recognised(tmp_path):
+    (tmp_path / "pictures").mkdir()
+    with pytest.raises(DataError, match=r"neither COCO .* nor Pascal VOC .*found: pictures"):
+        data.load(tmp_path)
+
+
+def test_two_coco_files_are_ambiguous(tmp_path):
+    write_coco(tmp_path, 2)
+    shutil.copy(tmp_path / "annotations.json", tmp_path / "more.json")
+    with pytest.raises(DataError, match=r"found 2 COCO annotation files .*exactly one"):
+        data.load(tmp_path)
+
+
+def test_split_needs_two_images(tmp_path):
+    write_coco(tmp_path, 1)
+    with pytest.raises(DataError, match="at least 2 are needed"):
+        data.split(data.load(tmp_path), 0.2, seed=0)
+
+
+def test_records_feed_icevision(tmp_path):
+    write_coco(tmp_path, 3)
+    table = data.load(tmp_path)
+    record = data.dataset(table, 128, train=False)[0]
+    assert record.img.shape == (128, 128, 3)
+    assert record.detection.label_ids == table.annotations(0)[1].tolist()
