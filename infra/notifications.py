@@ -45,7 +45,7 @@ class Notifications(Construct):
                 targets.SnsTopic(
                     self.topic,
                     message=events.RuleTargetInput.from_text(
-                        f"Training job {job} is {status}. Details: detrain status {job}"
+                        f"Training job {job} is {status}. Details: detrain describe {job}"
                     ),
                 )
             ],

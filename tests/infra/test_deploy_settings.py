@@ -1,0 +1,126 @@
+"""infra.settings: the cdk.json context -> Settings, its errors, and the launcher's environment."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from infra import settings as s
+from launch_training import settings as launcher_settings
+from launch_training.names import SPOT_MODES, Env
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def context() -> dict:
+    return s.load_context(REPO_ROOT / "cdk.json")
+
+
+def test_cdk_json_holds_valid_settings_for_every_key(context):
+    settings = s.from_context(context)
+
+    assert set(s.setting_keys()) - set(s.DEFAULTS) <= set(context)
+    assert settings.default_instance_type in settings.instance_types
+    assert settings.spot in SPOT_MODES
+    assert settings.retain
+
+
+def test_command_line_strings_are_accepted(context):
+    overrides = {
+        s.INSTANCE_TYPES: "ml.g5.xlarge, ml.g5.2xlarge",
+        s.DEFAULT_INSTANCE_TYPE: "ml.g5.2xlarge",
+        s.MAX_INSTANCE_COUNT: "4",
+        s.MAX_RUNTIME_HOURS: "48",
+        s.SPOT: "off",
+        s.NOTIFICATION_EMAIL: "ops@example.com",
+        s.REMOVAL_POLICY: "destroy",
+        s.IMAGES_KEPT: "3",
+        s.LAUNCHER_CONCURRENCY: "5",
+    }
+
+    settings = s.from_context({**context, **overrides})
+
+    assert settings.instance_types == ("ml.g5.xlarge", "ml.g5.2xlarge")
+    assert settings.max_instance_count == 4
+    assert settings.max_runtime_hours == 48
+    assert settings.spot == "off"
+    assert settings.notification_email == "ops@example.com"
+    assert not settings.retain
+    assert (settings.images_kept, settings.launcher_concurrency) == (3, 5)
+
+
+def test_a_json_list_on_the_command_line_is_accepted(context):
+    settings = s.from_context(
+        {**context, s.INSTANCE_TYPES: '["ml.g6.xlarge"]', s.DEFAULT_INSTANCE_TYPE: "ml.g6.xlarge"}
+    )
+
+    assert settings.instance_types == ("ml.g6.xlarge",)
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "allowed"),
+    [
+        (s.SPOT, "sometimes", "required, preferred, off"),
+        (s.REMOVAL_POLICY, "snapshot", "retain, destroy"),
+        (s.MAX_INSTANCE_COUNT, "0", "from 1 to 100"),
+        (s.MAX_INSTANCE_COUNT, True, "from 1 to 100"),
+        (s.MAX_RUNTIME_HOURS, "673", "from 1 to 672"),
+        (s.MAX_RUNTIME_HOURS, "two", "from 1 to 672"),
+        (s.IMAGES_KEPT, -1, "from 1 to 1000"),
+        (s.DEFAULT_INSTANCE_TYPE, "ml.p5.48xlarge", "ml.g5.xlarge"),
+        (s.INSTANCE_TYPES, "g5.xlarge", "ml.g5.xlarge"),
+        (s.INSTANCE_TYPES, [], "at least one"),
+        (s.NOTIFICATION_EMAIL, "not-an-address", "ops@example.com"),
+    ],
+)
+def test_a_bad_setting_names_the_key_the_value_and_what_is_allowed(context, key, value, allowed):
+    with pytest.raises(s.SettingsError) as error:
+        s.from_context({**context, key: value})
+
+    message = str(error.value)
+    assert key in message
+    assert allowed in message
+    if isinstance(value, str) and value:
+        assert value in message
+
+
+def test_a_missing_setting_is_named(context):
+    del context[s.SPOT]
+
+    with pytest.raises(s.SettingsError, match=f"missing setting {s.SPOT}"):
+        s.from_context(context)
+
+
+def test_duplicate_instance_types_are_refused(context):
+    with pytest.raises(s.SettingsError, match=re.escape("ml.g5.xlarge more than once")):
+        s.from_context({**context, s.INSTANCE_TYPES: "ml.g5.xlarge,ml.g5.xlarge"})
+
+
+def test_an_unreadable_cdk_json_is_named(tmp_path):
+    path = tmp_path / "cdk.json"
+    path.write_text("{not json")
+
+    with pytest.raises(s.SettingsError, match=str(path)):
+        s.load_context(path)
+
+
+def test_the_launcher_reads_back_the_environment_the_stack_sets(context):
+    settings = s.from_context({**context, s.SPOT: "required", s.MAX_INSTANCE_COUNT: 3})
+    environment = s.launcher_environment(
+        settings,
+        bucket_name="detrain-data-123456789012-us-east-1",
+        image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/detrain-training:0123abcd",
+        training_role_arn="arn:aws:iam::123456789012:role/detrain-training",
+    )
+
+    assert set(environment) == {v for k, v in vars(Env).items() if not k.startswith("_")}
+    parsed = launcher_settings.from_environ(environment)
+    assert parsed.allowed_instance_types == settings.instance_types
+    assert parsed.default_instance_type == settings.default_instance_type
+    assert parsed.max_instance_count == 3
+    assert parsed.max_runtime_hours == settings.max_runtime_hours
+    assert parsed.spot == "required"
+    assert parsed.image.tag == "0123abcd"

@@ -1,0 +1,117 @@
+"""infra/image_build.py and build_trigger.py: a privileged CodeBuild project over the
+training_image/ asset, and the build-on-deploy resource that starts it."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import yaml
+
+from infra.build_on_deploy.handler import IMAGE_TAG_VARIABLE
+from infra.image_build import BUILD_MINUTES, BUILDSPEC, REPOSITORY_URI_VARIABLE
+from infra.image_tag import content_hash
+from launch_training.names import Env
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_the_project_is_privileged_and_builds_from_the_s3_asset(synthesized):
+    project = synthesized.only("AWS::CodeBuild::Project")
+
+    assert project["Environment"]["PrivilegedMode"] is True
+    assert project["Environment"]["Type"] == "LINUX_CONTAINER"
+    assert project["Source"]["Type"] == "S3"
+    assert project["Source"]["BuildSpec"] == BUILDSPEC
+    assert "PlatformKey" in json.dumps(project["EncryptionKey"])
+    assert project["LogsConfig"]["CloudWatchLogs"]["Status"] == "ENABLED"
+
+
+def test_the_project_is_given_the_repository_uri(synthesized):
+    project = synthesized.only("AWS::CodeBuild::Project")
+    variables = {v["Name"]: v for v in project["Environment"]["EnvironmentVariables"]}
+
+    assert set(variables) == {REPOSITORY_URI_VARIABLE}
+    assert variables[REPOSITORY_URI_VARIABLE]["Type"] == "PLAINTEXT"
+    assert "ImagesRepository" in json.dumps(variables[REPOSITORY_URI_VARIABLE]["Value"])
+
+
+def test_the_buildspec_logs_in_builds_tags_with_the_hash_and_pushes():
+    spec = yaml.safe_load((REPO_ROOT / "training_image" / BUILDSPEC).read_text())
+    commands = "\n".join(
+        command for phase in spec["phases"].values() for command in phase["commands"]
+    )
+
+    assert spec["version"] == 0.2
+    assert "aws ecr get-login-password" in commands
+    assert "docker login --username AWS --password-stdin" in commands
+    assert (
+        f'docker build --pull --tag "${{{REPOSITORY_URI_VARIABLE}}}:${{{IMAGE_TAG_VARIABLE}}}"'
+        in commands
+    )
+    assert f'docker push "${{{REPOSITORY_URI_VARIABLE}}}:${{{IMAGE_TAG_VARIABLE}}}"' in commands
+
+
+def test_the_project_may_push_to_the_repository(synthesized):
+    policies = json.dumps(
+        [
+            p["Properties"]
+            for name, p in synthesized.resources("AWS::IAM::Policy").items()
+            if name.startswith("ImageBuildProjectRole")
+        ]
+    )
+
+    for action in ("ecr:PutImage", "ecr:CompleteLayerUpload", "ecr:GetAuthorizationToken"):
+        assert action in policies
+
+
+def _launcher_environment(synthesized) -> dict:
+    from infra.launcher import HANDLER
+
+    (function,) = [
+        f["Properties"]
+        for f in synthesized.resources("AWS::Lambda::Function").values()
+        if f["Properties"].get("Handler") == HANDLER
+    ]
+    return function["Environment"]["Variables"]
+
+
+def test_the_launcher_gets_the_image_uri_the_build_resource_made(synthesized):
+    build_id, build = next(iter(synthesized.resources("Custom::TrainingImageBuild").items()))
+
+    image_uri = _launcher_environment(synthesized)[Env.TRAINING_IMAGE_URI]
+
+    assert image_uri == {"Fn::GetAtt": [build_id, "ImageUri"]}
+    assert (
+        build["Properties"]["ImageUri"]["Fn::Join"][1][-1] == f":{build['Properties']['ImageTag']}"
+    )
+
+
+def test_a_changed_training_image_changes_the_build_resource(synthesized, tmp_path):
+    import aws_cdk as cdk
+    from aws_cdk.assertions import Template
+
+    from infra.settings import from_context, load_context
+    from infra.stack import DetrainStack
+
+    context_dir = tmp_path / "training_image"
+    context_dir.mkdir()
+    (context_dir / "Dockerfile").write_text("FROM public.ecr.aws/docker/library/python:3.11\n")
+    context = load_context(REPO_ROOT / "cdk.json")
+    app = cdk.App(context=context)
+    stack = DetrainStack(app, "Changed", settings=from_context(context), image_context=context_dir)
+
+    changed = Template.from_stack(stack).find_resources("Custom::TrainingImageBuild")
+    (properties,) = [resource["Properties"] for resource in changed.values()]
+    assert properties["ImageTag"] == content_hash(context_dir)
+    assert properties["ImageTag"] != synthesized.only("Custom::TrainingImageBuild")["ImageTag"]
+
+
+def test_the_deploy_waits_for_the_build_longer_than_the_build_may_run(synthesized):
+    project = synthesized.only("AWS::CodeBuild::Project")
+    waiter = synthesized.only("AWS::StepFunctions::StateMachine")
+
+    assert project["TimeoutInMinutes"] == BUILD_MINUTES
+    definition = json.dumps(waiter["DefinitionString"])
+    assert "MaxAttempts" in definition
+    assert waiter["LoggingConfiguration"]["Level"] == "ALL"

@@ -1,0 +1,67 @@
+"""infra/training_role.py: SageMaker reads datasets/, writes models/ and checkpoints/,
+pulls this repository, writes its logs and metrics; nothing more."""
+
+from __future__ import annotations
+
+import pytest
+from infra_policies import actions, by_sid, statements_of, text
+
+
+@pytest.fixture(scope="module")
+def statements(synthesized) -> list[dict]:
+    return statements_of(synthesized, "TrainingRole")
+
+
+def test_only_sagemaker_of_this_account_may_assume_it(synthesized):
+    (role,) = [
+        r
+        for n, r in synthesized.resources("AWS::IAM::Role").items()
+        if n.startswith("TrainingRole")
+    ]
+    (trust,) = role["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+
+    assert trust["Principal"] == {"Service": "sagemaker.amazonaws.com"}
+    assert trust["Condition"]["StringEquals"]["aws:SourceAccount"] == {"Ref": "AWS::AccountId"}
+    assert "ManagedPolicyArns" not in role["Properties"]
+
+
+def test_it_reads_datasets_and_writes_models_and_checkpoints_only(statements):
+    read = by_sid(statements, "ReadDatasetsAndCheckpoints")
+    write = by_sid(statements, "WriteModelsAndCheckpoints")
+    listing = by_sid(statements, "ListDatasetsAndCheckpoints")
+
+    assert read["Action"] == "s3:GetObject"
+    assert "/datasets/*" in text(read["Resource"]) and "/models/" not in text(read["Resource"])
+    assert write["Action"] == "s3:PutObject"
+    assert "/models/*" in text(write) and "/checkpoints/*" in text(write)
+    assert "/datasets/" not in text(write)
+    assert listing["Condition"] == {"StringLike": {"s3:prefix": ["datasets/*", "checkpoints/*"]}}
+
+
+def test_it_has_no_wildcard_actions_and_no_other_services(statements):
+    granted = actions(statements)
+
+    assert not any(action.endswith("*") for action in granted)
+    assert {action.split(":")[0] for action in granted} == {
+        "s3",
+        "kms",
+        "ecr",
+        "logs",
+        "cloudwatch",
+    }
+    assert "s3:DeleteObject" not in granted
+
+
+def test_metrics_are_limited_to_sagemakers_namespace(statements):
+    metrics = by_sid(statements, "PutTrainingMetrics")
+
+    assert metrics["Condition"] == {
+        "StringEquals": {"cloudwatch:namespace": "/aws/sagemaker/TrainingJobs"}
+    }
+
+
+def test_it_pulls_from_this_repository_only(statements):
+    pulls = [s for s in statements if "ecr:BatchGetImage" in text(s["Action"])]
+
+    assert len(pulls) == 1
+    assert "ImagesRepository" in text(pulls[0]["Resource"])
