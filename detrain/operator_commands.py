@@ -11,6 +11,7 @@ import argparse
 import contextlib
 import functools
 import json
+import logging
 import sys
 import tarfile
 from datetime import datetime
@@ -48,6 +49,9 @@ def _command(func):
 
 
 def _session(args: argparse.Namespace):
+    if not args.verbose:
+        for noisy in ("botocore", "boto3", "urllib3"):
+            logging.getLogger(noisy).setLevel(logging.WARNING)
     return stack.session(region=args.region, profile=args.profile)
 
 
@@ -281,8 +285,11 @@ def fetch_model(s3, uri: str, target: Path, *, progress: bool = True) -> Path:
     with tqdm(total=size, unit="B", unit_scale=True, desc="fetch", disable=not progress) as bar:
         s3.download_file(bucket, key, str(partial), Callback=bar.update)
     partial.replace(archive)
-    with tarfile.open(archive) as tar:
-        tar.extractall(target / "model", filter="data")
+    try:
+        with tarfile.open(archive) as tar:
+            tar.extractall(target / "model", filter="data")
+    except (tarfile.TarError, OSError) as error:
+        raise cli.CliError(f"cannot unpack {archive}: {error}") from None
     return archive
 
 

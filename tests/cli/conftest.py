@@ -1,0 +1,59 @@
+"""A deployed-looking stack in the moto server: CloudFormation outputs, the bucket, the image.
+
+The data bucket also notifies an SQS queue of every object created, so a test can read the
+events S3 (moto) sends, in order, and hand the trigger's to the launcher.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from cli_world import BUCKET, LAUNCHER_ENVIRONMENT, TEMPLATE, Stack, register_image
+
+from launch_training.names import STACK_NAME
+
+
+@pytest.fixture
+def stack(aws: str) -> Iterator[Stack]:
+    boto3.client("cloudformation").create_stack(
+        StackName=STACK_NAME, TemplateBody=json.dumps(TEMPLATE)
+    )
+    register_image()
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName="created-events")["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    boto3.client("s3").put_bucket_notification_configuration(
+        Bucket=BUCKET,
+        NotificationConfiguration={
+            "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]
+        },
+    )
+    sqs.purge_queue(QueueUrl=queue_url)  # the s3:TestEvent
+    env = {**os.environ, "COLUMNS": "100"}
+    yield Stack(bucket=BUCKET, env=env, queue_url=queue_url)
+
+
+@pytest.fixture
+def launcher_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    for key, value in LAUNCHER_ENVIRONMENT.items():
+        monkeypatch.setenv(key, value)
+    return dict(LAUNCHER_ENVIRONMENT)
+
+
+@pytest.fixture
+def dataset_folder(tmp_path: Path) -> Path:
+    folder = tmp_path / "fridge"
+    (folder / "images").mkdir(parents=True)
+    (folder / "annotations").mkdir()
+    for i in range(3):
+        (folder / "images" / f"{i}.jpg").write_bytes(bytes([i]) * (1000 + i))
+        (folder / "annotations" / f"{i}.xml").write_text(f"<annotation>{i}</annotation>")
+    (folder / ".DS_Store").write_bytes(b"junk")
+    return folder

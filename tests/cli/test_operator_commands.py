@@ -1,0 +1,364 @@
+"""The operator CLI, run as child processes against the moto server."""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tarfile
+import time
+import urllib.request
+import zipfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import boto3
+import pytest
+from cli_world import BUCKET, FUNCTION, Stack
+
+from detrain import cli, operator_commands
+from detrain.upload import UploadError, upload_dataset
+from launch_training.handler import handler
+
+COMMANDS = ("upload", "launch", "list", "describe", "stop", "follow", "fetch")
+
+
+def launched_job(stack, dataset_folder: Path, launcher_env) -> str:
+    assert stack.detrain("upload", "fridge", str(dataset_folder), "--no-progress").returncode == 0
+    trigger = stack.created_events()[-1]
+    [result] = handler(trigger, None)["results"]
+    assert result["status"] == "launched", result
+    return result["job_name"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_command_has_help(command):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([command, "--help"])
+    assert exit_.value.code == 0
+
+
+# ---- upload ---------------------------------------------------------------------------
+
+
+def test_upload_syncs_the_folder_then_writes_the_trigger_last(stack, dataset_folder, launcher_env):
+    done = stack.detrain(
+        "upload", "fridge", str(dataset_folder), "--hp", "epochs=3", "--hp", "model=efficientdet"
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "6 files uploaded, 0 unchanged" in done.stdout
+    assert "upload fridge" in done.stderr  # the progress bar
+    assert stack.object_keys() == sorted(
+        ["datasets/fridge/_launch.json"]
+        + [f"datasets/fridge/images/{i}.jpg" for i in range(3)]
+        + [f"datasets/fridge/annotations/{i}.xml" for i in range(3)]
+    )
+    created = stack.created_events()
+    assert len(created) == 7
+    assert created[-1]["Records"][0]["s3"]["object"]["key"] == "datasets%2Ffridge%2F_launch.json"
+    body = (
+        boto3.client("s3")
+        .get_object(Bucket=BUCKET, Key="datasets/fridge/_launch.json")["Body"]
+        .read()
+    )
+    assert json.loads(body) == {"hyperparameters": {"epochs": 3, "model": "efficientdet"}}
+    [result] = handler(created[-1], None)["results"]
+    assert result["status"] == "launched"
+    assert result["hyperparameters"]["epochs"] == "3"
+
+
+def test_upload_again_skips_unchanged_files_and_delete_removes_stale_ones(stack, dataset_folder):
+    stack.detrain("upload", "fridge", str(dataset_folder), "--no-progress")
+    (dataset_folder / "images" / "0.jpg").unlink()
+    (dataset_folder / "images" / "1.jpg").write_bytes(b"changed")
+
+    again = stack.detrain(
+        "upload", "fridge", str(dataset_folder), "--no-progress", "--delete", "--no-trigger"
+    )
+
+    assert again.returncode == 0, again.stderr
+    assert "1 files uploaded, 4 unchanged, 1 deleted" in again.stdout
+    assert "datasets/fridge/images/0.jpg" not in stack.object_keys()
+    assert "datasets/fridge/_launch.json" in stack.object_keys()  # the earlier trigger stays
+
+
+def test_upload_refuses_bad_overrides_before_writing_anything(stack, dataset_folder):
+    done = stack.detrain("upload", "fridge", str(dataset_folder), "--hp", "epochs=0")
+
+    assert done.returncode == 2
+    assert "'epochs' = 0 is out of range; allowed: 1 to 1000" in done.stderr
+    assert stack.object_keys() == []
+
+
+def test_upload_refuses_an_empty_folder(aws, tmp_path):
+    (tmp_path / ".hidden").write_text("x")
+
+    with pytest.raises(UploadError, match="holds no files to upload"):
+        upload_dataset("any-bucket", "fridge", tmp_path)
+
+
+def test_upload_refuses_a_bad_name(stack, dataset_folder):
+    done = stack.detrain("upload", "a/b", str(dataset_folder))
+
+    assert done.returncode == 2
+    assert "dataset name 'a/b' is not allowed" in done.stderr
+
+
+def test_upload_with_an_explicit_bucket_needs_no_stack(aws, dataset_folder):
+    boto3.client("s3").create_bucket(Bucket="my-bucket")
+
+    done = Stack("my-bucket", dict(os.environ), "").detrain(
+        "upload", "fridge", str(dataset_folder), "--bucket", "my-bucket", "--no-progress"
+    )
+
+    assert done.returncode == 0, done.stderr
+    assert "s3://my-bucket/datasets/fridge/: 6 files uploaded" in done.stdout
+
+
+def test_a_missing_stack_is_named(aws, dataset_folder):
+    done = Stack("", dict(os.environ), "").detrain("upload", "fridge", str(dataset_folder))
+
+    assert done.returncode == 2
+    assert "stack 'Detrain' is not deployed in us-east-1; run `npx cdk deploy` first" in done.stderr
+
+
+def test_missing_credentials_are_named(stack, dataset_folder, tmp_path):
+    env = {
+        k: v
+        for k, v in stack.env.items()
+        if not k.startswith("AWS_") or k in ("AWS_ENDPOINT_URL", "AWS_DEFAULT_REGION")
+    }
+    env.update(
+        AWS_CONFIG_FILE=str(tmp_path / "none"),
+        AWS_SHARED_CREDENTIALS_FILE=str(tmp_path / "none"),
+        AWS_EC2_METADATA_DISABLED="true",
+    )
+
+    done = stack.detrain("list", env=env)
+
+    assert done.returncode == 2
+    assert "no AWS credentials found" in done.stderr
+
+
+def test_upload_dataset_is_a_plain_function_for_the_rehearsal(aws, shared_datasets):
+    s3 = boto3.client("s3")
+    s3.create_bucket(Bucket="rehearsal")
+
+    result = upload_dataset(
+        "rehearsal",
+        "fridge",
+        shared_datasets / "fridge-voc",
+        {"hyperparameters": {"epochs": 1}},
+        progress=False,
+    )
+
+    local = [
+        p
+        for p in (shared_datasets / "fridge-voc").rglob("*")
+        if p.is_file() and not p.name.startswith(".")
+    ]
+    assert result.uploaded == len(local) and result.trigger_key == "datasets/fridge/_launch.json"
+    with pytest.raises(UploadError, match="is not a directory"):
+        upload_dataset("rehearsal", "fridge", shared_datasets / "fridge-voc" / "missing-folder")
+
+
+# ---- launch ---------------------------------------------------------------------------
+
+
+def test_print_request_is_a_console_event_the_launcher_accepts(stack, dataset_folder, launcher_env):
+    stack.detrain("upload", "fridge", str(dataset_folder), "--no-trigger", "--no-progress")
+
+    printed = stack.detrain(
+        "launch",
+        "fridge",
+        "--print-request",
+        "--hp",
+        "epochs=2",
+        "--input-mode",
+        "FastFile",
+        "--no-spot",
+    )
+
+    assert printed.returncode == 0, printed.stderr
+    request = json.loads(printed.stdout)
+    assert request == {
+        "dataset": "fridge",
+        "hyperparameters": {"epochs": 2},
+        "spot": False,
+        "input_mode": "FastFile",
+    }
+    result = handler(request, None)
+    assert result["status"] == "launched"
+    assert (result["spot"], result["input_mode"]) == (False, "FastFile")
+
+
+@pytest.fixture
+def simple_lambda(aws: str) -> Iterator[callable]:
+    """moto's Lambda without Docker: invoke answers the results queued here, runs no code."""
+
+    def post(path: str, body: dict) -> None:
+        data = json.dumps(body).encode()
+        urllib.request.urlopen(
+            urllib.request.Request(f"{aws}{path}", data=data, method="POST")
+        ).close()
+
+    post("/moto-api/config", {"lambda": {"use_docker": False}})
+    role = boto3.client("iam").create_role(RoleName="launcher", AssumeRolePolicyDocument="{}")[
+        "Role"
+    ]["Arn"]
+    archive = io.BytesIO()
+    zipfile.ZipFile(archive, "w").writestr("handler.py", "")
+    boto3.client("lambda").create_function(
+        FunctionName=FUNCTION,
+        Runtime="python3.12",
+        Role=role,
+        Handler="launch_training.handler.handler",
+        Code={"ZipFile": archive.getvalue()},
+    )
+    try:
+        yield lambda result: post(
+            "/moto-api/static/lambda-simple/response", {"results": [json.dumps(result)]}
+        )
+    finally:
+        post("/moto-api/config", {"lambda": {"use_docker": True}})
+
+
+def test_launch_invokes_the_function_and_prints_its_result(
+    stack, dataset_folder, launcher_env, simple_lambda
+):
+    stack.detrain("upload", "fridge", str(dataset_folder), "--no-trigger", "--no-progress")
+    answer = handler(json.loads(stack.detrain("launch", "fridge", "--print-request").stdout), None)
+    simple_lambda(answer)
+
+    done = stack.detrain("launch", "fridge")
+
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["job_name"] == answer["job_name"]
+
+
+def test_launch_exits_1_with_the_reason_when_refused(stack, launcher_env, simple_lambda):
+    simple_lambda(handler({"dataset": "fridge", "instance_count": 4}, None))
+
+    done = stack.detrain("launch", "fridge", "--instance-count", "4")
+
+    assert done.returncode == 1
+    assert (
+        "refused: 'instance_count' = 4 is not allowed by this deployment; allowed: 1 to 1"
+        in done.stderr
+    )
+
+
+def test_launch_reports_a_function_error():
+    with pytest.raises(
+        cli.CliError, match=r"the launcher failed \(Unhandled\): DATA_BUCKET is not set"
+    ):
+        operator_commands.print_launch_result(
+            b'{"errorMessage": "DATA_BUCKET is not set"}', "Unhandled"
+        )
+
+
+# ---- list, describe, stop, follow, fetch ----------------------------------------------
+
+
+def test_list_and_describe(stack, dataset_folder, launcher_env):
+    job = launched_job(stack, dataset_folder, launcher_env)
+
+    listed = stack.detrain("list")
+    described = stack.detrain("describe", job)
+    raw = stack.detrain("describe", job, "--json")
+
+    assert job in listed.stdout and "Completed" in listed.stdout
+    assert f"job:        {job}" in described.stdout
+    assert f"training = s3://{BUCKET}/datasets/fridge/" in described.stdout
+    assert "1 x ml.g5.xlarge (spot)" in described.stdout
+    assert json.loads(raw.stdout)["TrainingJobName"] == job
+
+
+def test_stop_refuses_a_job_that_has_ended(stack, dataset_folder, launcher_env):
+    job = launched_job(stack, dataset_folder, launcher_env)
+
+    done = stack.detrain("stop", job)
+
+    assert done.returncode == 2
+    assert f"job '{job}' is Completed; only an InProgress job can be stopped" in done.stderr
+
+
+@pytest.mark.parametrize("status", ["Completed", "Failed", "Stopped", "Stopping"])
+def test_only_in_progress_jobs_are_stoppable(status):
+    operator_commands.check_stoppable("j", "InProgress")
+    with pytest.raises(cli.CliError, match=f"is {status}"):
+        operator_commands.check_stoppable("j", status)
+
+
+def test_follow_prints_logs_and_the_final_status(stack, dataset_folder, launcher_env):
+    job = launched_job(stack, dataset_folder, launcher_env)
+    logs = boto3.client("logs")
+    logs.create_log_group(logGroupName="/aws/sagemaker/TrainingJobs")
+    logs.create_log_stream(
+        logGroupName="/aws/sagemaker/TrainingJobs", logStreamName=f"{job}/algo-1-1700000000"
+    )
+    logs.put_log_events(
+        logGroupName="/aws/sagemaker/TrainingJobs",
+        logStreamName=f"{job}/algo-1-1700000000",
+        logEvents=[
+            {"timestamp": int(time.time() * 1000), "message": "[metrics] epoch=1 train_loss=0.5"}
+        ],
+    )
+
+    done = stack.detrain("follow", job, "--poll", "1")
+
+    assert done.returncode == 0, done.stderr
+    assert "[metrics] epoch=1 train_loss=0.5" in done.stderr
+    assert "status:     Completed" in done.stdout
+
+
+def model_archive(members: dict[str, bytes]) -> bytes:
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()
+
+
+def test_fetch_downloads_and_unpacks_the_model(stack, dataset_folder, launcher_env, tmp_path):
+    job = launched_job(stack, dataset_folder, launcher_env)
+    boto3.client("s3").put_object(
+        Bucket=BUCKET,
+        Key=f"models/{job}/output/model.tar.gz",
+        Body=model_archive({"model.pth": b"weights", "class_map.json": b"{}"}),
+    )
+
+    done = stack.detrain("fetch", job, "--output", str(tmp_path / "out"), "--no-progress")
+
+    assert done.returncode == 0, done.stderr
+    assert (tmp_path / "out" / job / "model" / "model.pth").read_bytes() == b"weights"
+    assert (tmp_path / "out" / job / "model.tar.gz").is_file()
+
+
+def test_fetch_refuses_an_archive_that_escapes_its_folder(
+    stack, dataset_folder, launcher_env, tmp_path
+):
+    job = launched_job(stack, dataset_folder, launcher_env)
+    boto3.client("s3").put_object(
+        Bucket=BUCKET,
+        Key=f"models/{job}/output/model.tar.gz",
+        Body=model_archive({"../evil.sh": b"x"}),
+    )
+
+    done = stack.detrain("fetch", job, "--output", str(tmp_path / "out"), "--no-progress")
+
+    assert done.returncode == 2
+    assert "cannot unpack" in done.stderr
+    assert not (tmp_path / "out" / "evil.sh").exists()
+
+
+def test_fetch_names_a_missing_model(stack, dataset_folder, launcher_env, tmp_path):
+    job = launched_job(stack, dataset_folder, launcher_env)
+
+    done = stack.detrain("fetch", job, "--output", str(tmp_path), "--no-progress")
+
+    assert done.returncode == 2
+    assert f"model s3://{BUCKET}/models/{job}/output/model.tar.gz cannot be read" in done.stderr
