@@ -45,13 +45,13 @@ class PlatformKey(Construct):
                 },
             )
         )
-        # EventBridge publishes job state changes to the encrypted topic.
+        # EventBridge publishes job state changes to the encrypted topic (as SNS documents
+        # for AWS event sources; the topic's own policy limits who may publish).
         self.key.add_to_resource_policy(
             iam.PolicyStatement(
                 sid="EventBridgeToEncryptedTopic",
                 principals=[iam.ServicePrincipal("events.amazonaws.com")],
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=["*"],
-                conditions={"StringEquals": {"aws:SourceAccount": stack.account}},
             )
         )
