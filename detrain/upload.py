@@ -8,7 +8,6 @@ hidden files (any path part starting with ``.``) are never uploaded.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import threading
@@ -68,26 +67,23 @@ def local_files(folder: Path) -> dict[str, Path]:
     return files
 
 
-def _md5(path: Path) -> str:
-    digest = hashlib.md5(usedforsecurity=False)
-    with path.open("rb") as stream:
-        for block in iter(lambda: stream.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
-def _remote_objects(s3, bucket: str, prefix: str) -> dict[str, tuple[int, str]]:
+def _remote_objects(s3, bucket: str, prefix: str) -> dict[str, tuple[int, float]]:
     objects = {}
     for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix):
         for item in page.get("Contents", []):
-            objects[item["Key"]] = (item["Size"], item["ETag"].strip('"'))
+            objects[item["Key"]] = (item["Size"], item["LastModified"].timestamp())
     return objects
 
 
-def _unchanged(path: Path, remote: tuple[int, str] | None) -> bool:
-    if remote is None or remote[0] != path.stat().st_size or "-" in remote[1]:
+def _unchanged(path: Path, remote: tuple[int, float] | None) -> bool:
+    """`aws s3 sync`'s rule: same size and not modified since the upload.
+
+    (ETags are no checksum here: the bucket is KMS-encrypted, and SSE-KMS ETags are not MD5s.)
+    """
+    if remote is None:
         return False
-    return _md5(path) == remote[1]
+    stat = path.stat()
+    return stat.st_size == remote[0] and stat.st_mtime <= remote[1]
 
 
 def upload_dataset(
