@@ -2,7 +2,7 @@
 
 The trigger (``datasets/<name>/_launch.json``) is what starts training, so it is written
 only after every file is in place; its body is the overrides (``{}`` for the defaults).
-Files already in the bucket with the same size and MD5 are skipped (a re-run resumes);
+Files already in the bucket with the same size, not modified since, are skipped (a re-run resumes);
 hidden files (any path part starting with ``.``) are never uploaded.
 """
 
