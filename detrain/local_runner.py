@@ -317,7 +317,7 @@ class LocalRunner:
         output_uri = job.artifact_uri(OUTPUT_ARTIFACT)
         self.storage.upload(pack(first.output_data, artifacts / OUTPUT_ARTIFACT), output_uri)
         model_uri = None
-        if status != "Failed":
+        if status != "Failed" and any(first.model.iterdir()):
             model_uri = job.artifact_uri(MODEL_ARTIFACT)
             self.storage.upload(pack(first.model, artifacts / MODEL_ARTIFACT), model_uri)
         if job.checkpoint_uri:

@@ -37,6 +37,7 @@ from launch_training.names import (
     DATASETS_PREFIX,
     REPOSITORY_NAME,
     TRIGGER_FILENAME,
+    TRIGGER_KEY_SUFFIX,
     data_bucket_name,
 )
 
@@ -185,7 +186,7 @@ def create_stack(region: str = REGION) -> Stack:
                         "Key": {
                             "FilterRules": [
                                 {"Name": "prefix", "Value": DATASETS_PREFIX},
-                                {"Name": "suffix", "Value": TRIGGER_FILENAME},
+                                {"Name": "suffix", "Value": TRIGGER_KEY_SUFFIX},
                             ]
                         }
                     },

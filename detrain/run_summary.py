@@ -40,7 +40,7 @@ def format_summary(result: JobResult) -> str:
         reason = result.failure_reason.strip().splitlines()
         lines.append(f"reason    {reason[0]}")
         lines.extend(f"          {line}" for line in reason[1:12])
-    if result.status != "Failed":
+    if result.model_uri:
         lines.append(f"model     {_where(result.model_dir)}/ ({result.model_uri})")
     plot = _plot(result)
     if plot:

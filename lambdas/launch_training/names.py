@@ -10,6 +10,7 @@ JOB_NAME_PREFIX = f"{PROJECT}-"
 # The data bucket's layout.
 DATASETS_PREFIX = "datasets/"  # datasets/<name>/... : uploaded by users
 TRIGGER_FILENAME = "_launch.json"  # datasets/<name>/_launch.json : "upload complete, train"
+TRIGGER_KEY_SUFFIX = f"/{TRIGGER_FILENAME}"  # the notification's suffix filter
 MODELS_PREFIX = "models/"  # models/<job>/output/model.tar.gz : job output
 CHECKPOINTS_PREFIX = "checkpoints/"  # checkpoints/<job>/ : synced from /opt/ml/checkpoints
 

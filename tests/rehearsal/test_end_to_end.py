@@ -1,0 +1,99 @@
+"""The commands as a user runs them, with the real trainer (training_image/train) on CPU."""
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import tarfile
+import time
+from pathlib import Path
+
+import pytest
+
+from detrain import sample_data
+
+pytestmark = pytest.mark.slow
+REPO_ROOT = Path(__file__).resolve().parents[2]
+DETRAIN = [sys.executable, "-m", "detrain"]
+FAST = ["--hp", "epochs=2", "--hp", "image_size=128"]
+
+
+def _environment() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+    return env | {"PYTHONUNBUFFERED": "1"}
+
+
+def _run(args: list[str], cwd: Path) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [*DETRAIN, *args], cwd=cwd, env=_environment(), capture_output=True, text=True, timeout=600
+    )
+
+
+def test_rehearse_runs_the_whole_flow_and_trains_a_model(tmp_path):
+    run = _run(["rehearse", "--workdir", str(tmp_path), "--images", "8", *FAST], REPO_ROOT)
+
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "status    Completed (exit code 0)" in run.stdout
+    assert "[metrics] epoch=2 " in run.stdout
+    (job_folder,) = (tmp_path / "jobs").iterdir()
+    model = job_folder / "algo-1" / "model"
+    assert any(model.iterdir())
+    assert list((job_folder / "algo-1" / "output" / "data").glob("*.png"))
+    with tarfile.open(job_folder / "artifacts" / "model.tar.gz") as tar:
+        assert sorted(tar.getnames()) == sorted(
+            p.relative_to(model).as_posix() for p in model.rglob("*")
+        )
+    summary = json.loads((job_folder / "job.json").read_text())
+    assert summary["status"] == "Completed" and summary["metrics"]["epoch"] == 2
+    assert f"models/{job_folder.name}/output/model.tar.gz" in run.stdout
+
+
+def test_rehearse_with_a_bad_dataset_shows_the_failure_reason_and_exits_non_zero(tmp_path):
+    dataset = sample_data.generate(tmp_path / "broken", images=4, image_size=128).folder
+    (dataset / "images" / "shapes-0002.png").unlink()
+
+    run = _run(
+        ["rehearse", "--workdir", str(tmp_path / "work"), "--dataset", str(dataset)], REPO_ROOT
+    )
+
+    assert run.returncode == 1, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "status    Failed" in run.stdout
+    assert "reason    " in run.stdout
+    assert "1 of 4 images named in annotations.json are missing" in run.stdout
+    assert "model     " not in run.stdout
+
+
+def test_local_train_forwards_sigterm_to_the_trainer_which_checkpoints(tmp_path):
+    dataset = sample_data.generate(tmp_path / "shapes", images=8, image_size=128).folder
+    args = ["local-train", str(dataset), "--workdir", str(tmp_path / "runs"), "--name", "stop-me"]
+    hyperparameters = ["model=efficientdet", "pretrained=false", "image_size=128", "epochs=200"]
+    hyperparameters += ["batch_size=4", "num_workers=0", "amp=false"]
+    for pair in hyperparameters:
+        args += ["--hp", pair]
+    process = subprocess.Popen(
+        [*DETRAIN, *args],
+        cwd=tmp_path,
+        env=_environment(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines = []
+    deadline = time.monotonic() + 300
+    for line in process.stdout:
+        lines.append(line)
+        if "checkpoint saved" in line or time.monotonic() > deadline:
+            break
+    process.send_signal(signal.SIGTERM)
+    rest, _ = process.communicate(timeout=200)
+    output = "".join(lines) + rest
+
+    assert process.returncode == 1, output[-3000:]
+    assert "received SIGTERM" in output
+    assert "status    Stopped" in output
+    assert "TrainingStopped" in output
+    store = tmp_path / "runs" / "stop-me" / "checkpoints-store"
+    assert list(store.glob("*.pt")), output[-3000:]
+    shutil.rmtree(tmp_path / "runs")
