@@ -83,7 +83,9 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_local_train)
 
 
-def _quiet_libraries() -> None:
+def _quiet_libraries(verbose: bool) -> None:
+    if verbose:
+        return
     for name in ("botocore", "boto3", "werkzeug", "urllib3", "s3transfer"):
         logging.getLogger(name).setLevel(logging.WARNING)
 
@@ -102,7 +104,7 @@ def _local_train(args: argparse.Namespace) -> int:
     if args.gpus and not args.docker:
         raise cli.CliError("--gpus is for --docker runs; a local process uses this machine's GPUs")
     hyperparameters = parse_hyperparameters(args.hp)
-    _quiet_libraries()
+    _quiet_libraries(args.verbose)
     try:
         job = for_local_folder(
             args.dataset,
@@ -131,7 +133,7 @@ def _rehearse(args: argparse.Namespace) -> int:
     if args.images < 2:
         raise cli.CliError(f"--images {args.images} is too few; allowed: 2 or more")
     overrides = parse_hyperparameters(args.hp)
-    _quiet_libraries()
+    _quiet_libraries(args.verbose)
     try:
         result = rehearsal.rehearse(
             args.workdir,

@@ -17,6 +17,7 @@ import json
 import logging
 import os
 import re
+import shutil
 import socket
 import sys
 import time
@@ -247,6 +248,15 @@ def launched_job(response: Mapping) -> str:
     raise RehearsalError(f"the launcher created no job: {reasons}")
 
 
+def _describe_exchange(event: Mapping, response: Mapping) -> str:
+    keys = [r.get("s3", {}).get("object", {}).get("key", "?") for r in event.get("Records", [])]
+    results = [
+        f"{r.get('status')} {r.get('job_name') or r.get('reason') or ''}".strip()
+        for r in response.get("results", [response])
+    ]
+    return f"{', '.join(keys)} -> launcher: {'; '.join(results)}"
+
+
 def dataset_name(folder: Path) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "-", Path(folder).resolve().name).strip("-") or "dataset"
 
@@ -288,6 +298,8 @@ def rehearse(
     ``command`` replaces ``training_image/train train`` (tests use a stand-in trainer).
     """
     workdir = Path(workdir).resolve()
+    for previous in (workdir / "jobs", workdir / "events"):  # the folder holds the latest run
+        shutil.rmtree(previous, ignore_errors=True)
     workdir.mkdir(parents=True, exist_ok=True)
     progress = _Progress(out, 5)
     started = time.monotonic()
@@ -325,7 +337,7 @@ def rehearse(
             response = invoke_launcher(event, environment)
             exchange = {"event": event, "response": response}
             (events_folder / f"{name}-{number}.json").write_text(json.dumps(exchange, indent=2))
-            progress.note(f"S3 event {number}: launcher answered {json.dumps(response)[:300]}")
+            progress.note(f"S3 event {number}: {_describe_exchange(event, response)}")
             job_name = launched_job(response)
         import boto3
 

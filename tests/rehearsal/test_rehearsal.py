@@ -33,7 +33,16 @@ def test_flow_hands_the_upload_event_to_the_launcher_and_runs_its_job(tmp_path, 
     for step in range(1, 6):
         assert f"==> [{step}/5]" in log
     assert f"models/{result.job_name}/output/model.tar.gz" in log
+    assert "_launch.json -> launcher: launched detrain-sample-shapes-" in log
     assert "AWS_ENDPOINT_URL" not in os.environ  # the emulator's settings do not leak
+
+
+def test_the_folder_keeps_only_the_latest_run(tmp_path, fake_train):
+    first = rehearsal.rehearse(tmp_path, images=4, out=io.StringIO(), command=fake_train)
+    second = rehearsal.rehearse(tmp_path, images=4, out=io.StringIO(), command=fake_train)
+
+    assert [p.name for p in (tmp_path / "jobs").iterdir()] == [second.job_name]
+    assert not first.run_folder.exists() or first.run_folder == second.run_folder
 
 
 def test_hyperparameter_overrides_reach_the_job(tmp_path, fake_train):

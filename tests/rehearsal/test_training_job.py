@@ -54,6 +54,20 @@ def test_local_folder_job_keeps_artifacts_in_the_run_folder(tmp_path):
     assert job.artifact_uri("model.tar.gz").startswith((tmp_path / "runs").as_uri())
 
 
+def test_local_validation_folder_becomes_the_validation_channel(tmp_path):
+    (tmp_path / "train").mkdir()
+    (tmp_path / "valid").mkdir()
+
+    job = for_local_folder(
+        tmp_path / "train", hyperparameters={}, run_folder=tmp_path, validation=tmp_path / "valid"
+    )
+
+    assert [(c.name, c.uri) for c in job.channels] == [
+        ("training", (tmp_path / "train").as_uri()),
+        ("validation", (tmp_path / "valid").as_uri()),
+    ]
+
+
 def test_local_folder_must_exist(tmp_path):
     with pytest.raises(JobSpecError, match="does not exist"):
         for_local_folder(tmp_path / "missing", hyperparameters={}, run_folder=tmp_path)
