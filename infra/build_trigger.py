@@ -20,7 +20,12 @@ from aws_cdk import aws_stepfunctions as sfn
 from aws_cdk import custom_resources as cr
 from constructs import Construct
 
-from infra.nag import INLINE_POLICY_REASON, acknowledge, logical_arn
+from infra.nag import (
+    DEPLOY_TIME_FUNCTION_REASONS,
+    INLINE_POLICY_REASON,
+    acknowledge,
+    logical_arn,
+)
 from infra.runtime import LAMBDA_RUNTIME, LOG_RETENTION
 
 HANDLER_DIR = Path(__file__).parent / "build_on_deploy"
@@ -138,21 +143,5 @@ class BuildTrigger(Construct):
             "logged (level ALL) to the encrypted log group, X-Ray would add nothing.",
         )
         for function in (*self.handlers.values(), *framework):
-            for finding, reason in _DEPLOY_TIME_FUNCTION_REASONS.items():
+            for finding, reason in DEPLOY_TIME_FUNCTION_REASONS.items():
                 acknowledge(function, finding, reason)
-
-
-_DEPLOY_TIME_FUNCTION_REASONS = {
-    "NIST.800.53.R5-LambdaConcurrency": (
-        "Runs only during a deploy, once per image build; reserving concurrency would take "
-        "it from the account's pool for nothing."
-    ),
-    "NIST.800.53.R5-LambdaDLQ": (
-        "Invoked synchronously by the custom-resource framework, which reports any failure "
-        "to CloudFormation; a DLQ only receives asynchronous invocations."
-    ),
-    "NIST.800.53.R5-LambdaInsideVPC": (
-        "Calls only the CodeBuild and ECR APIs; the stack has no VPC, and one with endpoints "
-        "would add cost without protecting any data path."
-    ),
-}

@@ -46,3 +46,18 @@ INLINE_POLICY_REASON = (
     "Each inline policy belongs to exactly one role of this stack and is created, scoped "
     "and deleted with it; a managed policy would be a second, reusable copy of it."
 )
+# Functions that run only while CloudFormation deploys (custom-resource handlers).
+DEPLOY_TIME_FUNCTION_REASONS = {
+    "NIST.800.53.R5-LambdaConcurrency": (
+        "Runs only during a deploy, once per image build; reserving concurrency would take "
+        "it from the account's pool for nothing."
+    ),
+    "NIST.800.53.R5-LambdaDLQ": (
+        "Invoked synchronously by the custom-resource framework, which reports any failure "
+        "to CloudFormation; a DLQ only receives asynchronous invocations."
+    ),
+    "NIST.800.53.R5-LambdaInsideVPC": (
+        "Calls only AWS APIs (CodeBuild, ECR, Lambda, Step Functions); the stack has no VPC, "
+        "and one with endpoints would add cost without protecting any data path."
+    ),
+}

@@ -64,11 +64,3 @@ def test_caches_do_not_change_the_tag(context_dir):
 def test_a_missing_directory_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         content_hash(tmp_path / "nowhere")
-
-
-def test_the_stack_tags_the_image_with_the_hash_of_training_image(synthesized):
-    from infra.stack import IMAGE_CONTEXT
-
-    build = synthesized.only("Custom::TrainingImageBuild")
-
-    assert build["ImageTag"] == content_hash(IMAGE_CONTEXT)

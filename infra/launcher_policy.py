@@ -1,0 +1,143 @@
+"""The launcher's IAM statements and its accepted cdk-nag findings (used by launcher.py).
+
+The launcher may: list datasets/ and read trigger objects; create, describe, stop and tag
+training jobs named detrain-*; list training jobs; describe images of this repository; pass
+the training role, to SageMaker only.
+"""
+
+from __future__ import annotations
+
+from aws_cdk import Stack
+from aws_cdk import aws_ecr as ecr
+from aws_cdk import aws_iam as iam
+from aws_cdk import aws_kms as kms
+from aws_cdk import aws_lambda as lambda_
+from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sqs as sqs
+
+from infra.nag import INLINE_POLICY_REASON, acknowledge, logical_arn, region_arn
+from launch_training.names import DATASETS_PREFIX, JOB_NAME_PREFIX, TRIGGER_FILENAME
+
+TRIGGER_SUFFIX = f"/{TRIGGER_FILENAME}"
+SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
+
+
+def launcher_statements(
+    stack: Stack,
+    *,
+    bucket: s3.IBucket,
+    key: kms.IKey,
+    repository: ecr.IRepository,
+    training_role: iam.IRole,
+) -> list[iam.PolicyStatement]:
+    """Exact statements: what the launcher reads, starts, checks and passes; nothing else."""
+    training_jobs = stack.format_arn(
+        service="sagemaker", resource="training-job", resource_name=f"{JOB_NAME_PREFIX}*"
+    )
+    return [
+        iam.PolicyStatement(
+            sid="ListDatasets",
+            actions=["s3:ListBucket"],
+            resources=[bucket.bucket_arn],
+            conditions={"StringLike": {"s3:prefix": [f"{DATASETS_PREFIX}*"]}},
+        ),
+        iam.PolicyStatement(
+            sid="ReadTriggers",
+            actions=["s3:GetObject"],
+            resources=[bucket.arn_for_objects(f"{DATASETS_PREFIX}*{TRIGGER_SUFFIX}")],
+        ),
+        iam.PolicyStatement(
+            sid="DecryptTriggers", actions=["kms:Decrypt"], resources=[key.key_arn]
+        ),
+        iam.PolicyStatement(
+            sid="ManageProjectTrainingJobs",
+            actions=[
+                "sagemaker:CreateTrainingJob",
+                "sagemaker:DescribeTrainingJob",
+                "sagemaker:StopTrainingJob",
+                "sagemaker:AddTags",
+            ],
+            resources=[training_jobs],
+        ),
+        iam.PolicyStatement(
+            sid="ListTrainingJobs", actions=["sagemaker:ListTrainingJobs"], resources=["*"]
+        ),
+        iam.PolicyStatement(
+            sid="CheckTrainingImage",
+            actions=["ecr:DescribeImages"],
+            resources=[repository.repository_arn],
+        ),
+        iam.PolicyStatement(
+            sid="PassTrainingRoleToSageMaker",
+            actions=["iam:PassRole"],
+            resources=[training_role.role_arn],
+            conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER_SERVICE}},
+        ),
+    ]
+
+
+def acknowledge_launcher(
+    *, role: iam.IRole, function: lambda_.IFunction, queue: sqs.IQueue, bucket: s3.IBucket
+) -> None:
+    """The launcher's accepted findings, each on the construct that owns it."""
+    stack = Stack.of(role)
+    findings = {
+        f"AwsSolutions-IAM5[Resource::{logical_arn(bucket)}/{DATASETS_PREFIX}*{TRIGGER_SUFFIX}]": (
+            "GetObject on the trigger object of a dataset only; dataset names are chosen "
+            "after deploy."
+        ),
+        "AwsSolutions-IAM5[Resource::"
+        + region_arn(stack, "sagemaker", f"training-job/{JOB_NAME_PREFIX}*")
+        + "]": "Only this project's training jobs, by their fixed name prefix.",
+        "AwsSolutions-IAM5[Resource::*]": (
+            "sagemaker:ListTrainingJobs has no resource-level permissions (it finds running "
+            "jobs of a dataset before starting another)."
+        ),
+        "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": _QUEUE_KEY_REASON,
+        "AwsSolutions-IAM5[Action::kms:ReEncrypt*]": _QUEUE_KEY_REASON,
+        "NIST.800.53.R5-IAMNoInlinePolicy": INLINE_POLICY_REASON,
+    }
+    for finding, reason in findings.items():
+        acknowledge(role, finding, reason)
+    acknowledge(
+        function,
+        "NIST.800.53.R5-LambdaDLQ",
+        "Failed invocations go to an on-failure destination (the encrypted FailedLaunches "
+        "queue), which records the event and the error, unlike a DLQ.",
+    )
+    acknowledge(function, "NIST.800.53.R5-LambdaInsideVPC", _NO_VPC_REASON)
+    acknowledge(
+        queue,
+        "AwsSolutions-SQS3",
+        "This queue is itself the launcher's failure destination; messages are kept 14 days "
+        "for an operator to inspect and replay.",
+    )
+    notifications_handler = next(
+        child
+        for child in stack.node.children
+        if child.node.id.startswith("BucketNotificationsHandler")
+    )
+    acknowledge(
+        notifications_handler,
+        # CDK writes managed policy ARNs with the AWS::Partition pseudo parameter, always.
+        "AwsSolutions-IAM4[Policy::arn:<AWS::Partition>:iam::aws:policy/service-role/"
+        "AWSLambdaBasicExecutionRole]",
+        "CDK's own handler that writes the bucket's notification configuration at deploy "
+        "time; the managed policy grants it log writing only.",
+    )
+    acknowledge(
+        bucket.node.find_child("Notifications"),
+        "NIST.800.53.R5-IAMNoInlinePolicy",
+        "CDK's policy for its notification handler: s3:PutBucketNotification on this bucket "
+        "only, created and deleted with it.",
+    )
+
+
+_QUEUE_KEY_REASON = (
+    "CDK's grant to send to the KMS-encrypted failure queue; its only resource is the platform key."
+)
+_NO_VPC_REASON = (
+    "Accepted: the function calls only S3, SageMaker and ECR APIs and holds no data; the "
+    "stack has no VPC, and one with interface endpoints would add fixed cost without "
+    "protecting a data path. Planned: an optional VPC setting."
+)
