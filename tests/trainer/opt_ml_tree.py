@@ -47,7 +47,10 @@ class OptMl:
     def declare_channels(self, *names: str, mode: str = "File") -> None:
         self.write_config(
             "inputdataconfig.json",
-            {n: {"TrainingInputMode": mode, "S3DistributionType": "FullyReplicated"} for n in names},
+            {
+                n: {"TrainingInputMode": mode, "S3DistributionType": "FullyReplicated"}
+                for n in names
+            },
         )
 
     @property

@@ -18,7 +18,10 @@ def _scene(rng: np.random.Generator, size: tuple[int, int]) -> tuple[Image.Image
     objects = []
     for _ in range(int(rng.integers(1, 3))):
         name = CLASSES[int(rng.integers(len(CLASSES)))]
-        w, h = int(rng.integers(width // 5, width // 2)), int(rng.integers(height // 5, height // 2))
+        w, h = (
+            int(rng.integers(width // 5, width // 2)),
+            int(rng.integers(height // 5, height // 2)),
+        )
         x, y = int(rng.integers(0, width - w)), int(rng.integers(0, height - h))
         pixels[y : y + h, x : x + w] = COLOURS[name]
         objects.append((name, [x, y, x + w, y + h]))
@@ -35,7 +38,9 @@ def write_coco(folder: Path, count: int = 12, *, seed: int = 0, size=(96, 80)) -
         image, objects = _scene(rng, size)
         name = f"img_{image_id:04d}.jpg"
         image.save(folder / "images" / name, quality=90)
-        doc["images"].append({"id": image_id, "file_name": name, "width": size[0], "height": size[1]})
+        doc["images"].append(
+            {"id": image_id, "file_name": name, "width": size[0], "height": size[1]}
+        )
         for label, (x1, y1, x2, y2) in objects:
             doc["annotations"].append(
                 {

@@ -45,7 +45,9 @@ def test_generated_voc(tmp_path):
 def test_shared_datasets(shared_datasets, name, images, boxes, classes):
     table = data.load(shared_datasets / name)
     assert (len(table), table.num_boxes, len(table.class_names)) == (images, boxes, classes)
-    assert (table.boxes[:, 2] <= table.widths[np.repeat(np.arange(images), np.diff(table.offsets))]).all()
+    assert (
+        table.boxes[:, 2] <= table.widths[np.repeat(np.arange(images), np.diff(table.offsets))]
+    ).all()
 
 
 def test_subset_and_split_keep_each_images_boxes(tmp_path):
@@ -69,8 +71,11 @@ def test_validation_classes_follow_training(tmp_path):
     valid = data.load(tmp_path / "valid", train.class_names)
     assert valid.class_names == train.class_names
     xml = tmp_path / "valid" / "annotations" / "scene_000.xml"
-    xml.write_text(xml.read_text().replace("<name>red</name>", "<name>blue</name>").replace(
-        "<name>green</name>", "<name>blue</name>"))
+    xml.write_text(
+        xml.read_text()
+        .replace("<name>red</name>", "<name>blue</name>")
+        .replace("<name>green</name>", "<name>blue</name>")
+    )
     with pytest.raises(DataError, match=r"classes blue are not in the training data; allowed: "):
         data.load(tmp_path / "valid", train.class_names)
 
@@ -106,7 +111,11 @@ def test_missing_size_is_read_from_the_image(tmp_path):
 def test_boxes_outside_the_image(tmp_path):
     write_coco(tmp_path, 3)
     _edit_coco(tmp_path, lambda d: d["annotations"][0].update(bbox=[50, 10, 60, 20]))
-    with pytest.raises(DataError, match=r"1 of \d+ boxes .* lie outside their image, e.g. images/img_0001.jpg box \[50.0, 10.0, 110.0, 30.0\] in 96x80"):
+    with pytest.raises(
+        DataError,
+        match=r"1 of \d+ boxes .* lie outside their image, "
+        r"e.g. images/img_0001.jpg box \[50.0, 10.0, 110.0, 30.0\] in 96x80",
+    ):
         data.load(tmp_path)
 
 
@@ -121,7 +130,7 @@ def test_boxes_without_area(tmp_path):
     xml = tmp_path / "annotations" / "scene_001.xml"
     text = xml.read_text()
     start = text.index("<xmax>") + 6
-    xml.write_text(text[:start] + "0" + text[text.index("</xmax>"):])
+    xml.write_text(text[:start] + "0" + text[text.index("</xmax>") :])
     with pytest.raises(DataError, match=r"have no area .*scene_001.png"):
         data.load(tmp_path)
 
@@ -129,8 +138,14 @@ def test_boxes_without_area(tmp_path):
 @pytest.mark.parametrize(
     ("edit", "message"),
     [
-        (lambda d: d["annotations"][0].update(category_id=99), r"unknown category ids 99; allowed: .*1, 2"),
-        (lambda d: d["annotations"][0].update(image_id=77), r"refer to image ids not in 'images', e.g. 77"),
+        (
+            lambda d: d["annotations"][0].update(category_id=99),
+            r"unknown category ids 99; allowed: .*1, 2",
+        ),
+        (
+            lambda d: d["annotations"][0].update(image_id=77),
+            r"refer to image ids not in 'images', e.g. 77",
+        ),
         (lambda d: d.update(categories=[]), r"declares no classes"),
         (lambda d: d["categories"][1].update(name=" "), r"1 classes have an empty name"),
         (lambda d: d.update(annotations=[]), r"has no boxes"),

@@ -73,7 +73,11 @@ def test_bad_hyperparameter_names_key_value_and_allowed(tmp_path, values, named)
 
 def test_channels_from_inputdataconfig(tmp_path):
     base = _base(tmp_path, channels=("training", "validation"))
-    _write(base, "inputdataconfig.json", {"training": {"TrainingInputMode": "FastFile"}, "validation": {}})
+    _write(
+        base,
+        "inputdataconfig.json",
+        {"training": {"TrainingInputMode": "FastFile"}, "validation": {}},
+    )
     env = environment.load(base)
     assert env.channels == {
         "training": base / "input/data/training",
@@ -116,5 +120,5 @@ def test_defaults_without_config_files(tmp_path):
 def test_invalid_json_is_named(tmp_path):
     base = _base(tmp_path)
     (base / "input" / "config" / "hyperparameters.json").write_text("{not json")
-    with pytest.raises(ConfigError, match="hyperparameters.json is not valid JSON"):
+    with pytest.raises(ConfigError, match=r"hyperparameters\.json is not valid JSON"):
         environment.load(base)

@@ -63,7 +63,13 @@ def save(folder: Path, identity: Identity, *, epoch: int, step: int, state: dict
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / _name(epoch, step)
     temporary = folder / f".{target.name}.tmp"
-    payload = {"format": FORMAT, "identity": identity.as_dict(), "epoch": epoch, "step": step, **state}
+    payload = {
+        "format": FORMAT,
+        "identity": identity.as_dict(),
+        "epoch": epoch,
+        "step": step,
+        **state,
+    }
     torch.save(payload, temporary)
     os.replace(temporary, target)
     for _, _, old in _existing(folder)[KEEP:]:
@@ -86,9 +92,13 @@ def latest(folder: Path, identity: Identity) -> dict[str, Any] | None:
         if payload.get("identity") != identity.as_dict():
             log.warning(
                 "skipping checkpoint %s: it is for %s, this run is %s",
-                path.name, payload.get("identity"), identity.as_dict(),
+                path.name,
+                payload.get("identity"),
+                identity.as_dict(),
             )
             continue
-        log.info("resuming from %s (epoch %d, step %d)", path.name, payload["epoch"] + 1, payload["step"])
+        log.info(
+            "resuming from %s (epoch %d, step %d)", path.name, payload["epoch"] + 1, payload["step"]
+        )
         return payload
     return None

@@ -266,7 +266,8 @@ def _find_layout(channel: Path, files_present: set[str]) -> tuple[str, tuple[Pat
     jsons = [p for p in entries if p.is_file() and p.suffix.lower() == ".json"]
     if len(jsons) > 1:
         raise DataError(
-            f"{channel.name}: found {len(jsons)} COCO annotation files ({_examples([p.name for p in jsons])}); "
+            f"{channel.name}: found {len(jsons)} COCO annotation files "
+            f"({_examples([p.name for p in jsons])}); "
             "allowed: exactly one *.json at the top of the channel"
         )
     if jsons:
@@ -279,7 +280,8 @@ def _find_layout(channel: Path, files_present: set[str]) -> tuple[str, tuple[Pat
         return "voc", (annotation_dir, image_dir)
     found = _examples([p.name for p in entries]) or "nothing"
     raise DataError(
-        f"channel {channel.name!r} holds neither COCO (one *.json beside the images) nor Pascal VOC "
+        f"channel {channel.name!r} holds neither COCO (one *.json beside the images) "
+        "nor Pascal VOC "
         f"(annotations/*.xml and images/); found: {found}"
     )
 
@@ -327,7 +329,8 @@ def _check_images(found: _Annotations, paths: np.ndarray, files_present: set[str
     missing = [f for f in found.files if f not in files_present]
     if missing:
         raise DataError(
-            f"{len(missing)} of {len(found.files)} images named in {found.source.name} are missing, "
+            f"{len(missing)} of {len(found.files)} images named in {found.source.name} "
+            "are missing, "
             f"e.g. {_examples(missing)}"
         )
     with ThreadPoolExecutor(max_workers=8) as pool:
@@ -335,7 +338,8 @@ def _check_images(found: _Annotations, paths: np.ndarray, files_present: set[str
     unreadable = [found.files[i] for i, size in enumerate(sizes) if size is None]
     if unreadable:
         raise DataError(
-            f"{len(unreadable)} of {len(sizes)} images are not readable images, e.g. {_examples(unreadable)}"
+            f"{len(unreadable)} of {len(sizes)} images are not readable images, "
+            f"e.g. {_examples(unreadable)}"
         )
     actual = np.array(sizes, dtype=np.int64).reshape(-1, 2)
     unstated = (found.widths <= 0) | (found.heights <= 0)
@@ -343,7 +347,8 @@ def _check_images(found: _Annotations, paths: np.ndarray, files_present: set[str
     wrong = np.flatnonzero((actual[:, 0] != found.widths) | (actual[:, 1] != found.heights))
     if len(wrong):
         shown = [
-            f"{found.files[i]} ({found.widths[i]}x{found.heights[i]} stated, {actual[i, 0]}x{actual[i, 1]} on disk)"
+            f"{found.files[i]} ({found.widths[i]}x{found.heights[i]} stated, "
+            f"{actual[i, 0]}x{actual[i, 1]} on disk)"
             for i in wrong[:EXAMPLES]
         ]
         raise DataError(
@@ -373,7 +378,8 @@ def _checked_boxes(found: _Annotations) -> np.ndarray:
                 for i in np.flatnonzero(mask)[:EXAMPLES]
             ]
             raise DataError(
-                f"{mask.sum()} of {len(boxes)} boxes in {found.source.name} {problem}, e.g. {'; '.join(shown)}"
+                f"{mask.sum()} of {len(boxes)} boxes in {found.source.name} {problem}, "
+                f"e.g. {'; '.join(shown)}"
             )
     clipped = np.empty_like(boxes, dtype=np.float32)
     np.clip(boxes[:, 0], 0, width, out=clipped[:, 0], casting="unsafe")
@@ -410,7 +416,8 @@ def load(
         missing = [f for f in found.files if f not in files_present]
         if missing:
             raise DataError(
-                f"{len(missing)} of {len(found.files)} images are missing, e.g. {_examples(missing)}"
+                f"{len(missing)} of {len(found.files)} images are missing, "
+                f"e.g. {_examples(missing)}"
             )
     if not len(found.boxes):
         raise DataError(f"{found.source.name} has no boxes: nothing to learn")
@@ -473,7 +480,9 @@ class Records(Sequence):
         record = ObjectDetectionRecord()
         record.set_record_id(i)
         record.set_filepath(self.table.paths[i])
-        record.set_img_size(ImgSize(int(self.table.widths[i]), int(self.table.heights[i])), original=True)
+        record.set_img_size(
+            ImgSize(int(self.table.widths[i]), int(self.table.heights[i])), original=True
+        )
         record.detection.set_class_map(self.class_map)
         record.detection.add_labels_by_id(labels.tolist())
         record.detection.add_bboxes([BBox.from_xyxy(*box) for box in boxes.tolist()])
@@ -481,7 +490,7 @@ class Records(Sequence):
 
 
 def dataset(table: DetectionTable, image_size: int, *, train: bool):
-    """An IceVision Dataset: resize the longest side, pad to a square, normalize (and flip in training)."""
+    """An IceVision Dataset: resize the longest side, pad to a square, normalize; flip to train."""
     compat.apply()
     from icevision import tfms
     from icevision.data.dataset import Dataset

@@ -54,7 +54,7 @@ class World:
 
 
 class EpochSampler(Sampler[int]):
-    """A seeded permutation per epoch, split across ranks; can skip the steps already done."""
+    """A seeded permutation per epoch, split across ranks, in full batches; can skip steps done."""
 
     def __init__(self, length: int, *, seed: int, batch_size: int, world: World = World()) -> None:
         self.length, self.seed, self.batch_size, self.world = length, seed, batch_size, world
@@ -65,7 +65,10 @@ class EpochSampler(Sampler[int]):
 
     def _indices(self) -> np.ndarray:
         order = np.random.default_rng((self.seed, self.epoch)).permutation(self.length)
-        return order[self.world.rank :: self.world.size][self.skip_steps * self.batch_size :]
+        mine = order[self.world.rank :: self.world.size]
+        # Full batches only, repeating images to fill the last: a batch of one breaks BatchNorm.
+        padded = np.resize(mine, self.steps() * self.batch_size)
+        return padded[self.skip_steps * self.batch_size :]
 
     def __iter__(self) -> Iterator[int]:
         return iter(self._indices().tolist())
@@ -74,7 +77,9 @@ class EpochSampler(Sampler[int]):
         return len(self._indices())
 
     def steps(self) -> int:
-        return math.ceil(math.ceil((self.length - self.world.rank) / self.world.size) / self.batch_size)
+        return math.ceil(
+            math.ceil((self.length - self.world.rank) / self.world.size) / self.batch_size
+        )
 
 
 def optimizer(model: DetectionModel, hp: Hyperparameters) -> torch.optim.Optimizer:
@@ -84,7 +89,9 @@ def optimizer(model: DetectionModel, hp: Hyperparameters) -> torch.optim.Optimiz
     )
 
 
-def schedule(opt: torch.optim.Optimizer, steps_per_epoch: int, epochs: int) -> torch.optim.lr_scheduler.LambdaLR:
+def schedule(
+    opt: torch.optim.Optimizer, steps_per_epoch: int, epochs: int
+) -> torch.optim.lr_scheduler.LambdaLR:
     """Linear warm-up, then cosine decay to zero, stepped once per batch."""
     total = max(1, steps_per_epoch * epochs)
     warmup = min(WARMUP_STEPS, steps_per_epoch, total - 1)
@@ -158,7 +165,9 @@ class Validation:
     map_50: float
 
 
-def validate(model: DetectionModel, batches: Iterable, *, device: torch.device, stop: threading.Event) -> Validation:
+def validate(
+    model: DetectionModel, batches: Iterable, *, device: torch.device, stop: threading.Event
+) -> Validation:
     losses, truths, predictions = [], [], []
     for batch, records in batches:
         if stop.is_set():
@@ -183,18 +192,30 @@ def coco_map(truths: list, predictions: Predictions, num_classes: int) -> tuple[
     from pycocotools.cocoeval import COCOeval
 
     images, annotations, detections = [], [], []
-    for image_id, ((gt_boxes, gt_labels), (boxes, scores, labels)) in enumerate(zip(truths, predictions, strict=True)):
+    for image_id, ((gt_boxes, gt_labels), (boxes, scores, labels)) in enumerate(
+        zip(truths, predictions, strict=True)
+    ):
         images.append({"id": image_id})
         for box, label in zip(gt_boxes.tolist(), gt_labels.tolist(), strict=True):
             w, h = box[2] - box[0], box[3] - box[1]
             annotations.append(
-                {"id": len(annotations) + 1, "image_id": image_id, "category_id": label,
-                 "bbox": [box[0], box[1], w, h], "area": w * h, "iscrowd": 0}
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": label,
+                    "bbox": [box[0], box[1], w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
             )
         for box, score, label in zip(boxes.tolist(), scores.tolist(), labels.tolist(), strict=True):
             detections.append(
-                {"image_id": image_id, "category_id": int(label), "score": score,
-                 "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]]}
+                {
+                    "image_id": image_id,
+                    "category_id": int(label),
+                    "score": score,
+                    "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                }
             )
     if not annotations or not detections:
         return 0.0, 0.0

@@ -31,6 +31,7 @@ from trainer_spec.hyperparameters import HyperparameterError, Hyperparameters, p
 DEFAULT_BASE_DIR = Path("/opt/ml")
 BASE_DIR_VARIABLE = "SAGEMAKER_BASE_DIR"
 SUPPORTED_INPUT_MODES = ("File", "FastFile")
+DISTRIBUTION_TYPES = ("FullyReplicated", "ShardedByS3Key")
 DEFAULT_HOST = "algo-1"
 
 
@@ -53,6 +54,8 @@ class TrainingEnvironment:
     current_host: str
     hosts: tuple[str, ...]
     checkpoint_dir: Path
+    network_interface: str = ""
+    distributions: Mapping[str, str] = MappingProxyType({})  # channel -> S3DistributionType
 
     @property
     def model_dir(self) -> Path:
@@ -105,16 +108,31 @@ def _channels(config: Path, data: Path) -> dict[str, Path]:
         mode = (declared.get(name) or {}).get("TrainingInputMode", "File")
         if mode not in SUPPORTED_INPUT_MODES:
             raise ConfigError(
-                f"channel {name!r} has TrainingInputMode {mode!r}; allowed: {', '.join(SUPPORTED_INPUT_MODES)}"
+                f"channel {name!r} has TrainingInputMode {mode!r}; "
+                f"allowed: {', '.join(SUPPORTED_INPUT_MODES)}"
             )
         if not (data / name).is_dir():
             raise ConfigError(f"channel {name!r} is declared but {data / name} does not exist")
         channels[name] = data / name
     if TRAINING_CHANNEL not in channels:
         raise ConfigError(
-            f"the {TRAINING_CHANNEL!r} channel is required; found: {', '.join(channels) or 'no channels'}"
+            f"the {TRAINING_CHANNEL!r} channel is required; "
+            f"found: {', '.join(channels) or 'no channels'}"
         )
     return channels
+
+
+def _distributions(config: Path, channels: Mapping[str, Path]) -> dict[str, str]:
+    declared = _read_object(config / "inputdataconfig.json")
+    found = {}
+    for name in channels:
+        kind = (declared.get(name) or {}).get("S3DistributionType", "FullyReplicated")
+        if kind not in DISTRIBUTION_TYPES:
+            raise ConfigError(
+                f"channel {name!r} has S3DistributionType {kind!r}; allowed: {', '.join(DISTRIBUTION_TYPES)}"
+            )
+        found[name] = kind
+    return found
 
 
 def _checkpoint_dir(base: Path, config: Path) -> Path:
@@ -138,12 +156,15 @@ def load(base: Path | None = None) -> TrainingEnvironment:
         raise ConfigError(
             f"resourceconfig.json: current_host {current_host!r} is not in hosts {list(hosts)}"
         )
+    channels = _channels(config, base / "input" / "data")
     return TrainingEnvironment(
         base_dir=base,
         job_name=os.environ.get("TRAINING_JOB_NAME", "local"),
         hyperparameters=_hyperparameters(config),
-        channels=MappingProxyType(_channels(config, base / "input" / "data")),
+        channels=MappingProxyType(channels),
         current_host=current_host,
         hosts=hosts,
         checkpoint_dir=_checkpoint_dir(base, config),
+        network_interface=str(resources.get("network_interface_name", "")),
+        distributions=MappingProxyType(_distributions(config, channels)),
     )

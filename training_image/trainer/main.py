@@ -38,9 +38,10 @@ def train(argv: list[str]) -> None:
     if argv[:1] == ["train"]:
         argv = argv[1:]
     if argv:
-        raise ConfigError(f"unexpected arguments {argv}; allowed: nothing, or the single word 'train'")
+        raise ConfigError(
+            f"unexpected arguments {argv}; allowed: nothing, or the single word 'train'"
+        )
 
-    compat.apply()
     log.info("Reading the training environment")
     env = environment.load()
     hp = env.hyperparameters
@@ -49,7 +50,13 @@ def train(argv: list[str]) -> None:
     use_amp = hp.amp and device.type == "cuda"
     log.info(
         "job %s on %s (%s of %s), device %s, amp %s, hyperparameters %s",
-        env.job_name, env.current_host, world.rank + 1, world.size, device, use_amp, hp.as_dict(),
+        env.job_name,
+        env.current_host,
+        world.rank + 1,
+        world.size,
+        device,
+        use_amp,
+        hp.as_dict(),
     )
     _seed(hp.seed)
     stop = _stop_on_sigterm()
@@ -64,12 +71,22 @@ def train(argv: list[str]) -> None:
     log.info("%d training images, %d validation images", len(train_table), len(valid_table))
 
     log.info("Creating model")
+    compat.apply()  # IceVision's mends, before its first import
     model = models.create(hp, train_table.class_names).to(device)
     workers = min(hp.num_workers, os.cpu_count() or 1)
-    sampler = engine.EpochSampler(len(train_table), seed=hp.seed, batch_size=hp.batch_size, world=world)
-    loader_options = {"batch_size": hp.batch_size, "num_workers": workers, "pin_memory": device.type == "cuda"}
+    sampler = engine.EpochSampler(
+        len(train_table), seed=hp.seed, batch_size=hp.batch_size, world=world
+    )
+    loader_options = {
+        "batch_size": hp.batch_size,
+        "num_workers": workers,
+        "pin_memory": device.type == "cuda",
+    }
     train_batches = model.kind.train_dl(
-        data.dataset(train_table, hp.image_size, train=True), sampler=sampler, shuffle=False, **loader_options
+        data.dataset(train_table, hp.image_size, train=True),
+        sampler=sampler,
+        shuffle=False,
+        **loader_options,
     )
     valid_batches = model.kind.valid_dl(
         data.dataset(valid_table, hp.image_size, train=False), shuffle=False, **loader_options
@@ -101,23 +118,39 @@ def train(argv: list[str]) -> None:
             }
             checkpoints.save(env.checkpoint_dir, identity, epoch=epoch, step=step, state=state)
 
-    log.info("Start training: epochs %d to %d, %d steps each", start_epoch + 1, hp.epochs, sampler.steps())
+    log.info(
+        "Start training: epochs %d to %d, %d steps each",
+        start_epoch + 1,
+        hp.epochs,
+        sampler.steps(),
+    )
     for epoch in range(start_epoch, hp.epochs):
         started = time.monotonic()
         first_step = start_step if epoch == start_epoch else 0
         sampler.set_epoch(epoch, skip_steps=first_step)
         result = engine.train_one_epoch(
-            model, train_batches, optimizer, scheduler, scaler,
-            device=device, grad_clip_norm=hp.grad_clip_norm, stop=stop,
-            first_step=first_step, running=running if epoch == start_epoch else (0.0, 0),
+            model,
+            train_batches,
+            optimizer,
+            scheduler,
+            scaler,
+            device=device,
+            grad_clip_norm=hp.grad_clip_norm,
+            stop=stop,
+            first_step=first_step,
+            running=running if epoch == start_epoch else (0.0, 0),
         )
         if not result.completed:
             save_checkpoint(epoch, result.steps, result.running)
-            raise TrainingStopped(f"stopped by SIGTERM in epoch {epoch + 1} at step {result.steps}; checkpoint saved")
+            raise TrainingStopped(
+                f"stopped by SIGTERM in epoch {epoch + 1} at step {result.steps}; checkpoint saved"
+            )
         validation = engine.validate(model, valid_batches, device=device, stop=stop)
         if stop.is_set():
             save_checkpoint(epoch, result.steps, result.running)
-            raise TrainingStopped(f"stopped by SIGTERM while validating epoch {epoch + 1}; checkpoint saved")
+            raise TrainingStopped(
+                f"stopped by SIGTERM while validating epoch {epoch + 1}; checkpoint saved"
+            )
         row = {
             "epoch": epoch + 1,
             "train_loss": result.loss,
@@ -137,7 +170,12 @@ def train(argv: list[str]) -> None:
     if world.is_main:
         log.info("Saving the model to %s", env.model_dir)
         best = max(history, key=lambda r: r["valid_map"]) if history else {}
-        summary = {"epochs": hp.epochs, "hyperparameters": hp.as_dict(), "last": history[-1] if history else {}, "best_valid_map": best}
+        summary = {
+            "epochs": hp.epochs,
+            "hyperparameters": hp.as_dict(),
+            "last": history[-1] if history else {},
+            "best_valid_map": best,
+        }
         artifacts.save_model(env.model_dir, model, summary=summary)
     log.info("Training complete")
 
@@ -156,7 +194,7 @@ def _seed(seed: int) -> None:
 
 
 def _stop_on_sigterm() -> threading.Event:
-    """SageMaker stops a job with SIGTERM and kills it 120 s later: finish the step, checkpoint, exit."""
+    """SageMaker sends SIGTERM, then SIGKILL 120 s later: finish the step, checkpoint, exit."""
     stop = threading.Event()
 
     def handle(signum: int, _frame: object) -> None:
@@ -177,7 +215,9 @@ def _failure_text(error: BaseException) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(
-        level=logging.INFO, stream=sys.stdout, format="%(asctime)s %(levelname)s %(name)s: %(message)s"
+        level=logging.INFO,
+        stream=sys.stdout,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     base = environment.base_dir()
     try:
@@ -185,7 +225,10 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as error:
         text = _failure_text(error)
-        log.error("training failed: %s", text if len(text) < 4 * FAILURE_LIMIT else text[: 4 * FAILURE_LIMIT])
+        log.error(
+            "training failed: %s",
+            text if len(text) < 4 * FAILURE_LIMIT else text[: 4 * FAILURE_LIMIT],
+        )
         artifacts.clear(base / "model")
         try:
             failure = environment.failure_file(base)
@@ -200,4 +243,3 @@ def main(argv: list[str] | None = None) -> int:
 
 if __name__ == "__main__":
     sys.exit(main())
-

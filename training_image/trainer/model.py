@@ -41,7 +41,9 @@ def model_type(name: str) -> ModuleType:
     return faster_rcnn
 
 
-def build_module(name: str, backbone: str, num_classes: int, image_size: int, pretrained: bool) -> nn.Module:
+def build_module(
+    name: str, backbone: str, num_classes: int, image_size: int, pretrained: bool
+) -> nn.Module:
     """The bare IceVision model; ``num_classes`` counts the background."""
     kind = model_type(name)
     config = getattr(kind.backbones, backbone)
@@ -98,7 +100,9 @@ class DetectionModel:
         return out["loss"] if self.name == "efficientdet" else sum(out.values())
 
     @torch.no_grad()
-    def validate(self, batch: Any, records: list, device: torch.device) -> tuple[float, Predictions]:
+    def validate(
+        self, batch: Any, records: list, device: torch.device
+    ) -> tuple[float, Predictions]:
         """Validation loss and raw detections (in the transformed image's pixels) of one batch."""
         xb, yb = _to(batch, device)
         if self.name == "efficientdet":
@@ -136,7 +140,11 @@ def _arrays(detection: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 def create(hp: Hyperparameters, class_names: tuple[str, ...]) -> DetectionModel:
     log.info(
         "model %s, backbone %s, %d classes, image size %d, pretrained=%s",
-        hp.model, hp.backbone, len(class_names), hp.image_size, hp.pretrained,
+        hp.model,
+        hp.backbone,
+        len(class_names),
+        hp.image_size,
+        hp.pretrained,
     )
     module = build_module(hp.model, hp.backbone, len(class_names) + 1, hp.image_size, hp.pretrained)
     return DetectionModel(hp.model, hp.backbone, hp.image_size, class_names, module)

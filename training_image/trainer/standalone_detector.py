@@ -46,7 +46,10 @@ def _efficientdet_model(backbone: str, num_classes: int, image_size: int) -> tor
     config = get_efficientdet_config(name[prefix] + backbone.removeprefix(prefix))
     config.image_size = (image_size, image_size)
     return create_model_from_config(
-        config, bench_task="predict", num_classes=num_classes - 1, pretrained=False,
+        config,
+        bench_task="predict",
+        num_classes=num_classes - 1,
+        pretrained=False,
         pretrained_backbone=False,
     )
 
@@ -54,7 +57,9 @@ def _efficientdet_model(backbone: str, num_classes: int, image_size: int) -> tor
 class Detector:
     """A trained detector and the preprocessing it was trained with."""
 
-    def __init__(self, model: torch.nn.Module, config: dict, classes: list[str], device: str) -> None:
+    def __init__(
+        self, model: torch.nn.Module, config: dict, classes: list[str], device: str
+    ) -> None:
         self.model, self.config, self.classes, self.device = model, config, classes, device
         self.size = int(config["image_size"])
         pre = config["preprocessing"]
@@ -67,7 +72,9 @@ class Detector:
         folder = Path(model_dir)
         config = json.loads((folder / "config.json").read_text())
         if config.get("format") != SUPPORTED_FORMAT:
-            raise ValueError(f"artifact format {config.get('format')!r}; this loader reads {SUPPORTED_FORMAT}")
+            raise ValueError(
+                f"artifact format {config.get('format')!r}; this loader reads {SUPPORTED_FORMAT}"
+            )
         classes = json.loads((folder / config["class_map"]).read_text())
         name, backbone = config["model"], config["backbone"]
         if name == "efficientdet":
@@ -114,7 +121,11 @@ class Detector:
             original = np.clip(original, 0, [width, height, width, height])
             results.append(
                 [
-                    {"label": self.classes[int(label)], "score": float(score), "box": [round(float(v), 1) for v in box]}
+                    {
+                        "label": self.classes[int(label)],
+                        "score": float(score),
+                        "box": [round(float(v), 1) for v in box],
+                    }
                     for box, score, label in zip(original, scores[keep], labels[keep], strict=True)
                 ]
             )

@@ -19,7 +19,11 @@ BACKBONES: dict[str, tuple[str, ...]] = {
     "retinanet": ("resnet18_fpn", "resnet34_fpn", "resnet50_fpn", "resnet101_fpn"),
     "efficientdet": ("tf_lite0", "tf_lite1", "tf_lite2", "tf_d0", "tf_d1", "tf_d2"),
 }
-DEFAULT_BACKBONE = {"faster_rcnn": "resnet50_fpn", "retinanet": "resnet50_fpn", "efficientdet": "tf_lite0"}
+DEFAULT_BACKBONE = {
+    "faster_rcnn": "resnet50_fpn",
+    "retinanet": "resnet50_fpn",
+    "efficientdet": "tf_lite0",
+}
 # EfficientDet's feature pyramid halves the image 7 times; the torchvision models need 32.
 IMAGE_SIZE_MULTIPLE = {"faster_rcnn": 32, "retinanet": 32, "efficientdet": 128}
 
@@ -80,7 +84,8 @@ NAMES: tuple[str, ...] = tuple(f.name for f in fields(Hyperparameters))
 def _validate(hp: Hyperparameters) -> None:
     if hp.model not in BACKBONES:
         raise HyperparameterError(
-            f"hyperparameter 'model' = {hp.model!r} is not supported; allowed: {', '.join(BACKBONES)}"
+            f"hyperparameter 'model' = {hp.model!r} is not supported; "
+            f"allowed: {', '.join(BACKBONES)}"
         )
     if hp.backbone not in BACKBONES[hp.model]:
         raise HyperparameterError(
@@ -130,9 +135,13 @@ def _coerce(name: str, value: Any) -> Any:
         try:
             result = float(value)
         except (TypeError, ValueError):
-            raise HyperparameterError(f"hyperparameter {name!r} = {value!r} must be a number") from None
+            raise HyperparameterError(
+                f"hyperparameter {name!r} = {value!r} must be a number"
+            ) from None
         if result != result or result in (float("inf"), float("-inf")):
-            raise HyperparameterError(f"hyperparameter {name!r} = {value!r} must be a finite number")
+            raise HyperparameterError(
+                f"hyperparameter {name!r} = {value!r} must be a finite number"
+            )
         return result
     if not isinstance(value, str):
         raise HyperparameterError(f"hyperparameter {name!r} = {value!r} must be a string")
@@ -181,6 +190,7 @@ def to_job_strings(hp: Hyperparameters) -> dict[str, str]:
     for key, value in strings.items():
         if len(key) > MAX_KEY_OR_VALUE_CHARS or len(value) > MAX_KEY_OR_VALUE_CHARS:
             raise HyperparameterError(
-                f"hyperparameter {key!r} is longer than SageMaker's {MAX_KEY_OR_VALUE_CHARS} characters"
+                f"hyperparameter {key!r} is longer than SageMaker's "
+                f"{MAX_KEY_OR_VALUE_CHARS} characters"
             )
     return strings

@@ -2,7 +2,10 @@
 
 One line per epoch, in a fixed ``key=value`` form::
 
-    [metrics] epoch=3 train_loss=0.412300 valid_loss=0.398100 valid_map=0.251000 valid_map_50=0.480000 lr=0.00950000 epoch_seconds=41.2
+    [metrics] epoch=3 train_loss=0.4123 valid_loss=0.3981 valid_map=0.251 valid_map_50=0.48 \
+        lr=0.0095 epoch_seconds=41.2
+
+(shown wrapped here; it is one line in the log).
 
 Each metric's regex captures its value as the first group (SageMaker's rule);
 tests run the regexes against the trainer's real log output.
@@ -39,9 +42,7 @@ def format_line(values: Mapping[str, float]) -> str:
 def metric_definitions() -> list[dict[str, str]]:
     """CreateTrainingJob's AlgorithmSpecification.MetricDefinitions for the line above."""
     prefix = re.escape(LINE_PREFIX)
-    return [
-        {"Name": name, "Regex": rf"{prefix}.*?\b{name}={_NUMBER}"} for name in METRIC_NAMES
-    ]
+    return [{"Name": name, "Regex": rf"{prefix}.*?\b{name}={_NUMBER}"} for name in METRIC_NAMES]
 
 
 def parse_line(line: str) -> dict[str, float] | None:

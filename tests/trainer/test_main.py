@@ -1,0 +1,259 @@
+"""The whole entry, as SageMaker runs it: `train train` against a fake /opt/ml (subprocesses)."""
+
+import json
+import re
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from opt_ml_tree import TINY, TRAIN, run_train, train_env
+from synthetic import write_coco, write_voc
+
+from trainer import main as trainer_main
+from trainer_spec.metrics import METRIC_NAMES, metric_definitions
+
+pytestmark = pytest.mark.slow
+MODEL_FILES = {"model.pt", "config.json", "class_map.json", "detector.py"}
+
+PREDICT = """
+import json, sys
+sys.modules["trainer"] = None      # the loader must not need this repository's trainer
+sys.modules["icevision"] = None    # nor IceVision
+model_dir, image = sys.argv[1:]
+sys.path.insert(0, model_dir)
+from detector import Detector
+print(json.dumps(Detector.load(model_dir).predict([image], threshold=0.0)[0][:5]))
+"""
+
+
+def _metric_lines(stdout: str) -> list[dict[str, float]]:
+    """What SageMaker's MetricDefinitions extract from the real log."""
+    found = []
+    for line in stdout.splitlines():
+        values = {}
+        for definition in metric_definitions():
+            match = re.search(definition["Regex"], line)
+            if match:
+                values[definition["Name"]] = float(match.group(1))
+        if values:
+            found.append(values)
+    return found
+
+
+def test_sdk_encoded_coco_run_leaves_a_loadable_model(opt_ml):
+    write_coco(opt_ml.channel("training"), 12)
+    (opt_ml.channel("training") / "_launch.json").write_text('{"epochs": 2}')
+    opt_ml.declare_channels("training")
+    opt_ml.write_config("resourceconfig.json", {"current_host": "algo-1", "hosts": ["algo-1"]})
+    opt_ml.write_config("checkpointconfig.json", {"LocalPath": "/opt/ml/checkpoints"})
+    (opt_ml.base / "checkpoints").mkdir()  # present and empty, as on a first start
+    sdk = {k: json.dumps(v) for k, v in {**TINY, "epochs": 2, "pretrained": False}.items()}
+    opt_ml.hyperparameters(
+        {**sdk, "sagemaker_program": '"train"', "sagemaker_submit_directory": '""'}
+    )
+
+    result = run_train(opt_ml)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert not opt_ml.failure.exists()
+    metrics = _metric_lines(result.stdout)
+    assert [m["epoch"] for m in metrics] == [1, 2]
+    assert all(set(m) == set(METRIC_NAMES) for m in metrics)
+    for phase in (
+        "Reading the training environment",
+        "Loading data",
+        "Creating model",
+        "Start training",
+        "Saving the model",
+    ):
+        assert phase in result.stdout
+    assert {p.name for p in opt_ml.model_dir.iterdir()} == MODEL_FILES
+    config = json.loads((opt_ml.model_dir / "config.json").read_text())
+    assert (config["model"], config["backbone"], config["image_size"]) == (
+        "efficientdet",
+        "tf_lite0",
+        128,
+    )
+    assert json.loads((opt_ml.model_dir / "class_map.json").read_text()) == [
+        "background",
+        "red",
+        "green",
+    ]
+    assert json.loads((opt_ml.output_data / "metrics.json").read_text())[1]["epoch"] == 2
+    assert (opt_ml.output_data / "metrics.csv").read_text().startswith("epoch,train_loss,")
+    assert (opt_ml.output_data / "metrics.png").read_bytes()[:4] == b"\x89PNG"
+    assert sorted(p.name for p in (opt_ml.base / "checkpoints").iterdir()) == [
+        "checkpoint-e0001-s000000.pt",
+        "checkpoint-e0002-s000000.pt",
+    ]
+
+    image = opt_ml.channel("training") / "images" / "img_0001.jpg"
+    predicted = subprocess.run(
+        [sys.executable, "-c", PREDICT, str(opt_ml.model_dir), str(image)],
+        capture_output=True,
+        text=True,
+        check=True,
+        cwd=opt_ml.base,
+    )
+    detections = json.loads(predicted.stdout)
+    assert detections and {d["label"] for d in detections} <= {"red", "green"}
+    assert all(
+        0 <= d["box"][0] <= d["box"][2] <= 96 and 0 <= d["box"][1] <= d["box"][3] <= 80
+        for d in detections
+    )
+
+
+def test_raw_string_voc_with_validation_channel_faster_rcnn(opt_ml):
+    write_voc(opt_ml.channel("training"), 6, seed=1)
+    write_voc(opt_ml.channel("validation"), 2, seed=2)
+    opt_ml.declare_channels("training", "validation")
+    opt_ml.hyperparameters(
+        {**TINY, "model": "faster_rcnn", "backbone": "resnet18_fpn", "batch_size": "2"}
+    )
+
+    result = run_train(opt_ml)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "6 training images, 2 validation images" in result.stdout
+    assert len(_metric_lines(result.stdout)) == 1
+    config = json.loads((opt_ml.model_dir / "config.json").read_text())
+    assert (config["model"], config["backbone"]) == ("faster_rcnn", "resnet18_fpn")
+
+
+@pytest.mark.parametrize("dataset", ["coco-sample", "fridge-voc", "voc-sample"])
+def test_shared_datasets_train(opt_ml, shared_datasets, dataset):
+    opt_ml.channel("training").rmdir()
+    (opt_ml.base / "input" / "data" / "training").symlink_to(shared_datasets / dataset)
+    opt_ml.hyperparameters({**TINY, "batch_size": "2", "valid_fraction": "0.4"})
+
+    result = run_train(opt_ml)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert len(_metric_lines(result.stdout)) == 1
+    assert (opt_ml.model_dir / "config.json").is_file()
+
+
+@pytest.mark.parametrize(
+    ("hyperparameters", "make_data", "failure"),
+    [
+        (
+            {"model": "yolo"},
+            True,
+            "ConfigError: hyperparameter 'model' = 'yolo' is not supported; "
+            "allowed: faster_rcnn, retinanet, efficientdet",
+        ),
+        (
+            {"epochs": "0"},
+            True,
+            "ConfigError: hyperparameter 'epochs' = 0 is out of range; allowed: 1 to 1000",
+        ),
+        (
+            {"learning_rate": "fast"},
+            True,
+            "ConfigError: hyperparameter 'learning_rate' = 'fast' must be a number",
+        ),
+        (
+            {"epoch": "3"},
+            True,
+            "ConfigError: unknown hyperparameter 'epoch'; allowed: model, backbone,",
+        ),
+        ({}, False, "DataError: channel 'training' holds neither COCO"),
+    ],
+)
+def test_bad_input_fails_with_a_short_reason_and_no_model(
+    opt_ml, hyperparameters, make_data, failure
+):
+    if make_data:
+        write_coco(opt_ml.channel("training"), 3)
+    else:
+        opt_ml.channel("training")
+    opt_ml.hyperparameters({**TINY, **hyperparameters})
+    opt_ml.model_dir.mkdir()
+    (opt_ml.model_dir / "model.pt").write_bytes(b"left over")
+
+    result = run_train(opt_ml)
+
+    assert result.returncode == trainer_main.EXIT_USER_ERROR
+    text = opt_ml.failure.read_text()
+    assert text.startswith(failure) and "Traceback" not in text and len(text) < 1024
+    assert list(opt_ml.model_dir.iterdir()) == []
+
+
+def test_bad_data_fails_before_training(opt_ml):
+    write_coco(opt_ml.channel("training"), 4)
+    (opt_ml.channel("training") / "images" / "img_0002.jpg").unlink()
+    opt_ml.hyperparameters(TINY)
+
+    result = run_train(opt_ml)
+
+    assert result.returncode == trainer_main.EXIT_USER_ERROR
+    assert opt_ml.failure.read_text().startswith(
+        "DataError: 1 of 4 images named in annotations.json are missing"
+    )
+    assert "Creating model" not in result.stdout
+
+
+def test_unexpected_argument_and_missing_channel(opt_ml):
+    opt_ml.hyperparameters(TINY)
+    result = run_train(opt_ml, "--epochs")
+    assert result.returncode == 1
+    assert opt_ml.failure.read_text().startswith("ConfigError: unexpected arguments ['--epochs']")
+    result = run_train(opt_ml)
+    assert (
+        opt_ml.failure.read_text()
+        == "ConfigError: the 'training' channel is required; found: no channels"
+    )
+
+
+def test_a_bug_writes_the_traceback(opt_ml, monkeypatch):
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(opt_ml.base))
+
+    def broken(argv):
+        raise ZeroDivisionError("division by zero in the loop")
+
+    monkeypatch.setattr(trainer_main, "train", broken)
+    assert trainer_main.main(["train"]) == trainer_main.EXIT_BUG
+    text = opt_ml.failure.read_text()
+    assert text.startswith("ZeroDivisionError: division by zero in the loop\n\nTraceback")
+
+
+def test_sigterm_mid_epoch_checkpoints_then_resume_finishes(opt_ml):
+    write_coco(opt_ml.channel("training"), 48)
+    opt_ml.hyperparameters({**TINY, "epochs": "2", "batch_size": "2", "valid_fraction": "0.1"})
+    process = subprocess.Popen(
+        [str(TRAIN), "train"],
+        env=train_env(opt_ml),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if "Start training" in line:
+            time.sleep(1.0)  # a few steps into epoch 1 (it has 22)
+            process.send_signal(signal.SIGTERM)
+            break
+    rest, _ = process.communicate(timeout=300)
+    log = "".join(seen) + rest
+
+    assert process.returncode == trainer_main.EXIT_STOPPED, log[-3000:]
+    assert "received SIGTERM" in log and "[metrics]" not in log
+    reason = opt_ml.failure.read_text()
+    assert re.match(
+        r"TrainingStopped: stopped by SIGTERM in epoch 1 at step \d+; checkpoint saved", reason
+    )
+    step = int(re.search(r"at step (\d+)", reason).group(1))
+    saved = [p.name for p in (opt_ml.base / "checkpoints").iterdir()]
+    assert saved == [f"checkpoint-e0000-s{step:06d}.pt"]
+    assert not opt_ml.model_dir.exists() or not any(opt_ml.model_dir.iterdir())
+
+    opt_ml.failure.unlink()
+    result = run_train(opt_ml)
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert f"resuming from checkpoint-e0000-s{step:06d}.pt (epoch 1, step {step})" in result.stdout
+    assert [m["epoch"] for m in _metric_lines(result.stdout)] == [1, 2]
+    assert (opt_ml.model_dir / "config.json").is_file()

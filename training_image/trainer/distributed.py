@@ -1,0 +1,448 @@
+"""Data-parallel training with PyTorch DDP across the GPUs of each host and across hosts.
+
+SageMaker starts one container per instance and describes the cluster in
+``resourceconfig.json`` (``hosts``, ``current_host``, ``network_interface_name``;
+https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-training-algo-running-container.html).
+The program SageMaker starts stays PID 1 and becomes this host's agent: it spawns one
+worker per GPU (one on a CPU host) with ``torch.multiprocessing``, forwards SIGTERM to
+them and exits with the first failing worker's code. The first host in ``hosts`` is the
+master: its agent serves the rendezvous ``TCPStore`` that every process joins; global
+rank = host index x processes per host + local rank. NCCL on GPU, gloo on CPU.
+
+Failures: a failing worker records its reason in the store (first one wins) before it
+exits, so every host's agent reports the job's first failure, not a peer's "connection
+closed". Timeouts (``DETRAIN_INIT_TIMEOUT_SECONDS`` for the hosts to meet,
+``DETRAIN_COLLECTIVE_TIMEOUT_SECONDS`` for any collective) turn a dead or stuck rank into
+a failed job instead of one that hangs until MaxRuntime.
+
+Data split (the channel's ``S3DistributionType`` in inputdataconfig.json):
+``FullyReplicated`` (every host holds the whole dataset): every rank builds the same
+train/validation split and trains on its 1/world share. ``ShardedByS3Key`` (each host
+holds its own part): each host splits its part and shards it across its own processes
+only; the validation set is the union of every host's held-out part. Either way each
+rank validates a disjoint share of the validation set and rank 0 scores the gathered
+predictions, so mAP is over the whole validation set. Each epoch takes the same number
+of steps on every rank (the largest share, padded by repeating images).
+
+Effective batch size = batch_size x world size; the learning rate follows the linear
+scaling rule: ``learning_rate`` x world size (the warm-up in engine.schedule applies).
+
+Environment overrides: ``DETRAIN_MASTER_ADDR`` / ``DETRAIN_MASTER_PORT`` (local runs only:
+``algo-N`` does not resolve on a laptop), ``DETRAIN_PROCESSES_PER_HOST`` (default: the GPU
+count, or 1), ``DETRAIN_DISTRIBUTED=1`` (use DDP even for a single process).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import signal
+import socket
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
+from typing import Any
+
+import torch
+import torch.distributed as dist
+import torch.multiprocessing as mp
+
+from trainer.environment import TrainingEnvironment
+from trainer.errors import ConfigError, DataError
+
+log = logging.getLogger(__name__)
+
+MASTER_ADDR_VARIABLE = "DETRAIN_MASTER_ADDR"
+MASTER_PORT_VARIABLE = "DETRAIN_MASTER_PORT"
+PROCESSES_VARIABLE = "DETRAIN_PROCESSES_PER_HOST"
+FORCE_VARIABLE = "DETRAIN_DISTRIBUTED"
+INIT_TIMEOUT_VARIABLE = "DETRAIN_INIT_TIMEOUT_SECONDS"
+COLLECTIVE_TIMEOUT_VARIABLE = "DETRAIN_COLLECTIVE_TIMEOUT_SECONDS"
+DEFAULT_PORT = 29500
+DEFAULT_INIT_TIMEOUT = 900
+DEFAULT_COLLECTIVE_TIMEOUT = 1800
+SHARDED = "ShardedByS3Key"
+POLL_SECONDS = 1.0
+GRACE_SECONDS = 10.0  # after a failure: time for the other workers to fail on their own
+EXIT_LOST = 2
+_FAILURE_KEY = "detrain/failure"
+
+
+class ClusterFailed(Exception):
+    """A worker, a host or the rendezvous failed; ``text`` is the reason for the failure file."""
+
+    def __init__(self, text: str, exit_code: int) -> None:
+        super().__init__(text)
+        self.text, self.exit_code = text, exit_code
+
+
+@dataclass(frozen=True)
+class Cluster:
+    """Where this host sits in the job, from resourceconfig.json and the GPUs it sees."""
+
+    hosts: tuple[str, ...]
+    current_host: str
+    processes_per_host: int
+    master_addr: str
+    master_port: int
+    backend: str
+    network_interface: str
+    init_timeout: timedelta
+    collective_timeout: timedelta
+    forced: bool = False
+
+    @property
+    def node_rank(self) -> int:
+        return self.hosts.index(self.current_host)
+
+    @property
+    def world_size(self) -> int:
+        return len(self.hosts) * self.processes_per_host
+
+    @property
+    def spawns_workers(self) -> bool:
+        return self.forced or self.world_size > 1
+
+    def rank(self, local_rank: int) -> int:
+        return self.node_rank * self.processes_per_host + local_rank
+
+
+def _positive(environ: Mapping[str, str], name: str, default: int, high: int) -> int:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    if not raw.isdigit() or not 1 <= int(raw) <= high:
+        raise ConfigError(f"environment variable {name} = {raw!r} is not allowed; allowed: 1 to {high}")
+    return int(raw)
+
+
+def plan(env: TrainingEnvironment, environ: Mapping[str, str] = os.environ) -> Cluster:
+    """This host's part in the job; raises ConfigError naming a bad override."""
+    gpus = torch.cuda.device_count() if torch.cuda.is_available() else 0
+    processes = _positive(environ, PROCESSES_VARIABLE, max(gpus, 1), max(gpus, 1) if gpus else 64)
+    forced = environ.get(FORCE_VARIABLE, "").strip().lower()
+    if forced not in ("", "0", "1", "true", "false"):
+        raise ConfigError(f"environment variable {FORCE_VARIABLE} = {forced!r} is not allowed; allowed: 1 or 0")
+    return Cluster(
+        hosts=env.hosts,
+        current_host=env.current_host,
+        processes_per_host=processes,
+        master_addr=environ.get(MASTER_ADDR_VARIABLE, "").strip() or env.hosts[0],
+        master_port=_positive(environ, MASTER_PORT_VARIABLE, DEFAULT_PORT, 65535),
+        backend="nccl" if gpus else "gloo",
+        network_interface=env.network_interface,
+        init_timeout=timedelta(seconds=_positive(environ, INIT_TIMEOUT_VARIABLE, DEFAULT_INIT_TIMEOUT, 86400)),
+        collective_timeout=timedelta(
+            seconds=_positive(environ, COLLECTIVE_TIMEOUT_VARIABLE, DEFAULT_COLLECTIVE_TIMEOUT, 86400)
+        ),
+        forced=forced in ("1", "true"),
+    )
+
+
+# ---- the agent: PID 1 on each host
+
+
+def run(
+    train: Callable[[list[str]], None],
+    argv: list[str],
+    env: TrainingEnvironment,
+    *,
+    failure_text: Callable[[BaseException], str],
+    exit_code: Callable[[BaseException], int],
+) -> None:
+    """``train(argv)`` in this process, or in one DDP worker per GPU when the job needs more."""
+    cluster = plan(env)
+    if not cluster.spawns_workers:
+        train(argv)
+        return
+    _interface_variables(cluster.network_interface)
+    log.info(
+        "data-parallel: host %s (%d of %d), %d processes per host, world size %d, %s, master %s:%d",
+        cluster.current_host, cluster.node_rank + 1, len(cluster.hosts), cluster.processes_per_host,
+        cluster.world_size, cluster.backend, cluster.master_addr, cluster.master_port,
+    )
+    store = _meet(cluster)
+    records = Path(tempfile.mkdtemp(prefix="detrain-ranks-"))
+    context = mp.start_processes(
+        _worker,
+        args=(cluster, train, argv, str(records), failure_text, exit_code),
+        nprocs=cluster.processes_per_host,
+        join=False,
+        start_method="spawn",
+    )
+    _supervise(context, cluster, store, records)
+    log.info("all %d processes of host %s finished", cluster.processes_per_host, cluster.current_host)
+
+
+def _interface_variables(interface: str) -> None:
+    """Gloo and NCCL talk over the interface resourceconfig.json names (when this host has it)."""
+    present = {name for _, name in socket.if_nameindex()}
+    if interface and interface in present:
+        for variable in ("GLOO_SOCKET_IFNAME", "NCCL_SOCKET_IFNAME"):
+            os.environ.setdefault(variable, interface)
+
+
+def _meet(cluster: Cluster) -> dist.TCPStore:
+    """The master serves the store; every host checks in and waits for the others."""
+    timeout = cluster.init_timeout
+    where = f"{cluster.master_addr}:{cluster.master_port}"
+    try:
+        store = dist.TCPStore(
+            cluster.master_addr, cluster.master_port, None, cluster.node_rank == 0,
+            timeout, wait_for_workers=False,
+        )
+    except (RuntimeError, dist.DistError) as error:
+        raise ClusterFailed(
+            f"host {cluster.current_host} could not reach the master host {cluster.hosts[0]} at {where} "
+            f"within {timeout.total_seconds():.0f} s ({INIT_TIMEOUT_VARIABLE}): {error}",
+            EXIT_LOST,
+        ) from None
+    store.set(f"detrain/host/{cluster.current_host}", "1")
+    deadline = time.monotonic() + timeout.total_seconds()
+    keys = [f"detrain/host/{h}" for h in cluster.hosts]
+    while not store.check(keys):
+        if time.monotonic() > deadline:
+            missing = [h for h, k in zip(cluster.hosts, keys, strict=True) if not store.check([k])]
+            raise ClusterFailed(
+                f"hosts {', '.join(missing)} did not join the job at {where} within "
+                f"{timeout.total_seconds():.0f} s ({INIT_TIMEOUT_VARIABLE})",
+                EXIT_LOST,
+            )
+        time.sleep(0.2)
+    return store
+
+
+def _supervise(context: mp.ProcessContext, cluster: Cluster, store: dist.TCPStore, records: Path) -> None:
+    """Wait for the workers; forward SIGTERM; stop them when another host's rank failed."""
+
+    def forward(signum: int, _frame: object) -> None:
+        log.warning("received %s: forwarding it to the workers", signal.Signals(signum).name)
+        for process in context.processes:
+            if process.is_alive():
+                os.kill(process.pid, signum)
+
+    previous = signal.signal(signal.SIGTERM, forward)
+    peer_failed_at = None
+    try:
+        while True:
+            try:
+                if context.join(timeout=POLL_SECONDS, grace_period=GRACE_SECONDS):
+                    return
+            except mp.ProcessException as error:
+                raise _failure(cluster, store, records, error) from None
+            if peer_failed_at is None and _recorded_failure(store):
+                peer_failed_at = time.monotonic()
+            elif peer_failed_at and time.monotonic() - peer_failed_at > GRACE_SECONDS:
+                for process in context.processes:
+                    if process.is_alive():
+                        process.kill()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _recorded_failure(store: dist.TCPStore) -> dict[str, Any] | None:
+    try:
+        if store.check([_FAILURE_KEY]):
+            return json.loads(store.get(_FAILURE_KEY))
+    except (RuntimeError, dist.DistError, ValueError):
+        pass  # the master host is gone: the workers' own timeouts take over
+    return None
+
+
+def _failure(cluster: Cluster, store: dist.TCPStore, records: Path, error: mp.ProcessException) -> ClusterFailed:
+    """The job's first failure (from any host), else this host's worker that died."""
+    first = _recorded_failure(store)
+    if first is None:
+        local = sorted(records.glob("rank-*.json"))
+        first = json.loads(local[0].read_text()) if local else None
+    if first is not None:
+        where = f"rank {first['rank']} of {cluster.world_size} ({first['host']}, local rank {first['local_rank']})"
+        return ClusterFailed(f"{where} failed: {first['text']}", int(first["exit_code"]))
+    rank = cluster.rank(error.error_index)
+    how = f"was killed by {error.signal_name}" if getattr(error, "signal_name", None) else str(error)
+    return ClusterFailed(
+        f"rank {rank} of {cluster.world_size} ({cluster.current_host}, local rank {error.error_index}) {how}; "
+        "out of memory is the usual reason (see the log)",
+        EXIT_LOST,
+    )
+
+
+# ---- the workers
+
+
+def _worker(
+    local_rank: int,
+    cluster: Cluster,
+    train: Callable[[list[str]], None],
+    argv: list[str],
+    records: str,
+    failure_text: Callable[[BaseException], str],
+    exit_code: Callable[[BaseException], int],
+) -> None:
+    rank = cluster.rank(local_rank)
+    os.environ.update(
+        RANK=str(rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(cluster.world_size),
+        LOCAL_WORLD_SIZE=str(cluster.processes_per_host), GROUP_RANK=str(cluster.node_rank),
+        MASTER_ADDR=cluster.master_addr, MASTER_PORT=str(cluster.master_port),
+    )
+    logging.basicConfig(
+        level=logging.INFO if rank == 0 else logging.WARNING, stream=sys.stdout, force=True,
+        format=f"%(asctime)s %(levelname)s [rank {rank}] %(name)s: %(message)s",
+    )
+    store = None
+    try:
+        store = dist.TCPStore(cluster.master_addr, cluster.master_port, None, False, cluster.init_timeout)
+        if cluster.backend == "nccl":
+            torch.cuda.set_device(local_rank)
+        dist.init_process_group(
+            cluster.backend, store=dist.PrefixStore("pg", store), rank=rank,
+            world_size=cluster.world_size, timeout=cluster.collective_timeout,
+        )
+        train(argv)
+        dist.barrier()
+        dist.destroy_process_group()
+    except Exception as error:
+        code = exit_code(error)
+        record = {
+            "rank": rank, "host": cluster.current_host, "local_rank": local_rank,
+            "exit_code": code, "text": failure_text(error),
+        }
+        logging.getLogger("trainer").error("rank %d failed: %s", rank, record["text"][:4096])
+        Path(records, f"rank-{rank:05d}.json").write_text(json.dumps(record))
+        if store is not None:
+            try:
+                store.compare_set(_FAILURE_KEY, "", json.dumps(record))
+            except (RuntimeError, dist.DistError):
+                pass
+        sys.stdout.flush()
+        os._exit(code)  # not sys.exit: a broken NCCL communicator can block the interpreter's exit
+
+
+# ---- inside train(): what changes when data-parallel
+
+
+def active() -> bool:
+    return dist.is_available() and dist.is_initialized()
+
+
+def local_world_size() -> int:
+    return int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+
+
+def host_local(env: TrainingEnvironment, channel: str) -> bool:
+    """True when each host holds its own part of the channel (ShardedByS3Key on several hosts)."""
+    return len(env.hosts) > 1 and env.distributions.get(channel) == SHARDED
+
+
+def shard(rank: int, size: int, length: int) -> list[int]:
+    """The rows of a table of ``length`` this rank takes (every ``size``-th one)."""
+    return list(range(rank, length, size))
+
+
+def scaled_learning_rate(learning_rate: float, world_size: int) -> float:
+    """The linear scaling rule (Goyal et al., 2017): ``learning_rate`` x world size."""
+    return learning_rate * world_size
+
+
+def agreed_steps(steps: int) -> int:
+    """The most steps any rank needs; every rank takes that many (DDP needs the same count)."""
+    if not active():
+        return steps
+    value = torch.tensor([steps], dtype=torch.int64, device=_device())
+    dist.all_reduce(value, op=dist.ReduceOp.MAX)
+    return int(value.item())
+
+
+def mean(value: float) -> float:
+    if not active():
+        return value
+    tensor = torch.tensor([value], dtype=torch.float64, device=_device())
+    dist.all_reduce(tensor)
+    return float(tensor.item()) / dist.get_world_size()
+
+
+def broadcast(value: Any) -> Any:
+    """Rank 0's ``value`` on every rank (e.g. the checkpoint rank 0 picked)."""
+    if not active():
+        return value
+    holder = [value]
+    dist.broadcast_object_list(holder, src=0, device=_device())
+    return holder[0]
+
+
+def gather(values: list) -> list:
+    """Every rank's ``values``, concatenated in rank order, on every rank."""
+    if not active():
+        return values
+    parts: list = [None] * dist.get_world_size()
+    dist.all_gather_object(parts, values)
+    return [v for part in parts for v in part]
+
+
+def check_same_classes(class_names: tuple[str, ...], host: str) -> None:
+    """Every host must train the same classes (with ShardedByS3Key each reads its own part)."""
+    if not active():
+        return
+    seen: list = [None] * dist.get_world_size()
+    dist.all_gather_object(seen, (host, list(class_names)))
+    for other, names in seen:
+        if names != list(class_names):
+            raise DataError(
+                f"the hosts' data declare different classes: {host} has {list(class_names)}, "
+                f"{other} has {names}; every host's shard must declare the same classes"
+            )
+
+
+def wrap(model: Any, device: torch.device) -> None:
+    """Route the model's training forward pass through DistributedDataParallel."""
+    if not active():
+        return
+    from torch.nn.parallel import DistributedDataParallel
+
+    model.forward_module = DistributedDataParallel(
+        model.module,
+        device_ids=[device.index] if device.type == "cuda" else None,
+        broadcast_buffers=False,  # validation runs a different number of batches per rank
+    )
+
+
+class SharedStop:
+    """A stop flag all ranks agree on: set on any rank (SIGTERM) -> set on every rank.
+
+    ``is_set`` is a collective (one all-reduce): call it the same number of times on each rank.
+    """
+
+    def __init__(self, local: threading.Event) -> None:
+        self.local = local
+
+    def is_set(self) -> bool:
+        if not active():
+            return self.local.is_set()
+        flag = torch.tensor([int(self.local.is_set())], device=_device())
+        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
+        return bool(flag.item())
+
+
+def _device() -> torch.device:
+    if dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
+
+
+def describe(world_size: int, batch_size: int, learning_rate: float) -> str:
+    return (
+        f"effective batch size {batch_size * world_size} ({batch_size} per process x {world_size} "
+        f"processes); learning rate {scaled_learning_rate(learning_rate, world_size):g} "
+        f"(learning_rate {learning_rate:g} x {world_size}, linear scaling rule)"
+    )
+
+
+def steps_for(samples: int, batch_size: int) -> int:
+    return math.ceil(samples / batch_size)
