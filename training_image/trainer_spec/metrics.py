@@ -2,7 +2,7 @@
 
 One line per epoch, in a fixed ``key=value`` form::
 
-    [metrics] epoch=3 train_loss=0.4123 valid_loss=0.3981 valid_map=0.251 valid_map_50=0.48 \
+    [metrics] epoch=3 train_loss=0.4123 valid_loss=0.3981 valid_map=0.251 valid_map_50=0.48
         lr=0.0095 epoch_seconds=41.2
 
 (shown wrapped here; it is one line in the log).
