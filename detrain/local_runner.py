@@ -6,7 +6,8 @@ pointing at the tree (or ``docker run -v <tree>:/opt/ml IMAGE train``). Its outp
 streamed; SIGTERM and Ctrl-C are forwarded as SIGTERM (SageMaker's stop signal), and the
 container gets the same 120 s to checkpoint and exit before SIGKILL. Afterwards
 /opt/ml/model becomes ``<S3OutputPath>/<job>/output/model.tar.gz``, /opt/ml/output/data
-becomes ``output.tar.gz`` beside it, checkpoints are synced to CheckpointConfig.S3Uri and
+becomes ``output.tar.gz`` beside it, checkpoints are synced to CheckpointConfig.S3Uri (also
+every 30 s while the job runs) and
 the first 1,024 characters of /opt/ml/output/failure become the failure reason.
 """
 
@@ -39,6 +40,7 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO_ROOT / "training_image" / "train"
 STOP_GRACE_SECONDS = 120  # SageMaker: SIGTERM, then SIGKILL 120 s later
+CHECKPOINT_SYNC_SECONDS = 30  # SageMaker syncs checkpoints to S3 while the job runs
 FAILURE_REASON_CHARS = 1024
 MODEL_ARTIFACT = "model.tar.gz"
 OUTPUT_ARTIFACT = "output.tar.gz"
@@ -173,14 +175,23 @@ class _Children:
             self._kill_at = time.monotonic()
 
     def _signal_all(self, signum: int) -> None:
+        """SIGTERM to each host's main process (SageMaker's PID 1); SIGKILL to its whole group."""
         for process in self.processes:
             if process.poll() is None:
                 with contextlib.suppress(ProcessLookupError):
-                    process.send_signal(signum)
+                    if signum == signal.SIGKILL:
+                        os.killpg(process.pid, signum)
+                    else:
+                        process.send_signal(signum)
 
-    def wait(self, deadline: float) -> list[int]:
+    def wait(self, deadline: float, tick: Callable[[], None], every: float) -> list[int]:
+        """Until every host exits: MaxRuntime, the SIGKILL deadline, ``tick`` every few seconds."""
+        next_tick = time.monotonic() + every
         while any(p.poll() is None for p in self.processes):
             now = time.monotonic()
+            if now >= next_tick:
+                tick()
+                next_tick = now + every
             if self.stop_reason is None and now >= deadline:
                 self.stop("MaxRuntimeInSeconds reached")
             if self._kill_at is not None and now >= self._kill_at:
@@ -224,6 +235,7 @@ class LocalRunner:
         gpus: str | None = None,
         command: list[str] | None = None,
         grace_seconds: float = STOP_GRACE_SECONDS,
+        sync_seconds: float = CHECKPOINT_SYNC_SECONDS,
         out: TextIO | None = None,
     ):
         self.workdir = Path(workdir).resolve()
@@ -232,6 +244,7 @@ class LocalRunner:
         self.gpus = gpus
         self.command = command
         self.grace_seconds = grace_seconds
+        self.sync_seconds = sync_seconds
         self.out = out or sys.stdout
         self.children: _Children | None = None
 
@@ -296,9 +309,19 @@ class LocalRunner:
                 command, env = self._command(job, layout, host)
                 prefix = f"[{host}] " if len(layouts) > 1 else ""
                 children.start(command, env, run_folder / f"{host}.log", prefix)
-            codes = children.wait(deadline=started + job.max_runtime_seconds)
+            codes = children.wait(
+                deadline=started + job.max_runtime_seconds,
+                tick=lambda: self._sync_checkpoints(job, layouts[job.hosts[0]]),
+                every=self.sync_seconds,
+            )
         duration = time.monotonic() - started
         return self._finish(job, layouts, codes, duration, children)
+
+    def _sync_checkpoints(self, job: TrainingJob, layout: Layout) -> int | None:
+        """Mirror the first host's checkpoint folder to CheckpointConfig.S3Uri (rank 0 writes)."""
+        if not job.checkpoint_uri:
+            return None
+        return self.storage.sync_up(opt_ml.checkpoint_path(job, layout), job.checkpoint_uri)
 
     def _finish(self, job, layouts, codes, duration, children) -> JobResult:
         first = layouts[job.hosts[0]]
@@ -320,9 +343,8 @@ class LocalRunner:
         if status != "Failed" and any(first.model.iterdir()):
             model_uri = job.artifact_uri(MODEL_ARTIFACT)
             self.storage.upload(pack(first.model, artifacts / MODEL_ARTIFACT), model_uri)
-        if job.checkpoint_uri:
-            local = opt_ml.checkpoint_path(job, first)
-            count = self.storage.sync_up(local, job.checkpoint_uri)
+        count = self._sync_checkpoints(job, first)
+        if count is not None:
             log.info("%s: synced %d checkpoint files to %s", job.name, count, job.checkpoint_uri)
         result = JobResult(
             job_name=job.name,

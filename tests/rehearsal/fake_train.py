@@ -44,6 +44,7 @@ def on_term(signum, _frame):
     record["signals"].append(signal.Signals(signum).name)
     save()
     if behaviour == "wait":
+        (checkpoints / "epoch-0.pt").unlink()
         (checkpoints / "last.pt").write_text("stopped")
         (base / "model" / "weights.pt").write_text("partial")
         sys.exit(0)
@@ -59,6 +60,7 @@ if behaviour == "fail":
     (base / "output" / "failure").write_text("DatasetError: " + "x" * 2000)
     sys.exit(3)
 if behaviour in ("wait", "ignore"):
+    (checkpoints / "epoch-0.pt").write_text("while running")
     (base / "ready").write_text("ready")
     while True:
         time.sleep(0.05)

@@ -102,18 +102,36 @@ def test_existing_checkpoints_are_restored_before_start(
     ]
 
 
-def _signal_when_ready(runner: LocalRunner, job, signum: int) -> threading.Thread:
-    ready = runner.layout(job, "algo-1").base / "ready"
+def _signal_when_ready(runner: LocalRunner, job, signum: int, ready=None) -> threading.Thread:
+    marker = runner.layout(job, "algo-1").base / "ready"
+    ready = ready or marker.exists
 
     def send():
         deadline = time.monotonic() + 30
-        while not ready.exists() and time.monotonic() < deadline:
+        while not ready() and time.monotonic() < deadline:
             time.sleep(0.05)
+        thread.was_ready = ready()
         os.kill(os.getpid(), signum)
 
     thread = threading.Thread(target=send, daemon=True)
     thread.start()
     return thread
+
+
+def test_checkpoints_reach_s3_while_the_job_runs(job, bucket, tmp_path, fake_train):
+    job = replace(job, hyperparameters={"behaviour": "wait"})
+    runner = _runner(tmp_path, fake_train, sync_seconds=0.2)
+    synced = f"checkpoints/{job.name}/epoch-0.pt"
+    sender = _signal_when_ready(
+        runner, job, signal.SIGTERM, ready=lambda: synced in _keys(bucket, "")
+    )
+
+    result = runner.run(job)
+
+    assert sender.was_ready  # the running job's checkpoint was in S3 before it was stopped
+    assert result.status == "Stopped"
+    # deleting a local checkpoint deletes it in S3, as SageMaker's sync does
+    assert _keys(bucket, f"checkpoints/{job.name}/") == [f"checkpoints/{job.name}/last.pt"]
 
 
 @pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT])
