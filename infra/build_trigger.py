@@ -89,6 +89,7 @@ class BuildTrigger(Construct):
             "Build",
             service_token=self.provider.service_token,
             resource_type="Custom::TrainingImageBuild",
+            service_timeout=Duration.minutes(60),
             properties={
                 "ProjectName": project.project_name,
                 "RepositoryName": repository.repository_name,

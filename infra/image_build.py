@@ -24,7 +24,10 @@ from infra.runtime import LOG_RETENTION
 
 REPOSITORY_URI_VARIABLE = "REPOSITORY_URI"
 BUILDSPEC = "buildspec.yml"
-BUILD_MINUTES = 90
+# CloudFormation waits at most one hour for a custom resource (ServiceTimeout <= 3600 s):
+# the build's own timeout leaves the deploy time to report a timed-out build.
+BUILD_MINUTES = 50
+WAIT_MINUTES = 58
 
 
 class ImageBuild(Construct):
@@ -80,7 +83,7 @@ class ImageBuild(Construct):
             project=self.project,
             repository=repository,
             image_tag=image_tag,
-            timeout=Duration.minutes(BUILD_MINUTES + 10),
+            timeout=Duration.minutes(WAIT_MINUTES),
             key=key,
             removal=removal,
         )

@@ -9,7 +9,7 @@ from pathlib import Path
 import yaml
 
 from infra.build_on_deploy.handler import IMAGE_TAG_VARIABLE
-from infra.image_build import BUILD_MINUTES, BUILDSPEC, REPOSITORY_URI_VARIABLE
+from infra.image_build import BUILD_MINUTES, BUILDSPEC, REPOSITORY_URI_VARIABLE, WAIT_MINUTES
 from infra.image_tag import content_hash
 from launch_training.names import Env
 
@@ -107,11 +107,14 @@ def test_a_changed_training_image_changes_the_build_resource(synthesized, tmp_pa
     assert properties["ImageTag"] != synthesized.only("Custom::TrainingImageBuild")["ImageTag"]
 
 
-def test_the_deploy_waits_for_the_build_longer_than_the_build_may_run(synthesized):
+def test_the_deploy_waits_longer_than_the_build_may_run_within_cloudformations_hour(synthesized):
     project = synthesized.only("AWS::CodeBuild::Project")
     waiter = synthesized.only("AWS::StepFunctions::StateMachine")
 
+    build = next(iter(synthesized.resources("Custom::TrainingImageBuild").values()))
     assert project["TimeoutInMinutes"] == BUILD_MINUTES
+    assert BUILD_MINUTES < WAIT_MINUTES <= 60
+    assert int(build["Properties"]["ServiceTimeout"]) == 3600
     definition = json.dumps(waiter["DefinitionString"])
     assert "MaxAttempts" in definition
     assert waiter["LoggingConfiguration"]["Level"] == "ALL"
