@@ -27,6 +27,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
+from urllib.parse import unquote_plus
 
 from detrain import sample_data
 from detrain.local_runner import REPO_ROOT, JobResult, LocalRunner
@@ -249,7 +250,8 @@ def launched_job(response: Mapping) -> str:
 
 
 def _describe_exchange(event: Mapping, response: Mapping) -> str:
-    keys = [r.get("s3", {}).get("object", {}).get("key", "?") for r in event.get("Records", [])]
+    records = event.get("Records", [])
+    keys = [unquote_plus(r.get("s3", {}).get("object", {}).get("key", "?")) for r in records]
     results = [
         f"{r.get('status')} {r.get('job_name') or r.get('reason') or ''}".strip()
         for r in response.get("results", [response])

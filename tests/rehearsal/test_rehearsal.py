@@ -33,7 +33,7 @@ def test_flow_hands_the_upload_event_to_the_launcher_and_runs_its_job(tmp_path, 
     for step in range(1, 6):
         assert f"==> [{step}/5]" in log
     assert f"models/{result.job_name}/output/model.tar.gz" in log
-    assert "_launch.json -> launcher: launched detrain-sample-shapes-" in log
+    assert "datasets/sample-shapes/_launch.json -> launcher: launched detrain-sample-shapes-" in log
     assert "AWS_ENDPOINT_URL" not in os.environ  # the emulator's settings do not leak
 
 
