@@ -34,6 +34,7 @@ count, or 1), ``DETRAIN_DISTRIBUTED=1`` (use DDP even for a single process).
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import math
@@ -54,8 +55,11 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+from trainer import environment
+from trainer.engine import World
 from trainer.environment import TrainingEnvironment
 from trainer.errors import ConfigError, DataError
+from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL
 
 log = logging.getLogger(__name__)
 
@@ -119,7 +123,9 @@ def _positive(environ: Mapping[str, str], name: str, default: int, high: int) ->
     if not raw:
         return default
     if not raw.isdigit() or not 1 <= int(raw) <= high:
-        raise ConfigError(f"environment variable {name} = {raw!r} is not allowed; allowed: 1 to {high}")
+        raise ConfigError(
+            f"environment variable {name} = {raw!r} is not allowed; allowed: 1 to {high}"
+        )
     return int(raw)
 
 
@@ -129,7 +135,9 @@ def plan(env: TrainingEnvironment, environ: Mapping[str, str] = os.environ) -> C
     processes = _positive(environ, PROCESSES_VARIABLE, max(gpus, 1), max(gpus, 1) if gpus else 64)
     forced = environ.get(FORCE_VARIABLE, "").strip().lower()
     if forced not in ("", "0", "1", "true", "false"):
-        raise ConfigError(f"environment variable {FORCE_VARIABLE} = {forced!r} is not allowed; allowed: 1 or 0")
+        raise ConfigError(
+            f"environment variable {FORCE_VARIABLE} = {forced!r} is not allowed; allowed: 1 or 0"
+        )
     return Cluster(
         hosts=env.hosts,
         current_host=env.current_host,
@@ -138,9 +146,13 @@ def plan(env: TrainingEnvironment, environ: Mapping[str, str] = os.environ) -> C
         master_port=_positive(environ, MASTER_PORT_VARIABLE, DEFAULT_PORT, 65535),
         backend="nccl" if gpus else "gloo",
         network_interface=env.network_interface,
-        init_timeout=timedelta(seconds=_positive(environ, INIT_TIMEOUT_VARIABLE, DEFAULT_INIT_TIMEOUT, 86400)),
+        init_timeout=timedelta(
+            seconds=_positive(environ, INIT_TIMEOUT_VARIABLE, DEFAULT_INIT_TIMEOUT, 86400)
+        ),
         collective_timeout=timedelta(
-            seconds=_positive(environ, COLLECTIVE_TIMEOUT_VARIABLE, DEFAULT_COLLECTIVE_TIMEOUT, 86400)
+            seconds=_positive(
+                environ, COLLECTIVE_TIMEOUT_VARIABLE, DEFAULT_COLLECTIVE_TIMEOUT, 86400
+            )
         ),
         forced=forced in ("1", "true"),
     )
@@ -152,21 +164,30 @@ def plan(env: TrainingEnvironment, environ: Mapping[str, str] = os.environ) -> C
 def run(
     train: Callable[[list[str]], None],
     argv: list[str],
-    env: TrainingEnvironment,
     *,
     failure_text: Callable[[BaseException], str],
     exit_code: Callable[[BaseException], int],
 ) -> None:
     """``train(argv)`` in this process, or in one DDP worker per GPU when the job needs more."""
-    cluster = plan(env)
+    try:
+        cluster = plan(environment.load())
+    except ConfigError:
+        train(argv)  # in this process, train() reports what is wrong (its arguments first)
+        raise
     if not cluster.spawns_workers:
         train(argv)
         return
     _interface_variables(cluster.network_interface)
     log.info(
         "data-parallel: host %s (%d of %d), %d processes per host, world size %d, %s, master %s:%d",
-        cluster.current_host, cluster.node_rank + 1, len(cluster.hosts), cluster.processes_per_host,
-        cluster.world_size, cluster.backend, cluster.master_addr, cluster.master_port,
+        cluster.current_host,
+        cluster.node_rank + 1,
+        len(cluster.hosts),
+        cluster.processes_per_host,
+        cluster.world_size,
+        cluster.backend,
+        cluster.master_addr,
+        cluster.master_port,
     )
     store = _meet(cluster)
     records = Path(tempfile.mkdtemp(prefix="detrain-ranks-"))
@@ -178,7 +199,9 @@ def run(
         start_method="spawn",
     )
     _supervise(context, cluster, store, records)
-    log.info("all %d processes of host %s finished", cluster.processes_per_host, cluster.current_host)
+    log.info(
+        "all %d processes of host %s finished", cluster.processes_per_host, cluster.current_host
+    )
 
 
 def _interface_variables(interface: str) -> None:
@@ -195,13 +218,17 @@ def _meet(cluster: Cluster) -> dist.TCPStore:
     where = f"{cluster.master_addr}:{cluster.master_port}"
     try:
         store = dist.TCPStore(
-            cluster.master_addr, cluster.master_port, None, cluster.node_rank == 0,
-            timeout, wait_for_workers=False,
+            cluster.master_addr,
+            cluster.master_port,
+            None,
+            cluster.node_rank == 0,
+            timeout,
+            wait_for_workers=False,
         )
     except (RuntimeError, dist.DistError) as error:
         raise ClusterFailed(
-            f"host {cluster.current_host} could not reach the master host {cluster.hosts[0]} at {where} "
-            f"within {timeout.total_seconds():.0f} s ({INIT_TIMEOUT_VARIABLE}): {error}",
+            f"host {cluster.current_host} could not reach the master host {cluster.hosts[0]} "
+            f"at {where} within {timeout.total_seconds():.0f} s ({INIT_TIMEOUT_VARIABLE}): {error}",
             EXIT_LOST,
         ) from None
     store.set(f"detrain/host/{cluster.current_host}", "1")
@@ -219,7 +246,9 @@ def _meet(cluster: Cluster) -> dist.TCPStore:
     return store
 
 
-def _supervise(context: mp.ProcessContext, cluster: Cluster, store: dist.TCPStore, records: Path) -> None:
+def _supervise(
+    context: mp.ProcessContext, cluster: Cluster, store: dist.TCPStore, records: Path
+) -> None:
     """Wait for the workers; forward SIGTERM; stop them when another host's rank failed."""
 
     def forward(signum: int, _frame: object) -> None:
@@ -256,22 +285,30 @@ def _recorded_failure(store: dist.TCPStore) -> dict[str, Any] | None:
     return None
 
 
-def _failure(cluster: Cluster, store: dist.TCPStore, records: Path, error: mp.ProcessException) -> ClusterFailed:
+def _failure(
+    cluster: Cluster, store: dist.TCPStore, records: Path, error: mp.ProcessException
+) -> ClusterFailed:
     """The job's first failure (from any host), else this host's worker that died."""
     first = _recorded_failure(store)
     if first is None:
         local = sorted(records.glob("rank-*.json"))
         first = json.loads(local[0].read_text()) if local else None
     if first is not None:
-        where = f"rank {first['rank']} of {cluster.world_size} ({first['host']}, local rank {first['local_rank']})"
+        where = _where(first["rank"], cluster.world_size, first["host"], first["local_rank"])
         return ClusterFailed(f"{where} failed: {first['text']}", int(first["exit_code"]))
     rank = cluster.rank(error.error_index)
-    how = f"was killed by {error.signal_name}" if getattr(error, "signal_name", None) else str(error)
+    how = (
+        f"was killed by {error.signal_name}" if getattr(error, "signal_name", None) else str(error)
+    )
+    where = _where(rank, cluster.world_size, cluster.current_host, error.error_index)
     return ClusterFailed(
-        f"rank {rank} of {cluster.world_size} ({cluster.current_host}, local rank {error.error_index}) {how}; "
-        "out of memory is the usual reason (see the log)",
+        f"{where} {how}; out of memory is the usual reason (see the log)",
         EXIT_LOST,
     )
+
+
+def _where(rank: int, world_size: int, host: str, local_rank: int) -> str:
+    return f"rank {rank} of {world_size} ({host}, local rank {local_rank})"
 
 
 # ---- the workers
@@ -288,22 +325,33 @@ def _worker(
 ) -> None:
     rank = cluster.rank(local_rank)
     os.environ.update(
-        RANK=str(rank), LOCAL_RANK=str(local_rank), WORLD_SIZE=str(cluster.world_size),
-        LOCAL_WORLD_SIZE=str(cluster.processes_per_host), GROUP_RANK=str(cluster.node_rank),
-        MASTER_ADDR=cluster.master_addr, MASTER_PORT=str(cluster.master_port),
+        RANK=str(rank),
+        LOCAL_RANK=str(local_rank),
+        WORLD_SIZE=str(cluster.world_size),
+        LOCAL_WORLD_SIZE=str(cluster.processes_per_host),
+        GROUP_RANK=str(cluster.node_rank),
+        MASTER_ADDR=cluster.master_addr,
+        MASTER_PORT=str(cluster.master_port),
     )
     logging.basicConfig(
-        level=logging.INFO if rank == 0 else logging.WARNING, stream=sys.stdout, force=True,
+        level=logging.INFO if rank == 0 else logging.WARNING,
+        stream=sys.stdout,
+        force=True,
         format=f"%(asctime)s %(levelname)s [rank {rank}] %(name)s: %(message)s",
     )
     store = None
     try:
-        store = dist.TCPStore(cluster.master_addr, cluster.master_port, None, False, cluster.init_timeout)
+        store = dist.TCPStore(
+            cluster.master_addr, cluster.master_port, None, False, cluster.init_timeout
+        )
         if cluster.backend == "nccl":
             torch.cuda.set_device(local_rank)
         dist.init_process_group(
-            cluster.backend, store=dist.PrefixStore("pg", store), rank=rank,
-            world_size=cluster.world_size, timeout=cluster.collective_timeout,
+            cluster.backend,
+            store=dist.PrefixStore("pg", store),
+            rank=rank,
+            world_size=cluster.world_size,
+            timeout=cluster.collective_timeout,
         )
         train(argv)
         dist.barrier()
@@ -311,16 +359,17 @@ def _worker(
     except Exception as error:
         code = exit_code(error)
         record = {
-            "rank": rank, "host": cluster.current_host, "local_rank": local_rank,
-            "exit_code": code, "text": failure_text(error),
+            "rank": rank,
+            "host": cluster.current_host,
+            "local_rank": local_rank,
+            "exit_code": code,
+            "text": failure_text(error),
         }
         logging.getLogger("trainer").error("rank %d failed: %s", rank, record["text"][:4096])
         Path(records, f"rank-{rank:05d}.json").write_text(json.dumps(record))
         if store is not None:
-            try:
+            with contextlib.suppress(RuntimeError, dist.DistError):
                 store.compare_set(_FAILURE_KEY, "", json.dumps(record))
-            except (RuntimeError, dist.DistError):
-                pass
         sys.stdout.flush()
         os._exit(code)  # not sys.exit: a broken NCCL communicator can block the interpreter's exit
 
@@ -332,32 +381,59 @@ def active() -> bool:
     return dist.is_available() and dist.is_initialized()
 
 
-def local_world_size() -> int:
-    return int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-
-
 def host_local(env: TrainingEnvironment, channel: str) -> bool:
     """True when each host holds its own part of the channel (ShardedByS3Key on several hosts)."""
     return len(env.hosts) > 1 and env.distributions.get(channel) == SHARDED
 
 
-def shard(rank: int, size: int, length: int) -> list[int]:
-    """The rows of a table of ``length`` this rank takes (every ``size``-th one)."""
-    return list(range(rank, length, size))
+def shares(env: TrainingEnvironment, world: World) -> tuple[World, World]:
+    """Among which processes the training and the validation tables are split.
+
+    All ranks, when every host holds the same data; this host's processes only, when the
+    host holds its own part (ShardedByS3Key). Validation follows its own channel, or the
+    training channel when it is split off the training data.
+    """
+    local_size = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
+    on_host = World(rank=world.local_rank, size=local_size, local_rank=world.local_rank)
+    valid_channel = VALIDATION_CHANNEL if VALIDATION_CHANNEL in env.channels else TRAINING_CHANNEL
+    return (
+        on_host if host_local(env, TRAINING_CHANNEL) else world,
+        on_host if host_local(env, valid_channel) else world,
+    )
 
 
-def scaled_learning_rate(learning_rate: float, world_size: int) -> float:
-    """The linear scaling rule (Goyal et al., 2017): ``learning_rate`` x world size."""
-    return learning_rate * world_size
+def rows(share: World, length: int) -> list[int]:
+    """The rows of a table this process takes: every ``size``-th one, from its rank."""
+    return list(range(share.rank, length, share.size))
 
 
-def agreed_steps(steps: int) -> int:
-    """The most steps any rank needs; every rank takes that many (DDP needs the same count)."""
+def agreed_steps(length: int, batch_size: int, share: World) -> int:
+    """Steps per epoch, the same on every rank (DDP needs it): the largest share's, padded."""
+    steps = math.ceil(math.ceil(length / share.size) / batch_size)
     if not active():
         return steps
     value = torch.tensor([steps], dtype=torch.int64, device=_device())
     dist.all_reduce(value, op=dist.ReduceOp.MAX)
     return int(value.item())
+
+
+def scale_learning_rate(
+    optimizer: torch.optim.Optimizer, *, batch_size: int, world_size: int
+) -> None:
+    """The linear scaling rule (Goyal et al., 2017): ``learning_rate`` x world size."""
+    for group in optimizer.param_groups:
+        base = group["lr"]
+        group["lr"] = base * world_size
+    log.info(
+        "effective batch size %d (batch_size %d x %d processes); learning rate %g "
+        "(learning_rate %g x %d, linear scaling rule)",
+        batch_size * world_size,
+        batch_size,
+        world_size,
+        base * world_size,
+        base,
+        world_size,
+    )
 
 
 def mean(value: float) -> float:
@@ -366,6 +442,11 @@ def mean(value: float) -> float:
     tensor = torch.tensor([value], dtype=torch.float64, device=_device())
     dist.all_reduce(tensor)
     return float(tensor.item()) / dist.get_world_size()
+
+
+def barrier() -> None:
+    if active():
+        dist.barrier()
 
 
 def broadcast(value: Any) -> Any:
@@ -434,15 +515,3 @@ def _device() -> torch.device:
     if dist.get_backend() == "nccl":
         return torch.device("cuda", torch.cuda.current_device())
     return torch.device("cpu")
-
-
-def describe(world_size: int, batch_size: int, learning_rate: float) -> str:
-    return (
-        f"effective batch size {batch_size * world_size} ({batch_size} per process x {world_size} "
-        f"processes); learning rate {scaled_learning_rate(learning_rate, world_size):g} "
-        f"(learning_rate {learning_rate:g} x {world_size}, linear scaling rule)"
-    )
-
-
-def steps_for(samples: int, batch_size: int) -> int:
-    return math.ceil(samples / batch_size)

@@ -14,7 +14,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 
 import numpy as np
@@ -56,9 +56,12 @@ class World:
 class EpochSampler(Sampler[int]):
     """A seeded permutation per epoch, split across ranks, in full batches; can skip steps done."""
 
-    def __init__(self, length: int, *, seed: int, batch_size: int, world: World = World()) -> None:
+    def __init__(
+        self, length: int, *, seed: int, batch_size: int, world: World = World(), steps: int = 0
+    ) -> None:
         self.length, self.seed, self.batch_size, self.world = length, seed, batch_size, world
         self.epoch, self.skip_steps = 0, 0
+        self.agreed_steps = steps  # data-parallel: the same count on every rank (0: this rank's)
 
     def set_epoch(self, epoch: int, skip_steps: int = 0) -> None:
         self.epoch, self.skip_steps = epoch, skip_steps
@@ -77,7 +80,7 @@ class EpochSampler(Sampler[int]):
         return len(self._indices())
 
     def steps(self) -> int:
-        return math.ceil(
+        return self.agreed_steps or math.ceil(
             math.ceil((self.length - self.world.rank) / self.world.size) / self.batch_size
         )
 
@@ -166,8 +169,14 @@ class Validation:
 
 
 def validate(
-    model: DetectionModel, batches: Iterable, *, device: torch.device, stop: threading.Event
+    model: DetectionModel,
+    batches: Iterable,
+    *,
+    device: torch.device,
+    stop: threading.Event,
+    combine: Callable[[list], list] = list,
 ) -> Validation:
+    """Loss and COCO mAP; ``combine`` joins every rank's share of the validation set."""
     losses, truths, predictions = [], [], []
     for batch, records in batches:
         if stop.is_set():
@@ -177,6 +186,7 @@ def validate(
         predictions.extend(preds)
         truths.extend(_truth(r) for r in records)
     model.module.train()
+    losses, truths, predictions = combine(losses), combine(truths), combine(predictions)
     mean_ap, ap_50 = coco_map(truths, predictions, len(model.class_names))
     return Validation(float(np.mean(losses)) if losses else math.nan, mean_ap, ap_50)
 

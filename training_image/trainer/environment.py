@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import os
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any
@@ -55,7 +55,7 @@ class TrainingEnvironment:
     hosts: tuple[str, ...]
     checkpoint_dir: Path
     network_interface: str = ""
-    distributions: Mapping[str, str] = MappingProxyType({})  # channel -> S3DistributionType
+    distributions: Mapping[str, str] = field(default_factory=dict)  # channel -> S3DistributionType
 
     @property
     def model_dir(self) -> Path:
@@ -129,7 +129,8 @@ def _distributions(config: Path, channels: Mapping[str, Path]) -> dict[str, str]
         kind = (declared.get(name) or {}).get("S3DistributionType", "FullyReplicated")
         if kind not in DISTRIBUTION_TYPES:
             raise ConfigError(
-                f"channel {name!r} has S3DistributionType {kind!r}; allowed: {', '.join(DISTRIBUTION_TYPES)}"
+                f"channel {name!r} has S3DistributionType {kind!r}; "
+                f"allowed: {', '.join(DISTRIBUTION_TYPES)}"
             )
         found[name] = kind
     return found

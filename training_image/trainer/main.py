@@ -20,7 +20,16 @@ import traceback
 import numpy as np
 import torch
 
-from trainer import artifacts, checkpoints, compat, data, engine, environment
+from trainer import (
+    accelerator,
+    artifacts,
+    checkpoints,
+    compat,
+    data,
+    distributed,
+    engine,
+    environment,
+)
 from trainer import model as models
 from trainer.errors import ConfigError, TrainingStopped, UserError
 from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL
@@ -46,7 +55,7 @@ def train(argv: list[str]) -> None:
     env = environment.load()
     hp = env.hyperparameters
     world = engine.World.from_env()
-    device = _device(world)
+    device = accelerator.select(world.local_rank)
     use_amp = hp.amp and device.type == "cuda"
     log.info(
         "job %s on %s (%s of %s), device %s, amp %s, hyperparameters %s",
@@ -60,7 +69,9 @@ def train(argv: list[str]) -> None:
     )
     _seed(hp.seed)
     stop = _stop_on_sigterm()
-    artifacts.clear(env.model_dir)
+    shared_stop = distributed.SharedStop(stop)
+    if world.local_rank == 0:
+        artifacts.clear(env.model_dir)
 
     log.info("Loading data")
     train_table = data.load(env.channels[TRAINING_CHANNEL])
@@ -69,14 +80,19 @@ def train(argv: list[str]) -> None:
     else:
         train_table, valid_table = data.split(train_table, hp.valid_fraction, hp.seed)
     log.info("%d training images, %d validation images", len(train_table), len(valid_table))
+    distributed.check_same_classes(train_table.class_names, env.current_host)
+    train_share, valid_share = distributed.shares(env, world)
+    valid_table = valid_table.subset(distributed.rows(valid_share, len(valid_table)))
 
     log.info("Creating model")
     compat.apply()  # IceVision's mends, before its first import
     model = models.create(hp, train_table.class_names).to(device)
     workers = min(hp.num_workers, os.cpu_count() or 1)
+    steps = distributed.agreed_steps(len(train_table), hp.batch_size, train_share)
     sampler = engine.EpochSampler(
-        len(train_table), seed=hp.seed, batch_size=hp.batch_size, world=world
+        len(train_table), seed=hp.seed, batch_size=hp.batch_size, world=train_share, steps=steps
     )
+    distributed.wrap(model, device)
     loader_options = {
         "batch_size": hp.batch_size,
         "num_workers": workers,
@@ -92,11 +108,13 @@ def train(argv: list[str]) -> None:
         data.dataset(valid_table, hp.image_size, train=False), shuffle=False, **loader_options
     )
     optimizer = engine.optimizer(model, hp)
+    distributed.scale_learning_rate(optimizer, batch_size=hp.batch_size, world_size=world.size)
     scheduler = engine.schedule(optimizer, sampler.steps(), hp.epochs)
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
 
     identity = checkpoints.Identity(hp.model, hp.backbone, hp.image_size, train_table.class_names)
-    resumed = checkpoints.latest(env.checkpoint_dir, identity) or {}
+    latest = checkpoints.latest(env.checkpoint_dir, identity) if world.is_main else None
+    resumed = distributed.broadcast(latest) or {}  # every rank resumes from rank 0's pick
     if resumed:
         model.module.load_state_dict(resumed["model_state"])
         optimizer.load_state_dict(resumed["optimizer"])
@@ -117,6 +135,7 @@ def train(argv: list[str]) -> None:
                 "running_loss": running_loss,
             }
             checkpoints.save(env.checkpoint_dir, identity, epoch=epoch, step=step, state=state)
+        distributed.barrier()
 
     log.info(
         "Start training: epochs %d to %d, %d steps each",
@@ -136,7 +155,7 @@ def train(argv: list[str]) -> None:
             scaler,
             device=device,
             grad_clip_norm=hp.grad_clip_norm,
-            stop=stop,
+            stop=shared_stop,
             first_step=first_step,
             running=running if epoch == start_epoch else (0.0, 0),
         )
@@ -145,15 +164,17 @@ def train(argv: list[str]) -> None:
             raise TrainingStopped(
                 f"stopped by SIGTERM in epoch {epoch + 1} at step {result.steps}; checkpoint saved"
             )
-        validation = engine.validate(model, valid_batches, device=device, stop=stop)
-        if stop.is_set():
+        validation = engine.validate(
+            model, valid_batches, device=device, stop=stop, combine=distributed.gather
+        )
+        if shared_stop.is_set():
             save_checkpoint(epoch, result.steps, result.running)
             raise TrainingStopped(
                 f"stopped by SIGTERM while validating epoch {epoch + 1}; checkpoint saved"
             )
         row = {
             "epoch": epoch + 1,
-            "train_loss": result.loss,
+            "train_loss": distributed.mean(result.loss),
             "valid_loss": validation.loss,
             "valid_map": validation.map,
             "valid_map_50": validation.map_50,
@@ -161,11 +182,11 @@ def train(argv: list[str]) -> None:
             "epoch_seconds": round(time.monotonic() - started, 3),
         }
         history.append(row)
-        print(format_line(row), flush=True)
         if world.is_main:
+            print(format_line(row), flush=True)
             artifacts.save_metrics(env.output_data_dir, history)
-            if (epoch + 1) % hp.checkpoint_every_epochs == 0 or epoch + 1 == hp.epochs:
-                save_checkpoint(epoch + 1, 0, (0.0, 0))
+        if (epoch + 1) % hp.checkpoint_every_epochs == 0 or epoch + 1 == hp.epochs:
+            save_checkpoint(epoch + 1, 0, (0.0, 0))
 
     if world.is_main:
         log.info("Saving the model to %s", env.model_dir)
@@ -178,13 +199,6 @@ def train(argv: list[str]) -> None:
         }
         artifacts.save_model(env.model_dir, model, summary=summary)
     log.info("Training complete")
-
-
-def _device(world: engine.World) -> torch.device:
-    if torch.cuda.is_available():
-        torch.cuda.set_device(world.local_rank)
-        return torch.device("cuda", world.local_rank)
-    return torch.device("cpu")
 
 
 def _seed(seed: int) -> None:
@@ -206,6 +220,8 @@ def _stop_on_sigterm() -> threading.Event:
 
 
 def _failure_text(error: BaseException) -> str:
+    if isinstance(error, distributed.ClusterFailed):
+        return error.text
     summary = f"{type(error).__name__}: {error}"
     if isinstance(error, (UserError, TrainingStopped)):
         return summary
@@ -221,7 +237,8 @@ def main(argv: list[str] | None = None) -> int:
     )
     base = environment.base_dir()
     try:
-        train(sys.argv[1:] if argv is None else argv)
+        arguments = sys.argv[1:] if argv is None else argv
+        distributed.run(train, arguments, failure_text=_failure_text, exit_code=_exit_code)
         return 0
     except Exception as error:
         text = _failure_text(error)
@@ -236,9 +253,15 @@ def main(argv: list[str] | None = None) -> int:
             failure.write_text(text, encoding="utf-8")
         except OSError as write_error:
             log.error("could not write the failure file: %s", write_error)
-        if isinstance(error, TrainingStopped):
-            return EXIT_STOPPED
-        return EXIT_USER_ERROR if isinstance(error, UserError) else EXIT_BUG
+        return _exit_code(error)
+
+
+def _exit_code(error: BaseException) -> int:
+    if isinstance(error, distributed.ClusterFailed):
+        return error.exit_code
+    if isinstance(error, TrainingStopped):
+        return EXIT_STOPPED
+    return EXIT_USER_ERROR if isinstance(error, UserError) else EXIT_BUG
 
 
 if __name__ == "__main__":

@@ -84,6 +84,7 @@ class DetectionModel:
     image_size: int
     class_names: tuple[str, ...]
     module: nn.Module
+    forward_module: nn.Module | None = None  # data-parallel: the DDP wrapper around ``module``
 
     @property
     def kind(self) -> ModuleType:
@@ -96,7 +97,8 @@ class DetectionModel:
     def losses(self, batch: Any, device: torch.device) -> torch.Tensor:
         """Training-mode forward pass: the summed loss of one batch."""
         xb, yb = _to(batch, device)
-        out = self.module(xb, yb)
+        forward = self.module if self.forward_module is None else self.forward_module
+        out = forward(xb, yb)
         return out["loss"] if self.name == "efficientdet" else sum(out.values())
 
     @torch.no_grad()

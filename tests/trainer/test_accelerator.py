@@ -1,0 +1,31 @@
+import pytest
+import torch
+
+from trainer import accelerator
+from trainer.errors import ConfigError
+
+VERSION_TEXT = (
+    "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.183.01  Sun May 12 19:39:15 UTC 2024\n"
+    "GCC version:  gcc version 12.3.0\n"
+)
+
+
+def test_driver_version_is_read_from_proc(tmp_path):
+    version = tmp_path / "version"
+    version.write_text(VERSION_TEXT)
+    assert accelerator.driver_version(version) == "535.183.01"
+    assert accelerator.driver_version(tmp_path / "absent") is None
+
+
+def test_cpu_without_a_gpu(tmp_path, monkeypatch):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    assert accelerator.select(0, tmp_path / "absent") == torch.device("cpu")
+
+
+def test_gpu_driver_too_old_for_this_torch_is_a_clear_error(tmp_path, monkeypatch):
+    version = tmp_path / "version"
+    version.write_text(VERSION_TEXT)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", "13.0")
+    with pytest.raises(ConfigError, match=r"driver 535.183.01.*CUDA 13.0.*TORCH_INDEX_URL="):
+        accelerator.select(0, version)

@@ -1,0 +1,60 @@
+"""Bake pretrained weights into the image at build time, then prove they load offline.
+
+    python fetch_weights.py                      # every model/backbone in trainer_spec
+    python fetch_weights.py faster_rcnn/resnet18_fpn efficientdet/tf_lite0
+    python fetch_weights.py none                 # no pretrained weights (pretrained=false only)
+
+Weights land in TORCH_HOME (torchvision's ImageNet backbones, effdet's COCO
+checkpoints). The check pass blocks every network call, as SageMaker's network
+isolation does, and builds each model again from the cache alone.
+"""
+
+from __future__ import annotations
+
+import socket
+import sys
+
+from trainer import compat
+from trainer.model import build_module
+from trainer_spec.hyperparameters import BACKBONES, IMAGE_SIZE_MULTIPLE
+
+
+def selected(args: list[str]) -> list[tuple[str, str]]:
+    everything = [(model, backbone) for model, names in BACKBONES.items() for backbone in names]
+    if not args or args == ["all"]:
+        return everything
+    if args == ["none"]:
+        return []
+    chosen = [tuple(arg.split("/", 1)) for arg in args]
+    unknown = [f"{m}/{b}" for m, b in chosen if (m, b) not in everything]
+    if unknown:
+        allowed = ", ".join(f"{m}/{b}" for m, b in everything)
+        raise SystemExit(
+            f"unknown model/backbone {', '.join(unknown)}; allowed: all, none, {allowed}"
+        )
+    return chosen
+
+
+def build_all(pairs: list[tuple[str, str]]) -> None:
+    for model, backbone in pairs:
+        build_module(model, backbone, 2, IMAGE_SIZE_MULTIPLE[model] * 4, pretrained=True)
+        print(f"ok {model}/{backbone}", flush=True)
+
+
+def _no_network(*args, **kwargs):
+    raise OSError("network access is blocked while checking the baked weights")
+
+
+def main(args: list[str]) -> int:
+    pairs = selected(args)
+    compat.apply()  # also places IceVision's font, so the image never downloads it
+    build_all(pairs)
+    socket.socket.connect = _no_network  # type: ignore[method-assign]
+    socket.create_connection = _no_network  # type: ignore[assignment]
+    build_all(pairs)
+    print(f"{len(pairs)} pretrained models load without network", flush=True)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

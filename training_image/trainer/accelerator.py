@@ -1,0 +1,44 @@
+"""Which device to train on, and a clear failure when the GPU's driver is too old for this torch.
+
+PyPI's torch wheels carry their own CUDA runtime; only the host's driver comes
+from SageMaker. A driver older than the runtime needs (CUDA 13 needs driver >= 580)
+leaves ``torch.cuda.is_available()`` False on a GPU instance: training would
+silently crawl on the CPU. That is reported as a ConfigError naming both versions.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import torch
+
+from trainer.errors import ConfigError
+
+DRIVER_VERSION_FILE = Path("/proc/driver/nvidia/version")
+CUDA_12_INDEX = "https://download.pytorch.org/whl/cu126"
+
+
+def driver_version(version_file: Path = DRIVER_VERSION_FILE) -> str | None:
+    """The host's NVIDIA driver version, when one is loaded."""
+    try:
+        text = version_file.read_text()
+    except OSError:
+        return None
+    match = re.search(r"Kernel Module\s+(?:for \S+\s+)?(\d+\.\d+(?:\.\d+)?)", text)
+    return match.group(1) if match else "unknown"
+
+
+def select(local_rank: int = 0, version_file: Path = DRIVER_VERSION_FILE) -> torch.device:
+    if torch.cuda.is_available():
+        torch.cuda.set_device(local_rank)
+        return torch.device("cuda", local_rank)
+    driver = driver_version(version_file)
+    if driver is not None and torch.version.cuda:
+        raise ConfigError(
+            f"this instance has an NVIDIA GPU (driver {driver}) but torch {torch.__version__} "
+            f"(CUDA {torch.version.cuda}) cannot use it: the driver is too old for CUDA "
+            f"{torch.version.cuda}. Use an instance with a newer driver, or rebuild the image "
+            f"with --build-arg TORCH_INDEX_URL={CUDA_12_INDEX}"
+        )
+    return torch.device("cpu")
