@@ -12,6 +12,7 @@ from trainer_spec.hyperparameters import NAMES, HyperparameterError, parse
 
 REHEARSAL_FOLDER = Path(".rehearsal")
 LOCAL_RUNS_FOLDER = Path(".local-runs")
+MAX_LOCAL_HOSTS = 8
 
 
 def parse_hyperparameters(pairs: list[str]) -> dict[str, str]:
@@ -51,6 +52,11 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         help="hyperparameter for the trigger object, over the rehearsal's fast defaults",
     )
     rehearse.add_argument(
+        "--instance-count",
+        type=int,
+        help="ask the launcher for this many instances; each runs as a local process",
+    )
+    rehearse.add_argument(
         "--workdir",
         type=Path,
         default=REHEARSAL_FOLDER,
@@ -78,6 +84,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         help=f"where runs are kept (default {LOCAL_RUNS_FOLDER}/)",
     )
     train.add_argument("--name", help="job name (default local-<dataset>-<time>)")
+    train.add_argument(
+        "--instance-count",
+        type=int,
+        default=1,
+        help="hosts, each a local process on loopback (default 1)",
+    )
     train.add_argument("--docker", metavar="IMAGE", help="run this image with Docker instead")
     train.add_argument("--gpus", help="with --docker: passed to docker run --gpus (e.g. all)")
     train.set_defaults(func=_local_train)
@@ -112,6 +124,7 @@ def _local_train(args: argparse.Namespace) -> int:
             run_folder=args.workdir,
             validation=args.validation,
             name=check_job_name(args.name) if args.name else None,
+            instance_count=_instance_count(args.instance_count),
         )
         runner = LocalRunner(args.workdir, docker_image=args.docker, gpus=args.gpus)
         return _report(runner.run(job))
@@ -125,6 +138,14 @@ def _local_train(args: argparse.Namespace) -> int:
         raise
 
 
+def _instance_count(count: int) -> int:
+    if not 1 <= count <= MAX_LOCAL_HOSTS:
+        raise cli.CliError(
+            f"--instance-count {count} is not allowed; allowed: 1 to {MAX_LOCAL_HOSTS} locally"
+        )
+    return count
+
+
 def _rehearse(args: argparse.Namespace) -> int:
     from detrain import rehearsal
 
@@ -134,10 +155,13 @@ def _rehearse(args: argparse.Namespace) -> int:
         raise cli.CliError(f"--images {args.images} is too few; allowed: 2 or more")
     overrides = parse_hyperparameters(args.hp)
     _quiet_libraries(args.verbose)
+    if args.instance_count is not None:
+        _instance_count(args.instance_count)
     try:
         result = rehearsal.rehearse(
             args.workdir,
             dataset=args.dataset,
+            instance_count=args.instance_count,
             images=args.images,
             hyperparameters=overrides,
             out=sys.stdout,

@@ -19,6 +19,7 @@ import logging
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import tarfile
@@ -32,7 +33,7 @@ from typing import TextIO
 from detrain import opt_ml
 from detrain.opt_ml import Layout
 from detrain.storage import Storage
-from detrain.training_job import TrainingJob
+from detrain.training_job import JobSpecError, TrainingJob
 from trainer_spec import metrics
 
 log = logging.getLogger(__name__)
@@ -42,6 +43,8 @@ TRAIN_SCRIPT = REPO_ROOT / "training_image" / "train"
 STOP_GRACE_SECONDS = 120  # SageMaker: SIGTERM, then SIGKILL 120 s later
 CHECKPOINT_SYNC_SECONDS = 30  # SageMaker syncs checkpoints to S3 while the job runs
 FAILURE_REASON_CHARS = 1024
+MASTER_ADDR_VARIABLE = "DETRAIN_MASTER_ADDR"
+MASTER_PORT_VARIABLE = "DETRAIN_MASTER_PORT"
 MODEL_ARTIFACT = "model.tar.gz"
 OUTPUT_ARTIFACT = "output.tar.gz"
 
@@ -90,8 +93,23 @@ def platform_environment(job: TrainingJob) -> dict[str, str]:
     return {**job.environment, "TRAINING_JOB_NAME": job.name, "TRAINING_JOB_ARN": job.arn}
 
 
-def process_environment(job: TrainingJob, layout: Layout) -> dict[str, str]:
-    env = {**os.environ, **platform_environment(job)}
+def loopback_cluster_environment(job: TrainingJob) -> dict[str, str]:
+    """For several hosts on this machine: where the master host listens (algo-1 does not resolve).
+
+    The variables are the trainer's local-run overrides (training_image/trainer/distributed.py).
+    """
+    if job.instance_count == 1:
+        return {}
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    return {MASTER_ADDR_VARIABLE: "127.0.0.1", MASTER_PORT_VARIABLE: str(port)}
+
+
+def process_environment(
+    job: TrainingJob, layout: Layout, cluster: dict[str, str] | None = None
+) -> dict[str, str]:
+    env = {**os.environ, **platform_environment(job), **(cluster or {})}
     env["SAGEMAKER_BASE_DIR"] = str(layout.base)
     env["PYTHONUNBUFFERED"] = "1"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
@@ -284,18 +302,24 @@ class LocalRunner:
             self.storage.download(job.checkpoint_uri, names, local)
         return layout
 
-    def _command(self, job: TrainingJob, layout: Layout, host: str):
+    def _command(self, job: TrainingJob, layout: Layout, host: str, cluster: dict[str, str]):
         if self.docker_image:
             return docker_command(job, layout, host, self.docker_image, self.gpus), None
         command = self.command or train_command()
         if not self.command and not TRAIN_SCRIPT.is_file():
             raise FileNotFoundError(f"the trainer's entry point {TRAIN_SCRIPT} is missing")
-        return command, process_environment(job, layout)
+        return command, process_environment(job, layout, cluster)
 
     def run(self, job: TrainingJob) -> JobResult:
+        if self.docker_image and job.instance_count > 1:
+            raise JobSpecError(
+                f"instance count {job.instance_count} with Docker is not supported locally; "
+                "allowed: 1 (several hosts run as local processes without --docker)"
+            )
         run_folder = self.workdir / job.name
         run_folder.mkdir(parents=True, exist_ok=True)
         layouts = {host: self.prepare(job, host) for host in job.hosts}
+        cluster = loopback_cluster_environment(job)
         self.children = children = _Children(self.out, self.grace_seconds)
         started = time.monotonic()
         log.info(
@@ -306,7 +330,7 @@ class LocalRunner:
         )
         with _ForwardSignals(children.stop):
             for host, layout in layouts.items():
-                command, env = self._command(job, layout, host)
+                command, env = self._command(job, layout, host, cluster)
                 prefix = f"[{host}] " if len(layouts) > 1 else ""
                 children.start(command, env, run_folder / f"{host}.log", prefix)
             codes = children.wait(

@@ -291,6 +291,7 @@ def rehearse(
     *,
     dataset: Path | None = None,
     images: int = 32,
+    instance_count: int | None = None,
     hyperparameters: Mapping[str, str] | None = None,
     out: TextIO = sys.stdout,
     command: list[str] | None = None,
@@ -322,7 +323,9 @@ def rehearse(
             folder, name = Path(dataset), dataset_name(dataset)
         progress.note(f"folder {os.path.relpath(folder)}")
 
-        body = {"hyperparameters": {**REHEARSAL_HYPERPARAMETERS, **(hyperparameters or {})}}
+        body: dict = {"hyperparameters": {**REHEARSAL_HYPERPARAMETERS, **(hyperparameters or {})}}
+        if instance_count is not None:
+            body["instance_count"] = instance_count
         progress(f"uploading to s3://{stack.bucket}/{DATASETS_PREFIX}{name}/ and launching")
         _upload(stack.bucket, name, folder, body)
         events = receive_s3_events(stack.queue_url)

@@ -31,6 +31,8 @@ record = {
         for p in sorted((base / "input" / "data").iterdir())
     },
     "checkpoints_at_start": sorted(f.name for f in checkpoints.glob("*")),
+    "host": json.loads((config / "resourceconfig.json").read_text())["current_host"],
+    "master": [os.environ.get("DETRAIN_MASTER_ADDR"), os.environ.get("DETRAIN_MASTER_PORT")],
     "signals": [],
 }
 records = base / "fake-record.json"

@@ -41,6 +41,8 @@ def test_each_command_has_help(command, capsys):
         (["local-train", ".", "--gpus", "all"], "--gpus is for --docker runs"),
         (["local-train", ".", "--name", "bad_name"], "job name 'bad_name' is not allowed"),
         (["local-train", ".", "--hp", "seed=-1"], "'seed' = -1 is out of range"),
+        (["local-train", ".", "--instance-count", "0"], "--instance-count 0 is not allowed"),
+        (["rehearse", "--instance-count", "9"], "--instance-count 9 is not allowed"),
         (["rehearse", "--images", "1"], "--images 1 is too few"),
         (["rehearse", "--dataset", "no-such-folder"], "--dataset 'no-such-folder' is not a folder"),
     ],

@@ -16,7 +16,7 @@ import pytest
 from detrain.local_runner import LocalRunner, docker_command, pack
 from detrain.opt_ml import Layout
 from detrain.storage import Storage
-from detrain.training_job import from_description
+from detrain.training_job import JobSpecError, from_description
 
 DATASET = {"annotations.json": "{}", "images/a b+c.png": "png", "images/d.png": "png"}
 
@@ -180,6 +180,40 @@ def test_sharded_channel_on_two_hosts_splits_the_files(job, tmp_path, fake_train
 
     files = [sorted(p.name for p in layout.channel("training").rglob("*.*")) for layout in layouts]
     assert files == [["annotations.json", "d.png"], ["a b+c.png"]]
+
+
+def test_two_hosts_run_side_by_side_and_meet_on_loopback(job, bucket, tmp_path, fake_train):
+    job = replace(job, instance_count=2)
+    out = io.StringIO()
+    runner = LocalRunner(tmp_path / "jobs", command=fake_train, out=out)
+
+    result = runner.run(job)
+
+    records = [
+        json.loads((runner.layout(job, host).base / "fake-record.json").read_text())
+        for host in job.hosts
+    ]
+    assert [r["host"] for r in records] == ["algo-1", "algo-2"]
+    assert records[0]["master"] == records[1]["master"]
+    assert records[0]["master"][0] == "127.0.0.1" and int(records[0]["master"][1]) > 0
+    assert result.status == "Completed"
+    assert "[algo-2] fake trainer started" in out.getvalue()
+    assert [m["epoch"] for m in result.metrics_history] == [1, 2]  # the first host's metrics
+
+
+def test_one_host_gets_no_loopback_overrides(job, tmp_path, fake_train):
+    runner = _runner(tmp_path, fake_train)
+
+    runner.run(job)
+
+    assert _record(runner, job)["master"] == [None, None]
+
+
+def test_docker_runs_one_host_only(job, tmp_path):
+    runner = LocalRunner(tmp_path, docker_image="img:1", out=io.StringIO())
+
+    with pytest.raises(JobSpecError, match="instance count 2 with Docker is not supported"):
+        runner.run(replace(job, instance_count=2))
 
 
 def test_docker_command_mounts_the_tree_and_passes_train(job, tmp_path):

@@ -54,6 +54,18 @@ def test_hyperparameter_overrides_reach_the_job(tmp_path, fake_train):
     assert json.loads(config.read_text())["epochs"] == "1"
 
 
+def test_two_instances_requested_in_the_trigger_run_as_two_local_hosts(tmp_path, fake_train):
+    result = rehearsal.rehearse(
+        tmp_path, images=4, instance_count=2, out=io.StringIO(), command=fake_train
+    )
+
+    assert result.status == "Completed"
+    assert sorted(p.name for p in result.run_folder.glob("algo-*") if p.is_dir()) == [
+        "algo-1",
+        "algo-2",
+    ]
+
+
 def test_bad_overrides_stop_the_rehearsal_before_anything_is_launched(tmp_path, fake_train):
     with pytest.raises(rehearsal.RehearsalError, match=r"'image_size' = 100 must be a multiple"):
         rehearsal.rehearse(
