@@ -24,7 +24,7 @@ from tqdm import tqdm
 
 from detrain import cli, stack, upload
 from launch_training.names import JOB_NAME_PREFIX, STACK_NAME
-from launch_training.request import INPUT_MODES
+from launch_training.request import INPUT_MODES, S3_DISTRIBUTIONS
 from trainer_spec.hyperparameters import NAMES
 
 ENDED = ("Completed", "Failed", "Stopped")
@@ -91,6 +91,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "max_runtime_hours": args.max_runtime_hours,
         "job_name": args.job_name,
         "input_mode": args.input_mode,
+        "s3_distribution": args.s3_distribution,
     }
     return upload.check_overrides({k: v for k, v in fields.items() if v is not None})
 
@@ -324,6 +325,12 @@ def _override_options() -> argparse.ArgumentParser:
     group.add_argument("--max-runtime-hours", type=float)
     group.add_argument("--job-name", help=f"job name (gets the {JOB_NAME_PREFIX!r} prefix)")
     group.add_argument("--input-mode", choices=INPUT_MODES, help="File (default) or FastFile")
+    group.add_argument(
+        "--s3-distribution",
+        choices=S3_DISTRIBUTIONS,
+        help="with --instance-count > 1: FullyReplicated (default, every host gets all the data) "
+        "or ShardedByS3Key (each host gets ~1/N of the objects; see docs/scaling.md)",
+    )
     return parent
 
 

@@ -32,6 +32,9 @@ from trainer_spec.metrics import metric_definitions
 TRIGGER_UPLOAD = "upload"
 TRIGGER_CONSOLE = "console"
 INPUT_MODES = ("File", "FastFile")
+# FullyReplicated: every instance gets the whole dataset; ShardedByS3Key: each gets ~1/N of
+# the objects (see training_image/trainer/distributed.py for how the trainer splits either).
+S3_DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 OVERRIDE_FIELDS = (
     "hyperparameters",
     "instance_type",
@@ -40,6 +43,7 @@ OVERRIDE_FIELDS = (
     "max_runtime_hours",
     "job_name",
     "input_mode",
+    "s3_distribution",
 )
 JOB_NAME_MAX = 63
 JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
@@ -60,6 +64,7 @@ class Overrides:
     max_runtime_hours: float | None = None
     job_name: str | None = None
     input_mode: str | None = None
+    s3_distribution: str | None = None
 
 
 @dataclass(frozen=True)
@@ -93,6 +98,7 @@ def parse_overrides(
         max_runtime_hours=_optional(body, "max_runtime_hours", _number),
         job_name=_optional(body, "job_name", _string),
         input_mode=_optional(body, "input_mode", _input_mode),
+        s3_distribution=_optional(body, "s3_distribution", _s3_distribution),
     )
 
 
@@ -140,6 +146,13 @@ def _input_mode(name: str, value: Any) -> str:
         if isinstance(value, str) and value.strip().lower() == mode.lower():
             return mode
     raise Refused(f"{name!r} = {value!r} is not allowed; allowed: {', '.join(INPUT_MODES)}")
+
+
+def _s3_distribution(name: str, value: Any) -> str:
+    for kind in S3_DISTRIBUTIONS:
+        if isinstance(value, str) and value.strip().lower() == kind.lower():
+            return kind
+    raise Refused(f"{name!r} = {value!r} is not allowed; allowed: {', '.join(S3_DISTRIBUTIONS)}")
 
 
 def job_name(dataset: str, requested_at: datetime, identity: str) -> str:
@@ -249,7 +262,7 @@ def create_training_job_request(launch: LaunchRequest, settings: Settings) -> di
                     "S3DataSource": {
                         "S3DataType": "S3Prefix",
                         "S3Uri": dataset_uri(bucket, launch.dataset),
-                        "S3DataDistributionType": "FullyReplicated",
+                        "S3DataDistributionType": overrides.s3_distribution or S3_DISTRIBUTIONS[0],
                     }
                 },
                 "InputMode": input_mode,

@@ -193,6 +193,29 @@ def test_print_request_is_a_console_event_the_launcher_accepts(stack, dataset_fo
     assert (result["spot"], result["input_mode"]) == (False, "FastFile")
 
 
+def test_launch_asks_for_two_instances_with_sharded_data(
+    stack, dataset_folder, launcher_env, monkeypatch
+):
+    monkeypatch.setenv("MAX_INSTANCE_COUNT", "2")  # the deployment's allow-list
+    stack.detrain("upload", "fridge", str(dataset_folder), "--no-trigger", "--no-progress")
+
+    printed = stack.detrain(
+        "launch",
+        "fridge",
+        "--print-request",
+        "--instance-count",
+        "2",
+        "--s3-distribution",
+        "ShardedByS3Key",
+    )
+
+    assert printed.returncode == 0, printed.stderr
+    request = json.loads(printed.stdout)
+    assert (request["instance_count"], request["s3_distribution"]) == (2, "ShardedByS3Key")
+    result = handler(request, None)
+    assert (result["status"], result.get("instance_count")) == ("launched", 2), result
+
+
 @pytest.fixture
 def simple_lambda(aws: str) -> Iterator[callable]:
     """moto's Lambda without Docker: invoke answers the results queued here, runs no code."""

@@ -217,3 +217,13 @@ def test_tag_values_keep_only_what_tags_allow():
     tags = {t["Key"]: t["Value"] for t in build(dataset="red flowers ç 50% a+b")["Tags"]}
 
     assert tags["dataset"] == "red flowers ç 50_ a+b"
+
+
+def test_s3_distribution_defaults_to_fully_replicated_and_is_selectable():
+    source = build()["InputDataConfig"][0]["DataSource"]["S3DataSource"]
+    assert source["S3DataDistributionType"] == "FullyReplicated"
+    job = build(instance_count=2, s3_distribution="shardedbys3key")
+    source = job["InputDataConfig"][0]["DataSource"]["S3DataSource"]
+    assert source["S3DataDistributionType"] == "ShardedByS3Key"
+    with pytest.raises(Refused, match="'s3_distribution' = 'Sharded' is not allowed; allowed: "):
+        build(s3_distribution="Sharded")
