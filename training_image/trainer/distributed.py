@@ -54,11 +54,12 @@ from typing import Any
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
+from torch.multiprocessing.spawn import ProcessContext, ProcessException
 
 from trainer import environment
 from trainer.engine import World
 from trainer.environment import TrainingEnvironment
-from trainer.errors import ConfigError, DataError
+from trainer.errors import ConfigError, DataError, TrainingStopped, UserError
 from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL
 
 log = logging.getLogger(__name__)
@@ -75,6 +76,7 @@ DEFAULT_COLLECTIVE_TIMEOUT = 1800
 SHARDED = "ShardedByS3Key"
 POLL_SECONDS = 1.0
 GRACE_SECONDS = 10.0  # after a failure: time for the other workers to fail on their own
+SETTLE_SECONDS = 3.0
 EXIT_LOST = 2
 _FAILURE_KEY = "detrain/failure"
 
@@ -199,6 +201,7 @@ def run(
         start_method="spawn",
     )
     _supervise(context, cluster, store, records)
+    _leave(cluster, store)
     log.info(
         "all %d processes of host %s finished", cluster.processes_per_host, cluster.current_host
     )
@@ -247,7 +250,7 @@ def _meet(cluster: Cluster) -> dist.TCPStore:
 
 
 def _supervise(
-    context: mp.ProcessContext, cluster: Cluster, store: dist.TCPStore, records: Path
+    context: ProcessContext, cluster: Cluster, store: dist.TCPStore, records: Path
 ) -> None:
     """Wait for the workers; forward SIGTERM; stop them when another host's rank failed."""
 
@@ -264,7 +267,7 @@ def _supervise(
             try:
                 if context.join(timeout=POLL_SECONDS, grace_period=GRACE_SECONDS):
                     return
-            except mp.ProcessException as error:
+            except ProcessException as error:
                 raise _failure(cluster, store, records, error) from None
             if peer_failed_at is None and _recorded_failure(store):
                 peer_failed_at = time.monotonic()
@@ -274,6 +277,16 @@ def _supervise(
                         process.kill()
     finally:
         signal.signal(signal.SIGTERM, previous)
+
+
+def _leave(cluster: Cluster, store: dist.TCPStore) -> None:
+    """The master's store outlives the job: it waits (a while) for every host to finish."""
+    store.set(f"detrain/done/{cluster.current_host}", "1")
+    if cluster.node_rank == 0:
+        keys = [f"detrain/done/{h}" for h in cluster.hosts]
+        deadline = time.monotonic() + 6 * GRACE_SECONDS
+        while not store.check(keys) and time.monotonic() < deadline:
+            time.sleep(0.2)
 
 
 def _recorded_failure(store: dist.TCPStore) -> dict[str, Any] | None:
@@ -286,25 +299,33 @@ def _recorded_failure(store: dist.TCPStore) -> dict[str, Any] | None:
 
 
 def _failure(
-    cluster: Cluster, store: dist.TCPStore, records: Path, error: mp.ProcessException
+    cluster: Cluster, store: dist.TCPStore, records: Path, error: ProcessException
 ) -> ClusterFailed:
-    """The job's first failure (from any host), else this host's worker that died."""
-    first = _recorded_failure(store)
-    if first is None:
-        local = sorted(records.glob("rank-*.json"))
-        first = json.loads(local[0].read_text()) if local else None
-    if first is not None:
-        where = _where(first["rank"], cluster.world_size, first["host"], first["local_rank"])
-        return ClusterFailed(f"{where} failed: {first['text']}", int(first["exit_code"]))
-    rank = cluster.rank(error.error_index)
-    how = (
-        f"was killed by {error.signal_name}" if getattr(error, "signal_name", None) else str(error)
-    )
-    where = _where(rank, cluster.world_size, cluster.current_host, error.error_index)
-    return ClusterFailed(
-        f"{where} {how}; out of memory is the usual reason (see the log)",
-        EXIT_LOST,
-    )
+    """The job's first failure (from any host); a worker that died without a word counts too."""
+    local = sorted(records.glob("rank-*.json"))
+    if local:
+        record = json.loads(local[0].read_text())
+    else:
+        signal_name = getattr(error, "signal_name", None)
+        how = f"was killed by {signal_name}" if signal_name else str(error)
+        record = {
+            "rank": cluster.rank(error.error_index),
+            "host": cluster.current_host,
+            "local_rank": error.error_index,
+            "exit_code": EXIT_LOST,
+            "text": f"the process {how}; out of memory is the usual reason (see the log)",
+        }
+        _publish(store, record)
+    first = _recorded_failure(store) or record
+    where = _where(first["rank"], cluster.world_size, first["host"], first["local_rank"])
+    return ClusterFailed(f"{where} failed: {first['text']}", int(first["exit_code"]))
+
+
+def _publish(store: dist.TCPStore | None, record: dict[str, Any]) -> None:
+    """Record a failure for every host to report; the first one recorded wins."""
+    if store is not None:
+        with contextlib.suppress(RuntimeError, dist.DistError):
+            store.compare_set(_FAILURE_KEY, "", json.dumps(record))
 
 
 def _where(rank: int, world_size: int, host: str, local_rank: int) -> str:
@@ -367,9 +388,9 @@ def _worker(
         }
         logging.getLogger("trainer").error("rank %d failed: %s", rank, record["text"][:4096])
         Path(records, f"rank-{rank:05d}.json").write_text(json.dumps(record))
-        if store is not None:
-            with contextlib.suppress(RuntimeError, dist.DistError):
-                store.compare_set(_FAILURE_KEY, "", json.dumps(record))
+        if not isinstance(error, (UserError, TrainingStopped)):
+            time.sleep(SETTLE_SECONDS)  # often a peer's loss: let its own reason be recorded first
+        _publish(store, record)
         sys.stdout.flush()
         os._exit(code)  # not sys.exit: a broken NCCL communicator can block the interpreter's exit
 
@@ -490,7 +511,7 @@ def wrap(model: Any, device: torch.device) -> None:
     model.forward_module = DistributedDataParallel(
         model.module,
         device_ids=[device.index] if device.type == "cuda" else None,
-        broadcast_buffers=False,  # validation runs a different number of batches per rank
+        forward_sync_buffers=False,  # validation runs a different number of batches per rank
     )
 
 
