@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from detrain import cli
+from detrain.sample_data import DEFAULT_IMAGES as SAMPLE_IMAGES
 from trainer_spec.hyperparameters import NAMES, HyperparameterError, parse
 
 REHEARSAL_FOLDER = Path(".rehearsal")
@@ -43,7 +44,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     rehearse.add_argument(
         "--dataset", type=Path, help="rehearse with this dataset folder instead of the sample"
     )
-    rehearse.add_argument("--images", type=int, default=32, help="sample images (default 32)")
+    rehearse.add_argument(
+        "--images",
+        type=int,
+        default=SAMPLE_IMAGES,
+        help=f"images in the sample dataset (default {SAMPLE_IMAGES})",
+    )
     rehearse.add_argument(
         "--hp",
         action="append",
