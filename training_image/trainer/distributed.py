@@ -511,7 +511,9 @@ def wrap(model: Any, device: torch.device) -> None:
     model.forward_module = DistributedDataParallel(
         model.module,
         device_ids=[device.index] if device.type == "cuda" else None,
-        forward_sync_buffers=False,  # validation runs a different number of batches per rank
+        # No buffer broadcast in forward: validation runs a different number of batches per
+        # rank, and a collective there would hang. (`broadcast_buffers` exists in every torch 2.x.)
+        broadcast_buffers=False,
     )
 
 

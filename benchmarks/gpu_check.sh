@@ -1,0 +1,81 @@
+#!/usr/bin/env bash
+# GPU check, run on a lent GPU machine (see docs/performance.md, "GPU check"):
+#   1. the trainer's whole entry (`train train`) on CUDA with AMP, for Faster R-CNN and EfficientDet;
+#   2. the DDP path with one process per GPU (NCCL);
+#   3. resume after SIGTERM on the GPU.
+# Packages the GPU machine lacks travel as wheels in .whl/ (icevision, effdet, fastcore, ...).
+# Writes its log and each run's metrics under $OUT (or ./gpu-check-out).
+set -uo pipefail
+OUT=${OUT:-$PWD/gpu-check-out}
+mkdir -p "$OUT"
+if ls .whl/*.whl >/dev/null 2>&1; then
+  python3 -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+    --target /tmp/site .whl/*.whl || exit 1
+  export PYTHONPATH=/tmp/site
+fi
+export PYTHONUNBUFFERED=1 MPLBACKEND=Agg
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv,noheader
+python3 - <<'PY'
+import torch, torchvision
+print(f"torch {torch.__version__} (CUDA {torch.version.cuda}), torchvision {torchvision.__version__}, "
+      f"{torch.cuda.device_count()} GPU(s): {torch.cuda.get_device_name(0)}")
+PY
+
+WORK=$(mktemp -d)
+python3 - "$WORK/data" <<'PY'
+import sys
+from pathlib import Path
+sys.path.insert(0, "tests/trainer")
+from synthetic import write_coco
+write_coco(Path(sys.argv[1]), count=96, seed=1, size=(320, 256))
+PY
+
+status=0
+layout() {  # layout NAME HYPERPARAMETERS_JSON -> a SageMaker-style /opt/ml tree at $WORK/NAME
+  local base="$WORK/$1"
+  mkdir -p "$base/input/config" "$base/input/data"
+  cp -r "$WORK/data" "$base/input/data/training"
+  echo "$2" > "$base/input/config/hyperparameters.json"
+  echo '{"training": {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}}' \
+    > "$base/input/config/inputdataconfig.json"
+  echo '{"current_host": "algo-1", "hosts": ["algo-1"], "network_interface_name": "eth0"}' \
+    > "$base/input/config/resourceconfig.json"
+}
+run() {  # run NAME HYPERPARAMETERS_JSON [ENV...]
+  local name=$1 base="$WORK/$1"
+  layout "$1" "$2"; shift 2
+  echo "== $name"
+  local started=$SECONDS
+  env SAGEMAKER_BASE_DIR="$base" TRAINING_JOB_NAME="gpu-$name" "$@" \
+    python3 training_image/train train > "$OUT/$name.log" 2>&1
+  local code=$?
+  grep -E "device|data-parallel|effective batch|\[metrics\]|Training complete|failed" "$OUT/$name.log" | tail -n 12
+  echo "exit $code in $((SECONDS - started)) s; model files: $(ls "$base/model" 2>/dev/null | tr '\n' ' ')"
+  [ -f "$base/output/failure" ] && { echo "failure:"; head -c 1024 "$base/output/failure"; echo; }
+  [ $code -eq 0 ] || status=1
+}
+
+FRCNN='{"model": "faster_rcnn", "backbone": "resnet18_fpn", "pretrained": "false", "epochs": "3", "batch_size": "16", "image_size": "256", "num_workers": "4", "amp": "true"}'
+EDET='{"model": "efficientdet", "backbone": "tf_lite0", "pretrained": "false", "epochs": "3", "batch_size": "16", "image_size": "256", "num_workers": "4", "amp": "true"}'
+run faster_rcnn_amp "$FRCNN"
+run efficientdet_amp "$EDET"
+run faster_rcnn_fp32 "${FRCNN/\"amp\": \"true\"/\"amp\": \"false\"}"
+run efficientdet_ddp "$EDET" DETRAIN_DISTRIBUTED=1 DETRAIN_MASTER_ADDR=127.0.0.1
+
+# SIGTERM during epoch 2 (as StopTrainingJob or a spot interruption would), then resume from the checkpoint (same tree).
+LONG='{"model": "faster_rcnn", "backbone": "resnet18_fpn", "pretrained": "false", "epochs": "4", "batch_size": "8", "image_size": "256", "num_workers": "2", "amp": "true"}'
+layout sigterm "$LONG"
+base="$WORK/sigterm"
+echo "== sigterm_resume"
+SAGEMAKER_BASE_DIR="$base" python3 training_image/train train > "$OUT/sigterm.log" 2>&1 &
+pid=$!
+for _ in $(seq 1 120); do grep -q "epoch=1 " "$OUT/sigterm.log" && break; sleep 1; done
+kill -TERM $pid; wait $pid; echo "after SIGTERM: exit $? (143 expected); checkpoints: $(ls "$base/checkpoints" 2>/dev/null | tr '\n' ' ')"
+rm -f "$base/output/failure"
+SAGEMAKER_BASE_DIR="$base" python3 training_image/train train > "$OUT/resume.log" 2>&1
+code=$?
+grep -E "resum|\[metrics\]" "$OUT/resume.log" | tail -n 4
+echo "resume: exit $code; model files: $(ls "$base/model" 2>/dev/null | tr '\n' ' ')"
+[ $code -eq 0 ] || status=1
+echo "GPU check status: $status"
+exit $status
