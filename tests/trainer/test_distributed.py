@@ -69,7 +69,9 @@ def _metric_lines(text: str) -> list[str]:
 @pytest.mark.slow
 @pytest.mark.timeout(600)
 def test_two_hosts_train_one_model_and_one_metrics_stream(tmp_path):
-    trees = _cluster(tmp_path, {"batch_size": "2"})
+    # Loader workers inside a spawned rank (num_workers > 0): caught on a GPU once, when
+    # they tried to pickle IceVision's collate closure.
+    trees = _cluster(tmp_path, {"batch_size": "2", "num_workers": "1"})
 
     codes = [p.wait(timeout=500) for p in _start(trees, tmp_path)]
 

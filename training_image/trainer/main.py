@@ -97,6 +97,9 @@ def train(argv: list[str]) -> None:
         "batch_size": hp.batch_size,
         "num_workers": workers,
         "pin_memory": device.type == "cuda",
+        # Loader workers fork: a data-parallel rank is itself a spawned process, whose default
+        # start method (spawn) cannot pickle IceVision's collate closures.
+        "multiprocessing_context": "fork" if workers else None,
     }
     train_batches = model.kind.train_dl(
         data.dataset(train_table, hp.image_size, train=True),
