@@ -61,6 +61,7 @@ run faster_rcnn_amp "$FRCNN"
 run efficientdet_amp "$EDET"
 run faster_rcnn_fp32 "${FRCNN/\"amp\": \"true\"/\"amp\": \"false\"}"
 run efficientdet_ddp "$EDET" DETRAIN_DISTRIBUTED=1 DETRAIN_MASTER_ADDR=127.0.0.1
+run faster_rcnn_ddp "$FRCNN" DETRAIN_DISTRIBUTED=1 DETRAIN_MASTER_ADDR=127.0.0.1
 
 # SIGTERM during epoch 2 (as StopTrainingJob or a spot interruption would), then resume from the checkpoint (same tree).
 LONG='{"model": "faster_rcnn", "backbone": "resnet18_fpn", "pretrained": "false", "epochs": "4", "batch_size": "8", "image_size": "256", "num_workers": "2", "amp": "true"}'
