@@ -373,6 +373,8 @@ def _worker(
             rank=rank,
             world_size=cluster.world_size,
             timeout=cluster.collective_timeout,
+            # Binds NCCL's communicator to this rank's GPU (and silences barrier()'s warning).
+            device_id=torch.device("cuda", local_rank) if cluster.backend == "nccl" else None,
         )
         train(argv)
         dist.barrier()
