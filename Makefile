@@ -5,7 +5,6 @@ PYTHON ?= python3.11
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
-SITE = $(shell $(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 
 .PHONY: venv rehearse test lint pytest synth cfn-lint hadolint yamllint benchmarks clean
@@ -17,7 +16,8 @@ $(STAMP): requirements.txt requirements-dev.txt training_image/requirements.txt 
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -r training_image/requirements-nodeps.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
-	printf '%s\n' "$(CURDIR)/lambdas" "$(CURDIR)/training_image" > "$(SITE)/detrain-source-paths.pth"
+	site=$$($(PY) -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])') \
+	  && printf '%s\n' "$(CURDIR)/lambdas" "$(CURDIR)/training_image" > "$$site/detrain-source-paths.pth"
 	touch $@
 
 node_modules/.package-lock.json: package.json package-lock.json
