@@ -1,9 +1,10 @@
 """``detrain rehearse``: the whole upload -> event -> launch -> train flow on one machine.
 
 1. an emulated AWS (a moto server on loopback) holding what the stack creates: the data
-   bucket, the image repository with an image tagged with the build context's content hash,
-   the training role, and the bucket's notification (same prefix/suffix filter as the stack)
-   pointed at an SQS queue, which is how the emulator hands back real S3 events;
+   bucket, the image repository with an image tagged as the stack tags it (the build
+   context and cdk.json's CUDA build args), the training role, and the bucket's notification
+   (same prefix/suffix filter as the stack) pointed at an SQS queue, which is how the
+   emulator hands back real S3 events;
 2. a sample dataset (detrain/sample_data.py), or the user's folder;
 3. the operator CLI's upload, with the trigger object last; the S3 event it fires goes to
    the launcher's handler, configured from cdk.json's settings as the stack configures it;
@@ -155,7 +156,8 @@ def create_stack(region: str = REGION) -> Stack:
     boto3.client("s3").create_bucket(Bucket=bucket)
     ecr = boto3.client("ecr")
     repository = ecr.create_repository(repositoryName=REPOSITORY_NAME)["repository"]
-    tag = image_tag.content_hash(REPO_ROOT / "training_image")
+    settings = from_context(load_context(REPO_ROOT / "cdk.json"))
+    tag = image_tag.image_tag(REPO_ROOT / "training_image", settings.image_build_args)
     ecr.put_image(
         repositoryName=REPOSITORY_NAME, imageManifest=json.dumps(_IMAGE_MANIFEST), imageTag=tag
     )

@@ -1,12 +1,14 @@
 """Build-on-deploy: a custom resource that starts the image build when the tag is new and
 waits for it (handlers in build_on_deploy/handler.py, run by a custom_resources.Provider).
 
-Its properties hold the image tag, so an unchanged training_image/ means no update and no
-build; a failed build fails the deploy with a link to the build's log.
+Its properties hold the image tag and the build args it hashes (image_tag.py), so an
+unchanged training_image/ and CUDA flavour mean no update and no build; a failed build
+fails the deploy with a link to the build's log.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import CustomResource, Duration, RemovalPolicy
@@ -41,6 +43,7 @@ class BuildTrigger(Construct):
         project: codebuild.IProject,
         repository: ecr.IRepository,
         image_tag: str,
+        build_args: Mapping[str, str],
         timeout: Duration,
         key: kms.IKey,
         removal: RemovalPolicy,
@@ -95,6 +98,7 @@ class BuildTrigger(Construct):
                 "RepositoryName": repository.repository_name,
                 "ImageTag": image_tag,
                 "ImageUri": repository.repository_uri_for_tag(image_tag),
+                "BuildArgs": dict(build_args),
             },
         )
         self.image_uri = self.resource.get_att_string("ImageUri")

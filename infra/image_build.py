@@ -1,12 +1,14 @@
 """The image build: a CodeBuild project over training_image/ (an S3 asset) that pushes
 ``<repository>:<IMAGE_TAG>``, started on deploy by BuildTrigger when the tag is new.
 
-The tag is the content hash of training_image/ (image_tag.py); the buildspec is
-training_image/buildspec.yml and reads REPOSITORY_URI and IMAGE_TAG.
+The tag hashes training_image/ and the build args (image_tag.py); the buildspec is
+training_image/buildspec.yml and reads REPOSITORY_URI, IMAGE_TAG and each build arg (such as
+TORCH_INDEX_URL), the last two set per build by BuildTrigger.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 
 from aws_cdk import Duration, RemovalPolicy, Stack
@@ -38,6 +40,7 @@ class ImageBuild(Construct):
         *,
         context_dir: Path,
         image_tag: str,
+        build_args: Mapping[str, str],
         repository: ecr.IRepository,
         key: kms.IKey,
         retain: bool,
@@ -83,6 +86,7 @@ class ImageBuild(Construct):
             project=self.project,
             repository=repository,
             image_tag=image_tag,
+            build_args=build_args,
             timeout=Duration.minutes(WAIT_MINUTES),
             key=key,
             removal=removal,

@@ -1,13 +1,15 @@
-"""The training image's tag: a content hash of the image's build context (training_image/).
+"""The training image's tag: a hash of the image's build context (training_image/) and of
+the ``docker build --build-arg`` values it is built with.
 
-The same tree always gives the same tag, so a deploy with an unchanged tree asks for no
-build, and the launcher is handed an exact, immutable image URI (repository:tag).
+The same tree and build args always give the same tag, so a deploy with neither changed asks
+for no build, and the launcher is handed an exact, immutable image URI (repository:tag).
 Pure Python: the CDK app and the local rehearsal compute it the same way.
 """
 
 from __future__ import annotations
 
 import hashlib
+from collections.abc import Mapping
 from pathlib import Path
 
 IGNORED_DIRECTORIES = ("__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache")
@@ -33,9 +35,27 @@ def build_context_files(root: Path) -> list[Path]:
 
 def content_hash(root: Path) -> str:
     """A hex tag over every file's relative path and bytes (not times or modes)."""
+    return _content_digest(root).hexdigest()[:TAG_LENGTH]
+
+
+def image_tag(root: Path, build_args: Mapping[str, str]) -> str:
+    """The tag of the image built from ``root`` with ``build_args`` (name -> value).
+
+    An empty value leaves the Dockerfile's own ARG default in place, which for the args the
+    stack passes is empty too, so it counts as not given: with no non-empty build arg the tag
+    is ``content_hash(root)``, and any other value of an arg gives another tag.
+    """
+    digest = _content_digest(root)
+    for name, value in sorted(build_args.items()):
+        if value:
+            digest.update(f"--build-arg {name}={value}".encode() + b"\0")
+    return digest.hexdigest()[:TAG_LENGTH]
+
+
+def _content_digest(root: Path) -> hashlib._Hash:
     digest = hashlib.sha256()
     for relative in build_context_files(root):
         digest.update(relative.as_posix().encode() + b"\0")
         data = (Path(root) / relative).read_bytes()
         digest.update(len(data).to_bytes(8, "big") + data)
-    return digest.hexdigest()[:TAG_LENGTH]
+    return digest

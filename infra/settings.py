@@ -25,6 +25,7 @@ NOTIFICATION_EMAIL = "detrain:notificationEmail"
 REMOVAL_POLICY = "detrain:removalPolicy"
 IMAGES_KEPT = "detrain:imagesKept"
 LAUNCHER_CONCURRENCY = "detrain:launcherConcurrency"
+CUDA = "detrain:cuda"
 
 REMOVAL_POLICIES = ("retain", "destroy")
 # SageMaker's own ceilings: 28 days of runtime; instance counts far above this need quotas.
@@ -32,7 +33,17 @@ MAX_RUNTIME_HOURS_RANGE = (1, 672)
 MAX_INSTANCE_COUNT_RANGE = (1, 100)
 IMAGES_KEPT_RANGE = (1, 1000)
 LAUNCHER_CONCURRENCY_RANGE = (1, 100)
-DEFAULTS: dict[str, Any] = {NOTIFICATION_EMAIL: "", IMAGES_KEPT: 10, LAUNCHER_CONCURRENCY: 2}
+# detrain:cuda -> the Dockerfile's TORCH_INDEX_URL build arg, where pip finds torch's CUDA build:
+# empty = PyPI's wheels (CUDA 13.0, host driver >= 580); cu126 = PyTorch's (driver >= 525).
+TORCH_INDEX_URL = "TORCH_INDEX_URL"
+TORCH_INDEX_URLS = {"13.0": "", "12.6": "https://download.pytorch.org/whl/cu126"}
+DEFAULT_CUDA = "13.0"
+DEFAULTS: dict[str, Any] = {
+    NOTIFICATION_EMAIL: "",
+    IMAGES_KEPT: 10,
+    LAUNCHER_CONCURRENCY: 2,
+    CUDA: DEFAULT_CUDA,
+}
 
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.([1-9][0-9]*xlarge|xlarge|large|medium|small)$")
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
@@ -55,10 +66,16 @@ class Settings:
     removal_policy: str
     images_kept: int
     launcher_concurrency: int
+    cuda: str = DEFAULT_CUDA
 
     @property
     def retain(self) -> bool:
         return self.removal_policy == "retain"
+
+    @property
+    def image_build_args(self) -> dict[str, str]:
+        """The training image's ``docker build --build-arg`` values (name -> value)."""
+        return {TORCH_INDEX_URL: TORCH_INDEX_URLS[self.cuda]}
 
 
 def setting_keys() -> tuple[str, ...]:
@@ -73,6 +90,7 @@ def setting_keys() -> tuple[str, ...]:
         REMOVAL_POLICY,
         IMAGES_KEPT,
         LAUNCHER_CONCURRENCY,
+        CUDA,
     )
 
 
@@ -128,6 +146,7 @@ def from_context(context: Mapping[str, Any]) -> Settings:
         launcher_concurrency=_integer(
             LAUNCHER_CONCURRENCY, get(LAUNCHER_CONCURRENCY), LAUNCHER_CONCURRENCY_RANGE
         ),
+        cuda=_cuda(get(CUDA)),
     )
 
 
@@ -158,6 +177,13 @@ def _choice(key: str, value: Any, allowed: tuple[str, ...]) -> str:
     if text not in allowed:
         raise SettingsError(f"{key}={value!r} is not allowed; allowed: {', '.join(allowed)}")
     return text
+
+
+def _cuda(value: Any) -> str:
+    # A bare number in cdk.json (12.6) means the same as the string "12.6".
+    number = isinstance(value, int | float) and not isinstance(value, bool)
+    text = str(value) if number else value
+    return _choice(CUDA, text, tuple(TORCH_INDEX_URLS))
 
 
 def _integer(key: str, value: Any, bounds: tuple[int, int]) -> int:

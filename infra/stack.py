@@ -10,7 +10,7 @@ from constructs import Construct
 from infra.data_bucket import DataBucket
 from infra.image_build import ImageBuild
 from infra.image_repository import ImageRepository
-from infra.image_tag import content_hash
+from infra.image_tag import image_tag
 from infra.launcher import Launcher
 from infra.notifications import Notifications
 from infra.platform_key import PlatformKey
@@ -45,7 +45,8 @@ class DetrainStack(Stack):
             self,
             "ImageBuild",
             context_dir=image_context,
-            image_tag=content_hash(image_context),
+            image_tag=image_tag(image_context, settings.image_build_args),
+            build_args=settings.image_build_args,
             repository=repository,
             key=key,
             retain=retain,

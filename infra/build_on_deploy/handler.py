@@ -2,13 +2,15 @@
 
 Implements the on_event / is_complete contract of aws-cdk-lib's ``custom_resources.Provider``
 (https://docs.aws.amazon.com/cdk/api/v2/python/aws_cdk.custom_resources/README.html).
-Properties: ProjectName (CodeBuild), RepositoryName (ECR), ImageTag, ImageUri.
+Properties: ProjectName (CodeBuild), RepositoryName (ECR), ImageTag, ImageUri, BuildArgs
+(docker build args, name -> value; ImageTag already hashes them).
 
 - Create/Update: if the repository already holds ImageTag, nothing is built (tags are
-  immutable); otherwise StartBuild with the IMAGE_TAG override, and is_complete polls it.
+  immutable); otherwise StartBuild with IMAGE_TAG and each build arg as environment variable
+  overrides (the buildspec passes them to docker build), and is_complete polls it.
 - A failed build fails the deploy with the build's status and a link to its log.
 - Delete: nothing (the repository's lifecycle rule prunes old images).
-A deploy with an unchanged training_image/ leaves the properties unchanged, so
+A deploy with an unchanged training_image/ and build args leaves the properties unchanged, so
 CloudFormation does not call this at all. Runs on the Lambda runtime's boto3 only.
 """
 
@@ -40,6 +42,7 @@ def on_event(event: dict[str, Any], context: object = None) -> dict[str, Any]:
         project=props["ProjectName"],
         repository=props["RepositoryName"],
         tag=props["ImageTag"],
+        build_args=props.get("BuildArgs") or {},
         ecr=boto3.client("ecr"),
         codebuild=boto3.client("codebuild"),
     )
@@ -57,8 +60,14 @@ def is_complete(event: dict[str, Any], context: object = None) -> dict[str, Any]
     return {"IsComplete": done, "Data": data}
 
 
-def start_build_unless_present(*, project: str, repository: str, tag: str, ecr, codebuild) -> str:
-    """StartBuild for ``tag`` unless the repository already holds it; returns the build id or ''."""
+def start_build_unless_present(
+    *, project: str, repository: str, tag: str, build_args: dict[str, str], ecr, codebuild
+) -> str:
+    """StartBuild for ``tag`` unless the repository already holds it; returns the build id or ''.
+
+    The tag and the build args it was computed from go in the same StartBuild call, so the
+    image pushed under ``tag`` is always the one those args build.
+    """
     try:
         ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
     except ecr.exceptions.ImageNotFoundException:
@@ -70,6 +79,10 @@ def start_build_unless_present(*, project: str, repository: str, tag: str, ecr, 
         projectName=project,
         environmentVariablesOverride=[
             {"name": IMAGE_TAG_VARIABLE, "value": tag, "type": "PLAINTEXT"},
+            *(
+                {"name": name, "value": value, "type": "PLAINTEXT"}
+                for name, value in sorted(build_args.items())
+            ),
         ],
     )["build"]
     logger.info("started build %s for %s:%s", build["id"], repository, tag)

@@ -13,6 +13,7 @@ from infra.build_on_deploy import handler
 PROJECT = "detrain-image-build"
 REPOSITORY = "detrain-training"
 TAG = "0123456789abcdef"
+CU126 = "https://download.pytorch.org/whl/cu126"
 
 
 @pytest.fixture
@@ -43,6 +44,7 @@ def _event(request_type: str, **extra) -> dict:
             "RepositoryName": REPOSITORY,
             "ImageTag": TAG,
             "ImageUri": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}:{TAG}",
+            "BuildArgs": {"TORCH_INDEX_URL": CU126},
         },
         **extra,
     }
@@ -72,7 +74,7 @@ def test_a_new_tag_starts_a_build_and_the_deploy_waits_for_it(world):
     assert done["Data"]["ImageUri"] == response["Data"]["ImageUri"]
 
 
-def test_the_build_is_told_the_tag_to_push(world, monkeypatch):
+def test_the_build_is_told_the_tag_to_push_and_the_build_args(world, monkeypatch):
     calls: list = []
     real_client = boto3.client
 
@@ -86,7 +88,8 @@ def test_the_build_is_told_the_tag_to_push(world, monkeypatch):
 
     (start,) = [kwargs for name, kwargs in calls if name == "start_build"]
     assert start["environmentVariablesOverride"] == [
-        {"name": handler.IMAGE_TAG_VARIABLE, "value": TAG, "type": "PLAINTEXT"}
+        {"name": handler.IMAGE_TAG_VARIABLE, "value": TAG, "type": "PLAINTEXT"},
+        {"name": "TORCH_INDEX_URL", "value": CU126, "type": "PLAINTEXT"},
     ]
 
 

@@ -39,6 +39,7 @@ def test_command_line_strings_are_accepted(context):
         s.REMOVAL_POLICY: "destroy",
         s.IMAGES_KEPT: "3",
         s.LAUNCHER_CONCURRENCY: "5",
+        s.CUDA: "12.6",
     }
 
     settings = s.from_context({**context, **overrides})
@@ -50,6 +51,7 @@ def test_command_line_strings_are_accepted(context):
     assert settings.notification_email == "ops@example.com"
     assert not settings.retain
     assert (settings.images_kept, settings.launcher_concurrency) == (3, 5)
+    assert settings.cuda == "12.6"
 
 
 def test_a_json_list_on_the_command_line_is_accepted(context):
@@ -74,6 +76,9 @@ def test_a_json_list_on_the_command_line_is_accepted(context):
         (s.INSTANCE_TYPES, "g5.xlarge", "ml.g5.xlarge"),
         (s.INSTANCE_TYPES, [], "at least one"),
         (s.NOTIFICATION_EMAIL, "not-an-address", "ops@example.com"),
+        (s.CUDA, "11.8", "13.0, 12.6"),
+        (s.CUDA, "cu126", "13.0, 12.6"),
+        (s.CUDA, 12, "13.0, 12.6"),
     ],
 )
 def test_a_bad_setting_names_the_key_the_value_and_what_is_allowed(context, key, value, allowed):
@@ -92,6 +97,36 @@ def test_a_missing_setting_is_named(context):
 
     with pytest.raises(s.SettingsError, match=f"missing setting {s.SPOT}"):
         s.from_context(context)
+
+
+def test_the_cuda_flavour_picks_where_pip_finds_torch(context):
+    default = s.from_context(context)
+    older_drivers = s.from_context({**context, s.CUDA: "12.6"})
+
+    assert context[s.CUDA] == default.cuda == "13.0"
+    assert default.image_build_args == {s.TORCH_INDEX_URL: ""}
+    assert older_drivers.image_build_args == {
+        s.TORCH_INDEX_URL: "https://download.pytorch.org/whl/cu126"
+    }
+
+
+def test_a_cdk_json_without_the_cuda_key_keeps_the_pypi_build(context):
+    del context[s.CUDA]
+
+    assert s.from_context(context).image_build_args == {s.TORCH_INDEX_URL: ""}
+
+
+def test_a_bare_number_in_cdk_json_names_the_same_flavour(context):
+    assert s.from_context({**context, s.CUDA: 12.6}).cuda == "12.6"
+    assert s.from_context({**context, s.CUDA: 13.0}).cuda == "13.0"
+
+
+def test_every_flavour_index_is_the_one_the_dockerfile_documents():
+    dockerfile = (REPO_ROOT / "training_image" / "Dockerfile").read_text()
+
+    assert f'ARG {s.TORCH_INDEX_URL}=""' in dockerfile
+    for url in filter(None, s.TORCH_INDEX_URLS.values()):
+        assert url in dockerfile
 
 
 def test_duplicate_instance_types_are_refused(context):

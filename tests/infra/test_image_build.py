@@ -11,6 +11,7 @@ import yaml
 from infra.build_on_deploy.handler import IMAGE_TAG_VARIABLE
 from infra.image_build import BUILD_MINUTES, BUILDSPEC, REPOSITORY_URI_VARIABLE, WAIT_MINUTES
 from infra.image_tag import content_hash
+from infra.settings import CUDA, TORCH_INDEX_URL, TORCH_INDEX_URLS
 from launch_training.names import Env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -45,10 +46,9 @@ def test_the_buildspec_logs_in_builds_tags_with_the_hash_and_pushes():
     assert spec["version"] == 0.2
     assert "aws ecr get-login-password" in commands
     assert "docker login --username AWS --password-stdin" in commands
-    assert (
-        f'docker build --pull --tag "${{{REPOSITORY_URI_VARIABLE}}}:${{{IMAGE_TAG_VARIABLE}}}"'
-        in commands
-    )
+    assert "docker build --pull" in commands
+    assert f'--build-arg {TORCH_INDEX_URL}="${{{TORCH_INDEX_URL}:-}}"' in commands
+    assert f'--tag "${{{REPOSITORY_URI_VARIABLE}}}:${{{IMAGE_TAG_VARIABLE}}}" .' in commands
     assert f'docker push "${{{REPOSITORY_URI_VARIABLE}}}:${{{IMAGE_TAG_VARIABLE}}}"' in commands
 
 
@@ -118,3 +118,26 @@ def test_the_deploy_waits_longer_than_the_build_may_run_within_cloudformations_h
     definition = json.dumps(waiter["DefinitionString"])
     assert "MaxAttempts" in definition
     assert waiter["LoggingConfiguration"]["Level"] == "ALL"
+
+
+def _build(synthesized) -> tuple[str, dict]:
+    ((build_id, build),) = synthesized.resources("Custom::TrainingImageBuild").items()
+    return build_id, build["Properties"]
+
+
+def test_the_default_cuda_builds_pypis_torch_under_the_content_hash(synthesized):
+    _, build = _build(synthesized)
+
+    assert build["BuildArgs"] == {TORCH_INDEX_URL: ""}
+    assert build["ImageTag"] == content_hash(REPO_ROOT / "training_image")
+
+
+def test_cuda_12_6_builds_from_pytorchs_index_under_its_own_tag(synthesized, synth_variant):
+    older_drivers = synth_variant({CUDA: "12.6"})
+    build_id, build = _build(older_drivers)
+
+    assert build["BuildArgs"] == {TORCH_INDEX_URL: TORCH_INDEX_URLS["12.6"]}
+    assert build["ImageTag"] != _build(synthesized)[1]["ImageTag"]
+    assert build["ImageUri"]["Fn::Join"][1][-1] == f":{build['ImageTag']}"
+    image_uri = _launcher_environment(older_drivers)[Env.TRAINING_IMAGE_URI]
+    assert image_uri == {"Fn::GetAtt": [build_id, "ImageUri"]}

@@ -1,4 +1,4 @@
-"""infra.image_tag: the training image's tag is a content hash of training_image/."""
+"""infra.image_tag: the training image's tag hashes training_image/ and its build args."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from pathlib import Path
 
 import pytest
 
-from infra.image_tag import TAG_LENGTH, build_context_files, content_hash
+from infra.image_tag import TAG_LENGTH, build_context_files, content_hash, image_tag
 
 
 @pytest.fixture
@@ -64,3 +64,28 @@ def test_caches_do_not_change_the_tag(context_dir):
 def test_a_missing_directory_is_named(tmp_path):
     with pytest.raises(FileNotFoundError, match="nowhere"):
         content_hash(tmp_path / "nowhere")
+
+
+CU126 = {"TORCH_INDEX_URL": "https://download.pytorch.org/whl/cu126"}
+
+
+def test_empty_build_args_leave_the_content_hash(context_dir):
+    assert image_tag(context_dir, {}) == content_hash(context_dir)
+    assert image_tag(context_dir, {"TORCH_INDEX_URL": ""}) == content_hash(context_dir)
+
+
+def test_a_build_arg_changes_the_tag(context_dir):
+    tag = image_tag(context_dir, CU126)
+
+    assert tag != content_hash(context_dir)
+    assert tag != image_tag(
+        context_dir, {"TORCH_INDEX_URL": "https://download.pytorch.org/whl/cu128"}
+    )
+    assert tag != image_tag(context_dir, {"OTHER_ARG": CU126["TORCH_INDEX_URL"]})
+    assert len(tag) == TAG_LENGTH
+
+
+def test_the_order_of_build_args_does_not_matter(context_dir):
+    args = {**CU126, "PRETRAINED_WEIGHTS": "none"}
+
+    assert image_tag(context_dir, args) == image_tag(context_dir, dict(reversed(args.items())))
