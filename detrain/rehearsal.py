@@ -51,12 +51,13 @@ SAMPLE_DATASET = "sample-shapes"
 TRAINING_ROLE_NAME = "detrain-rehearsal-training-role"
 EVENTS_QUEUE = "detrain-rehearsal-s3-events"
 EVENT_WAIT_SECONDS = 20
-# Fast on 2 CPU cores (1.5 min of training on a busy 2-core machine), no network: not pretrained.
+# About a minute of training on 2 idle CPU cores (64 images, 25 epochs: mAP@50 rises from 0 to
+# about 0.15, so the summary shows a model that learns); no network here, so not pretrained.
 REHEARSAL_HYPERPARAMETERS = {
     "model": "efficientdet",
     "backbone": "tf_lite0",
     "pretrained": "false",
-    "epochs": "6",
+    "epochs": "25",
     "batch_size": "8",
     "image_size": "128",
     "learning_rate": "0.04",
