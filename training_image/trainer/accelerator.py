@@ -38,7 +38,8 @@ def select(local_rank: int = 0, version_file: Path = DRIVER_VERSION_FILE) -> tor
         raise ConfigError(
             f"this instance has an NVIDIA GPU (driver {driver}) but torch {torch.__version__} "
             f"(CUDA {torch.version.cuda}) cannot use it: the driver is too old for CUDA "
-            f"{torch.version.cuda}. Use an instance with a newer driver, or rebuild the image "
-            f"with --build-arg TORCH_INDEX_URL={CUDA_12_INDEX}"
+            f"{torch.version.cuda}. Use an instance with a newer driver, or redeploy with "
+            "`cdk deploy -c detrain:cuda=12.6` "
+            f"(docker: --build-arg TORCH_INDEX_URL={CUDA_12_INDEX})"
         )
     return torch.device("cpu")

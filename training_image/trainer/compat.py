@@ -11,6 +11,7 @@ import os
 import shutil
 import sys
 import tempfile
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -91,6 +92,10 @@ def apply() -> None:
         return
     os.environ.setdefault("HF_HUB_OFFLINE", "1")
     os.environ.setdefault("HF_HUB_DISABLE_TELEMETRY", "1")
+    # effdet scripts a few activations; torch 2.x warns on every run, and users can do nothing.
+    warnings.filterwarnings(
+        "ignore", message=r"`torch\.jit\.script` is deprecated", category=FutureWarning
+    )
     place_font(_writable_home())
     _restore_numpy_aliases()
     import icevision  # noqa: F401  (safe now: the font is in place)
