@@ -25,6 +25,7 @@ from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import PIL.Image
@@ -116,7 +117,19 @@ def _channel_files(channel: Path) -> set[str]:
 # ---- COCO
 
 
-def _coco_columns(doc: dict, source: Path) -> tuple:
+class _CocoColumns(NamedTuple):
+    category_ids: np.ndarray
+    class_names: list[str]
+    image_ids: np.ndarray
+    files: list[str]
+    widths: np.ndarray
+    heights: np.ndarray
+    box_image_id: np.ndarray
+    box_category: np.ndarray
+    flat_boxes: np.ndarray  # x, y, width, height of every box, one after the other
+
+
+def _coco_columns(doc: dict, source: Path) -> _CocoColumns:
     for key in ("images", "annotations", "categories"):
         if not isinstance(doc.get(key), list):
             raise DataError(f"{source.name} is not a COCO file: it has no {key!r} list")
@@ -138,7 +151,7 @@ def _coco_columns(doc: dict, source: Path) -> tuple:
     flat = np.fromiter(itertools.chain.from_iterable(a["bbox"] for a in annotations), np.float64)
     if flat.size != 4 * count:
         raise DataError(f"{source.name}: every annotation 'bbox' must be [x, y, width, height]")
-    return (
+    return _CocoColumns(
         category_ids,
         class_names,
         image_ids,
