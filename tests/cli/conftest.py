@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -56,4 +57,7 @@ def dataset_folder(tmp_path: Path) -> Path:
         (folder / "images" / f"{i}.jpg").write_bytes(bytes([i]) * (1000 + i))
         (folder / "annotations" / f"{i}.xml").write_text(f"<annotation>{i}</annotation>")
     (folder / ".DS_Store").write_bytes(b"junk")
+    hour_ago = time.time() - 3600  # S3's LastModified has whole seconds: files older than a second
+    for path in folder.rglob("*"):
+        os.utime(path, (hour_ago, hour_ago))
     return folder
