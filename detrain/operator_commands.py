@@ -18,8 +18,9 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from boto3.exceptions import Boto3Error
 from botocore.config import Config
-from botocore.exceptions import ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from tqdm import tqdm
 
 from detrain import cli, stack, upload
@@ -40,10 +41,12 @@ def _command(func):
         except (stack.DeploymentError, upload.UploadError) as error:
             raise cli.CliError(str(error)) from None
         except NoCredentialsError:
-            raise cli.CliError("no AWS credentials found; run `aws configure`") from None
+            raise cli.CliError(stack.NO_CREDENTIALS) from None
         except ClientError as error:
             details = error.response["Error"]
             raise cli.CliError(f"{details.get('Code')}: {details.get('Message')}") from None
+        except (BotoCoreError, Boto3Error) as error:  # no connection, a failed transfer, ...
+            raise cli.CliError(str(error)) from None
 
     return run
 
@@ -161,7 +164,7 @@ def print_launch_result(payload: bytes, function_error: str | None) -> int:
 @_command
 def _list(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"SortBy": "CreationTime", "SortOrder": "Descending"}
-    params["MaxResults"] = min(args.max, 100)
+    params["MaxResults"] = min(args.max, 100)  # ListTrainingJobs' page limit
     if not args.all:
         params["NameContains"] = JOB_NAME_PREFIX
     if args.status:
@@ -172,7 +175,7 @@ def _list(args: argparse.Namespace) -> int:
         return 0
     width = max(len(job["TrainingJobName"]) for job in jobs)
     print(f"{'JOB':<{width}}  {'STATUS':<10}  CREATED")
-    for job in jobs[: args.max]:
+    for job in jobs:
         created = _time(job.get("CreationTime"))
         print(f"{job['TrainingJobName']:<{width}}  {job['TrainingJobStatus']:<10}  {created}")
     return 0
@@ -297,6 +300,12 @@ def fetch_model(s3, uri: str, target: Path, *, progress: bool = True) -> Path:
 # ---- argument parsing -------------------------------------------------------------------
 
 
+def _positive(raw: str) -> int:
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of at least 1")
+    return int(raw)
+
+
 def _aws_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     parent.add_argument("--region", help="AWS region (default: your AWS configuration)")
@@ -370,7 +379,9 @@ def register(subcommands: argparse._SubParsersAction) -> None:
 
     cmd = subcommands.add_parser("list", parents=[aws], help="list recent training jobs")
     cmd.add_argument("--status", choices=("InProgress", *ENDED, "Stopping"))
-    cmd.add_argument("--max", type=int, default=20, help="at most this many (default 20)")
+    cmd.add_argument(
+        "--max", type=_positive, default=20, help="at most this many, up to 100 (default 20)"
+    )
     cmd.add_argument("--all", action="store_true", help=f"not only {JOB_NAME_PREFIX}* jobs")
     cmd.set_defaults(func=_list)
 

@@ -5,9 +5,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import boto3
-from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError
+import botocore.session
+from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
 
 from launch_training.names import STACK_NAME, Output
+
+NO_CREDENTIALS = (
+    "no AWS credentials found; run `aws configure` (or `aws sso login`), "
+    "or set AWS_PROFILE / AWS_ACCESS_KEY_ID"
+)
 
 
 class DeploymentError(RuntimeError):
@@ -28,18 +34,25 @@ _SOURCES = {
 
 def session(region: str | None = None, profile: str | None = None) -> boto3.session.Session:
     """A boto3 session that has credentials and a region, or a DeploymentError saying so."""
-    aws = boto3.session.Session(region_name=region, profile_name=profile)
-    if aws.get_credentials() is None:
+    try:
+        aws = boto3.session.Session(region_name=region, profile_name=profile)
+    except ProfileNotFound as error:
+        known = botocore.session.Session().available_profiles
         raise DeploymentError(
-            "no AWS credentials found; run `aws configure` (or `aws sso login`), "
-            "or set AWS_PROFILE / AWS_ACCESS_KEY_ID"
-        )
+            f"AWS profile {error.kwargs['profile']!r} is not configured; "
+            f"configured: {', '.join(known) or 'none (run `aws configure --profile NAME`)'}"
+        ) from None
+    if aws.get_credentials() is None:
+        raise DeploymentError(NO_CREDENTIALS)
     if not aws.region_name:
         raise DeploymentError("no AWS region set; pass --region or set AWS_REGION")
     return aws
 
 
-def stack_outputs(aws: boto3.session.Session, stack_name: str = STACK_NAME) -> dict[str, str]:
+def stack_outputs(
+    aws: boto3.session.Session, stack_name: str = STACK_NAME, *, flags: str = "--bucket ..."
+) -> dict[str, str]:
+    """The stack's outputs; `flags` names the options that would do without the stack."""
     try:
         stacks = aws.client("cloudformation").describe_stacks(StackName=stack_name)["Stacks"]
     except (NoCredentialsError, NoRegionError) as error:
@@ -48,7 +61,7 @@ def stack_outputs(aws: boto3.session.Session, stack_name: str = STACK_NAME) -> d
         if "does not exist" in error.response["Error"].get("Message", ""):
             raise DeploymentError(
                 f"stack {stack_name!r} is not deployed in {aws.region_name}; run "
-                "`npx cdk deploy` first, pass --region, or name the resources (--bucket ...)"
+                f"`npx cdk deploy` first, pass --region, or name the resources ({flags})"
             ) from None
         raise
     return {o["OutputKey"]: o["OutputValue"] for o in stacks[0].get("Outputs", [])}
@@ -65,7 +78,8 @@ def find(
     """The resources named in `need`: explicit names win, the stack's outputs fill in the rest."""
     found = {"bucket": bucket, "function_name": function_name}
     if not all(found[field] for field in need):
-        outputs = stack_outputs(aws, stack_name)
+        flags = ", ".join(_SOURCES[field][1] for field in need)
+        outputs = stack_outputs(aws, stack_name, flags=flags)
         for field in need:
             output, flag = _SOURCES[field]
             found[field] = found[field] or outputs.get(output)

@@ -123,6 +123,42 @@ def test_a_missing_stack_is_named(aws, dataset_folder):
     assert "stack 'Detrain' is not deployed in us-east-1; run `npx cdk deploy` first" in done.stderr
 
 
+def test_a_missing_stack_names_the_options_that_replace_it(aws):
+    done = Stack("", dict(os.environ), "").detrain("launch", "fridge")
+
+    assert done.returncode == 2
+    assert "stack 'Detrain' is not deployed in us-east-1" in done.stderr
+    assert "name the resources (--function)" in done.stderr
+
+
+def test_an_unknown_profile_is_named_with_the_configured_ones(aws, tmp_path):
+    config = tmp_path / "config"
+    config.write_text("[default]\nregion = us-east-1\n[profile work]\nregion = eu-west-1\n")
+    env = {**os.environ, "AWS_CONFIG_FILE": str(config)}
+
+    done = Stack("", env, "").detrain("list", "--profile", "wrok")
+
+    assert done.returncode == 2
+    assert "AWS profile 'wrok' is not configured; configured: default, work" in done.stderr
+
+
+def test_an_unreachable_endpoint_is_one_line_not_a_traceback(aws):
+    env = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
+
+    done = Stack("", env, "").detrain("list")
+
+    assert done.returncode == 2
+    assert "Could not connect to the endpoint URL" in done.stderr
+    assert "Traceback" not in done.stderr
+
+
+@pytest.mark.parametrize("value", ["0", "-3", "many"])
+def test_list_max_must_be_positive(value):
+    with pytest.raises(SystemExit) as exit_:
+        cli.main(["list", "--max", value])
+    assert exit_.value.code == 2
+
+
 def test_missing_credentials_are_named(stack, dataset_folder, tmp_path):
     env = {
         k: v
