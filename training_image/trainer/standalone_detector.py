@@ -28,10 +28,19 @@ SUPPORTED_FORMAT = 1
 def _torchvision_model(name: str, backbone: str, num_classes: int) -> torch.nn.Module:
     from torchvision.models.detection import FasterRCNN, RetinaNet
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+    from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-    body = resnet_fpn_backbone(backbone_name=backbone.removesuffix("_fpn"), weights=None)
-    detector_class = FasterRCNN if name == "faster_rcnn" else RetinaNet
-    model = detector_class(body, num_classes=num_classes)
+    resnet = backbone.removesuffix("_fpn")
+    if name == "retinanet":  # IceVision's RetinaNet backbones: C3-C5 plus P6/P7
+        body = resnet_fpn_backbone(
+            backbone_name=resnet,
+            weights=None,
+            returned_layers=[2, 3, 4],
+            extra_blocks=LastLevelP6P7(256, 256),
+        )
+        model = RetinaNet(body, num_classes=num_classes)
+    else:
+        model = FasterRCNN(resnet_fpn_backbone(backbone_name=resnet, weights=None), num_classes)
     # Resizing and normalization happen in `_prepare`, as in training.
     model.transform.normalize = lambda image: image
     model.transform.resize = lambda image, target=None: (image, target)
