@@ -96,12 +96,18 @@ def _record(record: Any) -> ObjectCreated | Skipped:
             key=unquote_plus(obj["key"]),
             event_name=name,
             event_time=_time(record.get("eventTime")),
-            version_id=obj.get("versionId") or None,
+            version_id=_version(obj.get("versionId")),
             sequencer=obj.get("sequencer") or None,
             etag=obj.get("eTag") or None,
         )
     except (KeyError, TypeError):
         return Skipped(f"malformed S3 record: {record!r:.200}")
+
+
+def _version(value: Any) -> str | None:
+    """An object's version; None when unversioned. An object stored while versioning is
+    suspended has the version "null": every upload has it, so it cannot tell two apart."""
+    return None if value in (None, "", "null") else str(value)
 
 
 def _time(value: Any) -> datetime:

@@ -61,7 +61,9 @@ def handle(event: Any, request_id: str, settings: Settings, aws: Clients) -> dic
 
 def _as_trigger(record: ObjectCreated, settings: Settings) -> ObjectCreated | Skipped:
     if record.bucket != settings.data_bucket:
-        return Skipped(f"object in bucket {record.bucket!r}, not the data bucket")
+        return Skipped(
+            f"object in bucket {record.bucket!r}, not the data bucket {settings.data_bucket!r}"
+        )
     if events.trigger_dataset(record.key) is None:
         return Skipped(f"{record.key!r} is not {DATASETS_PREFIX}<name>/{TRIGGER_FILENAME}")
     return record

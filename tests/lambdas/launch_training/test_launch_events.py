@@ -45,6 +45,18 @@ def test_identity_prefers_version_then_sequencer_and_is_stable_for_a_redelivery(
     assert unversioned.identity.endswith("#0066A1B2C3D4E5F6A2")
 
 
+def test_a_null_version_does_not_make_two_uploads_one():
+    event = payload("s3_put_versioned_unicode.json")
+    obj = event["Records"][0]["s3"]["object"]
+    obj["versionId"] = "null"  # versioning suspended
+    [first] = events.parse(event)
+    obj["sequencer"] = "0066A1B2C3D4E5F6FF"
+    [second] = events.parse(event)
+
+    assert first.version_id is None
+    assert first.identity != second.identity
+
+
 def test_s3_test_event_is_skipped():
     [record] = events.parse(payload("s3_test_event.json"))
 

@@ -265,7 +265,7 @@ def test_other_keys_buckets_and_test_events_are_skipped_without_a_job(deployed, 
     test_event = handler(payload("s3_test_event.json"), None)["results"]
 
     assert [r["status"] for r in skipped + test_event] == ["skipped"] * 5
-    assert "not the data bucket" in skipped[0]["reason"]
+    assert f"not the data bucket '{BUCKET}'" in skipped[0]["reason"]
     assert "is not datasets/<name>/_launch.json" in skipped[1]["reason"]
     assert deployed.jobs() == []
     assert sum("skipped" in r.getMessage() for r in caplog.records) == 5
