@@ -52,12 +52,12 @@ def on_event(event: dict[str, Any], context: object = None) -> dict[str, Any]:
 
 
 def is_complete(event: dict[str, Any], context: object = None) -> dict[str, Any]:
-    data = event.get("Data") or {}
-    build_id = data.get("BuildId")
+    """``{"IsComplete": bool}`` only: the framework keeps on_event's Data, and refuses any
+    Data in a response that is not complete."""
+    build_id = (event.get("Data") or {}).get("BuildId")
     if event["RequestType"] == "Delete" or not build_id:
-        return {"IsComplete": True, "Data": data}
-    done = build_finished(build_id, codebuild=boto3.client("codebuild"))
-    return {"IsComplete": done, "Data": data}
+        return {"IsComplete": True}
+    return {"IsComplete": build_finished(build_id, codebuild=boto3.client("codebuild"))}
 
 
 def start_build_unless_present(

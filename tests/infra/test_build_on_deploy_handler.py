@@ -69,7 +69,7 @@ def test_a_new_tag_starts_a_build_and_the_deploy_waits_for_it(world):
     assert codebuild.list_builds_for_project(projectName=PROJECT)["ids"] == [build_id]
     assert response["PhysicalResourceId"] == f"{REPOSITORY}:{TAG}"
     assert response["Data"]["ImageUri"].endswith(f":{TAG}")
-    done = handler.is_complete({**_event("Create"), **response})
+    done = _framework_is_complete({**_event("Create"), **response})
     assert done["IsComplete"] is True
     assert done["Data"]["ImageUri"] == response["Data"]["ImageUri"]
 
@@ -101,7 +101,7 @@ def test_an_existing_tag_builds_nothing(world):
 
     assert "BuildId" not in response["Data"]
     assert codebuild.list_builds_for_project(projectName=PROJECT)["ids"] == []
-    assert handler.is_complete({**_event("Update"), **response})["IsComplete"] is True
+    assert _framework_is_complete({**_event("Update"), **response})["IsComplete"] is True
 
 
 # moto reports every build SUCCEEDED; the other statuses come from botocore's Stubber,
@@ -135,6 +135,32 @@ def test_a_running_build_is_not_finished():
     assert handler.build_finished(build_id, codebuild=codebuild) is False
 
 
+def test_the_deploy_keeps_waiting_while_the_build_runs(monkeypatch):
+    codebuild, build_id = _stubbed_build("IN_PROGRESS")
+    monkeypatch.setattr(handler.boto3, "client", lambda name: codebuild)
+    started = {**_event("Create"), "Data": {"ImageUri": "uri", "BuildId": build_id}}
+
+    with pytest.raises(_Retry):
+        _framework_is_complete(started)
+
+
+class _Retry(Exception):
+    """The Provider framework's ``Retry``: its waiter asks again after the query interval."""
+
+
+def _framework_is_complete(event: dict) -> dict:
+    """What aws-cdk-lib's Provider framework does with is_complete's answer
+    (custom-resources/lib/provider-framework/runtime/framework.js, ``isComplete``): an
+    incomplete answer that carries Data fails the resource; otherwise it retries, and a
+    complete answer's Data is merged over on_event's."""
+    result = handler.is_complete(event)
+    if not result["IsComplete"]:
+        if result.get("Data"):
+            raise AssertionError('"Data" is not allowed if "IsComplete" is "False"')
+        raise _Retry
+    return {**event, **result, "Data": {**event.get("Data", {}), **result.get("Data", {})}}
+
+
 def test_delete_leaves_the_images_alone(world):
     ecr, codebuild = world
     _push(ecr, TAG)
@@ -142,7 +168,7 @@ def test_delete_leaves_the_images_alone(world):
     response = handler.on_event(_event("Delete", PhysicalResourceId=f"{REPOSITORY}:{TAG}"))
 
     assert response == {"PhysicalResourceId": f"{REPOSITORY}:{TAG}"}
-    assert handler.is_complete({**_event("Delete"), **response})["IsComplete"] is True
+    assert _framework_is_complete({**_event("Delete"), **response})["IsComplete"] is True
     assert ecr.describe_images(repositoryName=REPOSITORY)["imageDetails"]
     assert codebuild.list_builds_for_project(projectName=PROJECT)["ids"] == []
 
