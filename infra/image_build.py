@@ -27,7 +27,9 @@ from infra.runtime import LOG_RETENTION
 REPOSITORY_URI_VARIABLE = "REPOSITORY_URI"
 BUILDSPEC = "buildspec.yml"
 # CloudFormation waits at most one hour for a custom resource (ServiceTimeout <= 3600 s):
-# the build's own timeout leaves the deploy time to report a timed-out build.
+# the build's own timeouts (queued, then running) leave the deploy time to report a build
+# that timed out, so no build outlives the deploy that waits for it.
+QUEUED_MINUTES = 5
 BUILD_MINUTES = 50
 WAIT_MINUTES = 58
 
@@ -77,6 +79,7 @@ class ImageBuild(Construct):
             logging=codebuild.LoggingOptions(
                 cloud_watch=codebuild.CloudWatchLoggingOptions(log_group=self.log_group)
             ),
+            queued_timeout=Duration.minutes(QUEUED_MINUTES),
             timeout=Duration.minutes(BUILD_MINUTES),
         )
         repository.grant_pull_push(self.project)

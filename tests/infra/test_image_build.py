@@ -9,7 +9,13 @@ from pathlib import Path
 import yaml
 
 from infra.build_on_deploy.handler import IMAGE_TAG_VARIABLE
-from infra.image_build import BUILD_MINUTES, BUILDSPEC, REPOSITORY_URI_VARIABLE, WAIT_MINUTES
+from infra.image_build import (
+    BUILD_MINUTES,
+    BUILDSPEC,
+    QUEUED_MINUTES,
+    REPOSITORY_URI_VARIABLE,
+    WAIT_MINUTES,
+)
 from infra.image_tag import content_hash
 from infra.settings import CUDA, TORCH_INDEX_URL, TORCH_INDEX_URLS
 from launch_training.names import Env
@@ -113,7 +119,8 @@ def test_the_deploy_waits_longer_than_the_build_may_run_within_cloudformations_h
 
     build = next(iter(synthesized.resources("Custom::TrainingImageBuild").values()))
     assert project["TimeoutInMinutes"] == BUILD_MINUTES
-    assert BUILD_MINUTES < WAIT_MINUTES <= 60
+    assert project["QueuedTimeoutInMinutes"] == QUEUED_MINUTES
+    assert QUEUED_MINUTES + BUILD_MINUTES < WAIT_MINUTES <= 60
     assert int(build["Properties"]["ServiceTimeout"]) == 3600
     definition = json.dumps(waiter["DefinitionString"])
     assert "MaxAttempts" in definition
