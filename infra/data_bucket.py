@@ -79,19 +79,9 @@ class DataBucket(Construct):
                 "retrained; versioning protects against deletion. Cross-region replication "
                 "is planned as an option (it doubles storage cost).",
             )
-        log_bucket = self.access_logs.node.default_child
+        # cdk-nag counts a bucket that receives another's access logs as logged (S1).
         acknowledge(
-            log_bucket,
-            "AwsSolutions-S1",
-            "This is the access-log bucket itself; logging it into another bucket would recurse.",
-        )
-        acknowledge(
-            log_bucket,
-            "NIST.800.53.R5-S3BucketLoggingEnabled",
-            "This is the access-log bucket itself; logging it into another bucket would recurse.",
-        )
-        acknowledge(
-            log_bucket,
+            self.access_logs.node.default_child,
             "NIST.800.53.R5-S3DefaultEncryptionKMS",
             "S3 server access logging delivers only to buckets encrypted with SSE-S3 (AES-256).",
         )

@@ -63,6 +63,49 @@ def synth_variant() -> Callable[..., Synthesized]:
     return variant
 
 
+@dataclass
+class Unacknowledged:
+    """What the rule packs find when no acknowledgement is made, and what the code acknowledges."""
+
+    findings: list[tuple[str, str]]  # (finding id, construct path)
+    acknowledgements: list[tuple[str, str]]  # (finding id, construct path)
+
+
+class _AcknowledgementRecorder:
+    """Stands in for aws_cdk.Validations in infra.nag: writes acknowledgements down only."""
+
+    def __init__(self) -> None:
+        self.acknowledged: list[tuple[str, str]] = []
+
+    def of(self, construct):
+        recorder = self
+
+        class _Scope:
+            def acknowledge(self, *acknowledgements) -> None:
+                recorder.acknowledged.extend((a.id, construct.node.path) for a in acknowledgements)
+
+        return _Scope()
+
+
+@pytest.fixture(scope="session")
+def unacknowledged() -> Unacknowledged:
+    from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
+
+    from infra import nag
+
+    recorder = _AcknowledgementRecorder()
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(nag, "Validations", recorder)
+        synthesized = _synthesize({}, None)
+    findings = [
+        (violation.rule_name, resource.construct_path)
+        for pack in (AwsSolutionsChecks(), NIST80053R5Checks())
+        for violation in pack.validate_scope(synthesized.app).violations
+        for resource in violation.violating_resources
+    ]
+    return Unacknowledged(findings=findings, acknowledgements=recorder.acknowledged)
+
+
 @pytest.fixture(scope="session")
 def synthesized(synth_variant) -> Synthesized:
     return synth_variant()

@@ -7,8 +7,12 @@ the packs' validation is called directly here (the same packs app.py adds to eve
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
+
+REPO_ROOT = Path(__file__).resolve().parents[2]
 
 PACKS = {"AwsSolutions": AwsSolutionsChecks, "NIST.800.53.R5": NIST80053R5Checks}
 VARIANTS = {
@@ -70,3 +74,27 @@ def test_every_acknowledgement_gives_a_reason(synthesized):
         for finding, reason in data.items():
             assert finding.split("::", 1)[1].startswith(tuple(PACKS)), finding
             assert len(reason) > 40, (finding, reason)
+
+
+def test_every_acknowledgement_answers_a_finding_the_packs_make(unacknowledged):
+    def covers(path: str, finding_path: str) -> bool:
+        return finding_path == path or finding_path.startswith(f"{path}/")
+
+    unanswered = [
+        (finding, path)
+        for finding, path in unacknowledged.acknowledgements
+        if not any(
+            rule == finding and covers(path, where) for rule, where in unacknowledged.findings
+        )
+    ]
+
+    assert unacknowledged.findings
+    assert unanswered == []
+
+
+def test_docs_security_names_every_acknowledged_rule(unacknowledged):
+    security = (REPO_ROOT / "docs" / "security.md").read_text()
+
+    for finding, _ in unacknowledged.acknowledgements:
+        rule = finding.split("[", 1)[0].removeprefix("NIST.800.53.R5-")
+        assert rule.removeprefix("AwsSolutions-") in security, finding
