@@ -199,6 +199,26 @@ def test_upload_dataset_is_a_plain_function_for_the_rehearsal(aws, shared_datase
         upload_dataset("rehearsal", "fridge", shared_datasets / "fridge-voc" / "missing-folder")
 
 
+def test_the_documented_replay_of_the_s3_sample_finds_the_uploads_job(
+    stack, dataset_folder, launcher_env
+):
+    """docs/launching.md: upload with --job-name, then invoke events/s3-put-trigger.json."""
+    done = stack.detrain(
+        "upload", "fridge v2", str(dataset_folder), "--job-name", "fridge-v2-demo", "--no-progress"
+    )
+    assert done.returncode == 0, done.stderr
+    [by_upload] = handler(stack.created_events()[-1], None)["results"]
+    sample = (Path(__file__).resolve().parents[2] / "events" / "s3-put-trigger.json").read_text()
+
+    [replayed] = handler(json.loads(sample.replace(BUCKET, stack.bucket)), None)["results"]
+
+    assert (by_upload["status"], by_upload["job_name"]) == ("launched", "detrain-fridge-v2-demo")
+    assert (replayed["status"], replayed["job_name"]) == (
+        "already_launched",
+        "detrain-fridge-v2-demo",
+    )
+
+
 # ---- launch ---------------------------------------------------------------------------
 
 

@@ -7,9 +7,10 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from launcher_world import BUCKET, ENVIRONMENT, IMAGE_URI
+from launcher_world import BUCKET, ENVIRONMENT, IMAGE_URI, SAMPLE_EVENTS, sample_event
 
-from launch_training import request, settings
+from infra import settings as infra_settings
+from launch_training import events, request, settings
 from launch_training.events import Refused
 from launch_training.request import LaunchRequest, Overrides, parse_overrides
 from trainer_spec import TRAINING_CHANNEL
@@ -227,3 +228,29 @@ def test_s3_distribution_defaults_to_fully_replicated_and_is_selectable():
     assert source["S3DataDistributionType"] == "ShardedByS3Key"
     with pytest.raises(Refused, match="'s3_distribution' = 'Sharded' is not allowed; allowed: "):
         build(s3_distribution="Sharded")
+
+
+@pytest.mark.parametrize("sample", ["console-minimal.json", "console-overrides.json"])
+def test_the_console_samples_fit_the_shipped_deployment_settings(sample):
+    """events/ are pasted into the console as they are: they must pass cdk.json's allow-list."""
+    context = infra_settings.load_context(SAMPLE_EVENTS.parent / "cdk.json")
+    deployed = settings.from_environ(
+        infra_settings.launcher_environment(
+            infra_settings.from_context(context),
+            bucket_name=BUCKET,
+            image_uri=IMAGE_URI,
+            training_role_arn=ENVIRONMENT["TRAINING_ROLE_ARN"],
+        )
+    )
+    body = sample_event(sample)
+    launch = LaunchRequest(
+        dataset=events.dataset_from_reference(body.pop("dataset"), BUCKET),
+        overrides=parse_overrides(body, source=sample),
+        trigger=request.TRIGGER_CONSOLE,
+        identity="console#1",
+        requested_at=WHEN,
+    )
+
+    job = request.create_training_job_request(launch, deployed)
+
+    assert job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"].endswith("/fridge/")
