@@ -327,11 +327,19 @@ def _override_options() -> argparse.ArgumentParser:
         help=f"a hyperparameter, repeatable; keys: {', '.join(NAMES)}",
     )
     group.add_argument("--instance-type", help="e.g. ml.g5.xlarge (must be allowed)")
-    group.add_argument("--instance-count", type=int)
+    group.add_argument("--instance-count", type=int, help="instances (default 1; must be allowed)")
     spot = group.add_mutually_exclusive_group()
-    spot.add_argument("--spot", dest="spot", action="store_true", default=None)
-    spot.add_argument("--no-spot", dest="spot", action="store_false")
-    group.add_argument("--max-runtime-hours", type=float)
+    spot.add_argument(
+        "--spot",
+        dest="spot",
+        action="store_true",
+        default=None,
+        help="managed spot training (default: the deployment's SPOT setting)",
+    )
+    spot.add_argument("--no-spot", dest="spot", action="store_false", help="on-demand instances")
+    group.add_argument(
+        "--max-runtime-hours", type=float, help="stop after this long (default: the deployment's)"
+    )
     group.add_argument("--job-name", help=f"job name (gets the {JOB_NAME_PREFIX!r} prefix)")
     group.add_argument("--input-mode", choices=INPUT_MODES, help="File (default) or FastFile")
     group.add_argument(
