@@ -1,8 +1,9 @@
 """The launcher's IAM statements and its accepted cdk-nag findings (used by launcher.py).
 
-The launcher may: list datasets/ and read trigger objects; create, describe, stop and tag
-training jobs named detrain-*; list training jobs; describe images of this repository; pass
-the training role, to SageMaker only.
+The launcher may: list datasets/ and read trigger objects; create, describe and tag training
+jobs named detrain-*; describe images of this repository; pass the training role, to SageMaker
+only. Listing and stopping jobs is the operator's (``detrain list``/``stop``, with their own
+credentials); the function never does either, so its role cannot.
 """
 
 from __future__ import annotations
@@ -54,13 +55,9 @@ def launcher_statements(
             actions=[
                 "sagemaker:CreateTrainingJob",
                 "sagemaker:DescribeTrainingJob",
-                "sagemaker:StopTrainingJob",
                 "sagemaker:AddTags",
             ],
             resources=[training_jobs],
-        ),
-        iam.PolicyStatement(
-            sid="ListTrainingJobs", actions=["sagemaker:ListTrainingJobs"], resources=["*"]
         ),
         iam.PolicyStatement(
             sid="CheckTrainingImage",
@@ -89,10 +86,6 @@ def acknowledge_launcher(
         "AwsSolutions-IAM5[Resource::"
         + region_arn(stack, "sagemaker", f"training-job/{JOB_NAME_PREFIX}*")
         + "]": "Only this project's training jobs, by their fixed name prefix.",
-        "AwsSolutions-IAM5[Resource::*]": (
-            "sagemaker:ListTrainingJobs has no resource-level permissions (it finds running "
-            "jobs of a dataset before starting another)."
-        ),
         "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": _QUEUE_KEY_REASON,
         "AwsSolutions-IAM5[Action::kms:ReEncrypt*]": _QUEUE_KEY_REASON,
         "NIST.800.53.R5-IAMNoInlinePolicy": INLINE_POLICY_REASON,
@@ -102,8 +95,8 @@ def acknowledge_launcher(
     acknowledge(
         function,
         "NIST.800.53.R5-LambdaDLQ",
-        "Failed invocations go to an on-failure destination (the encrypted FailedLaunches "
-        "queue), which records the event and the error, unlike a DLQ.",
+        "Failed invocations go to an on-failure destination instead (the encrypted "
+        "FailedLaunches queue): its records hold the event, the error and the stack trace.",
     )
     acknowledge(function, "NIST.800.53.R5-LambdaInsideVPC", _NO_VPC_REASON)
     acknowledge(

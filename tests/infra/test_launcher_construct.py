@@ -91,7 +91,6 @@ def test_it_manages_only_this_projects_training_jobs(statements):
     assert set(jobs["Action"]) == {
         "sagemaker:CreateTrainingJob",
         "sagemaker:DescribeTrainingJob",
-        "sagemaker:StopTrainingJob",
         "sagemaker:AddTags",
     }
     assert text(jobs["Resource"]).endswith(':training-job/detrain-*"]]}')
@@ -112,3 +111,7 @@ def test_it_has_no_service_wide_wildcards(statements):
     assert not any(action.endswith(":*") for action in granted)
     assert "s3:PutObject" not in granted
     assert "ecr:DescribeImages" in granted
+
+
+def test_no_statement_covers_every_resource(statements):
+    assert [s["Action"] for s in statements if s["Resource"] == "*"] == []
