@@ -79,7 +79,10 @@ class TrainingRole(Construct):
                     "logs:PutLogEvents",
                     "logs:DescribeLogStreams",
                 ],
-                resources=[self._training_logs_arn(stack)],
+                resources=[
+                    self._training_logs_arn(stack, TRAINING_LOG_GROUP),
+                    self._training_logs_arn(stack, f"{TRAINING_LOG_GROUP}:*"),
+                ],
             ),
             iam.PolicyStatement(
                 sid="PutTrainingMetrics",
@@ -94,11 +97,12 @@ class TrainingRole(Construct):
         self._acknowledge(stack, bucket)
 
     @staticmethod
-    def _training_logs_arn(stack: Stack) -> str:
+    def _training_logs_arn(stack: Stack, name: str) -> str:
+        """The group's ARN (CreateLogGroup, DescribeLogStreams) or, with ``:*``, its streams'."""
         return stack.format_arn(
             service="logs",
             resource="log-group",
-            resource_name=f"{TRAINING_LOG_GROUP}:*",
+            resource_name=name,
             arn_format=ArnFormat.COLON_RESOURCE_NAME,
         )
 

@@ -65,3 +65,12 @@ def test_it_pulls_from_this_repository_only(statements):
 
     assert len(pulls) == 1
     assert "ImagesRepository" in text(pulls[0]["Resource"])
+
+
+def test_it_writes_to_sagemakers_training_log_group_and_its_streams(statements):
+    logs = by_sid(statements, "WriteTrainingLogs")
+
+    resources = [text(resource) for resource in logs["Resource"]]
+    assert [r for r in resources if r.endswith(':log-group:/aws/sagemaker/TrainingJobs"]]}')]
+    assert [r for r in resources if r.endswith(':log-group:/aws/sagemaker/TrainingJobs:*"]]}')]
+    assert len(resources) == 2
