@@ -22,7 +22,7 @@ from tqdm import tqdm
 
 from launch_training.events import Refused, check_dataset_name
 from launch_training.names import DATASETS_PREFIX, TRIGGER_FILENAME
-from launch_training.request import parse_overrides
+from launch_training.request import check_job_name, parse_overrides
 from trainer_spec.hyperparameters import HyperparameterError, from_values
 
 log = logging.getLogger(__name__)
@@ -44,10 +44,13 @@ class UploadResult:
 
 
 def check_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
-    """The checks the launcher makes without its deployment settings: types and hyperparameters."""
+    """The checks the launcher makes without its deployment settings: types, hyperparameters,
+    the job name's rule."""
     try:
         parsed = parse_overrides(overrides, source="the overrides")
         from_values(parsed.hyperparameters)
+        if parsed.job_name:
+            check_job_name(parsed.job_name)
     except (Refused, HyperparameterError) as error:
         raise UploadError(str(error)) from None
     return dict(overrides)

@@ -164,11 +164,12 @@ def job_name(dataset: str, requested_at: datetime, identity: str) -> str:
 
 def check_job_name(name: str) -> str:
     """A requested job name gets the project prefix (the launcher may create only those)."""
+    given = name
     if not name.startswith(JOB_NAME_PREFIX):
         name = JOB_NAME_PREFIX + name
     if len(name) > JOB_NAME_MAX or not JOB_NAME_PATTERN.match(name):
         raise Refused(
-            f"'job_name' = {name!r} is not a valid training job name; allowed: at most "
+            f"'job_name' = {given!r} is not a valid training job name; allowed: at most "
             f"{JOB_NAME_MAX} characters (with the {JOB_NAME_PREFIX!r} prefix), letters, "
             "digits and hyphens, starting and ending with a letter or digit"
         )

@@ -91,6 +91,14 @@ def test_upload_refuses_bad_overrides_before_writing_anything(stack, dataset_fol
     assert stack.object_keys() == []
 
 
+def test_upload_refuses_a_bad_job_name_before_writing_anything(stack, dataset_folder):
+    done = stack.detrain("upload", "fridge", str(dataset_folder), "--job-name", "exp_7")
+
+    assert done.returncode == 2
+    assert "'job_name' = 'exp_7' is not a valid training job name; allowed:" in done.stderr
+    assert stack.object_keys() == []
+
+
 def test_upload_refuses_an_empty_folder(aws, tmp_path):
     (tmp_path / ".hidden").write_text("x")
 

@@ -95,8 +95,9 @@ def test_a_requested_job_name_gets_the_prefix():
 
 @pytest.mark.parametrize("name", ["exp_7", "exp--", "exp!", "x" * 60, "exp 7", "ç"])
 def test_an_invalid_job_name_is_refused_with_the_rule(name):
-    with pytest.raises(Refused, match="not a valid training job name; allowed: at most 63"):
+    with pytest.raises(Refused, match="not a valid training job name; allowed: at most 63") as e:
         build(job_name=name)
+    assert f"'job_name' = {name!r} is not" in str(e.value)  # as the user wrote it
 
 
 @pytest.mark.parametrize(
