@@ -201,13 +201,18 @@ def _integer(key: str, value: Any, bounds: tuple[int, int]) -> int:
 
 
 def _instance_types(value: Any) -> tuple[str, ...]:
+    allowed = (
+        "must be a list of SageMaker instance types: a JSON list such as "
+        '["ml.g5.xlarge","ml.g5.2xlarge"] or one comma-separated string such as '
+        "ml.g5.xlarge,ml.g5.2xlarge"
+    )
     if isinstance(value, str):
-        value = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
+        try:
+            value = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
+        except json.JSONDecodeError:
+            raise SettingsError(f"{INSTANCE_TYPES}={value!r} {allowed}") from None
     if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
-        raise SettingsError(
-            f"{INSTANCE_TYPES}={value!r} must be a list of SageMaker instance types "
-            "(or one comma-separated string such as ml.g5.xlarge,ml.g5.2xlarge)"
-        )
+        raise SettingsError(f"{INSTANCE_TYPES}={value!r} {allowed}")
     types = tuple(item.strip() for item in value if item.strip())
     if not types:
         raise SettingsError(f"{INSTANCE_TYPES}={value!r} is empty; allowed: at least one type")

@@ -75,6 +75,9 @@ def test_a_json_list_on_the_command_line_is_accepted(context):
         (s.DEFAULT_INSTANCE_TYPE, "ml.p5.48xlarge", "ml.g5.xlarge"),
         (s.INSTANCE_TYPES, "g5.xlarge", "ml.g5.xlarge"),
         (s.INSTANCE_TYPES, [], "at least one"),
+        # The shell ate the quotes of -c 'detrain:instanceTypes=["ml.g5.xlarge"]'.
+        (s.INSTANCE_TYPES, "[ml.g5.xlarge]", "comma-separated string such as ml.g5.xlarge"),
+        (s.INSTANCE_TYPES, 5, "a JSON list such as"),
         (s.NOTIFICATION_EMAIL, "not-an-address", "ops@example.com"),
         (s.CUDA, "11.8", "13.0, 12.6"),
         (s.CUDA, "cu126", "13.0, 12.6"),
