@@ -45,13 +45,5 @@ class PlatformKey(Construct):
                 },
             )
         )
-        # EventBridge publishes job state changes to the encrypted topic (as SNS documents
-        # for AWS event sources; the topic's own policy limits who may publish).
-        self.key.add_to_resource_policy(
-            iam.PolicyStatement(
-                sid="EventBridgeToEncryptedTopic",
-                principals=[iam.ServicePrincipal("events.amazonaws.com")],
-                actions=["kms:Decrypt", "kms:GenerateDataKey"],
-                resources=["*"],
-            )
-        )
+        # EventBridge's use of the key for the encrypted topic is granted by the topic's
+        # SnsTopic target (Topic.grant_publish adds it to this policy).

@@ -36,13 +36,16 @@ def test_the_topic_is_encrypted_and_tls_only(synthesized):
     assert any(s["Principal"] == {"Service": "events.amazonaws.com"} for s in statements)
 
 
-def test_eventbridge_may_use_the_key_of_the_topic(synthesized):
+def test_eventbridge_may_use_the_key_of_the_topic_once(synthesized):
     key = synthesized.only("AWS::KMS::Key")
 
-    grants = [
-        s for s in key["KeyPolicy"]["Statement"] if s.get("Sid") == "EventBridgeToEncryptedTopic"
+    (grant,) = [
+        s
+        for s in key["KeyPolicy"]["Statement"]
+        if s["Principal"] == {"Service": "events.amazonaws.com"}
     ]
-    assert grants and grants[0]["Principal"] == {"Service": "events.amazonaws.com"}
+    assert "kms:Decrypt" in grant["Action"]
+    assert any(action.startswith("kms:GenerateDataKey") for action in grant["Action"])
     assert key["EnableKeyRotation"] is True
 
 
