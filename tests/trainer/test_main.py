@@ -208,15 +208,31 @@ def test_unexpected_argument_and_missing_channel(opt_ml):
 
 
 def test_a_bug_writes_the_traceback(opt_ml, monkeypatch):
+    opt_ml.channel("training")
     monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(opt_ml.base))
 
-    def broken(argv):
+    def broken():
         raise ZeroDivisionError("division by zero in the loop")
 
     monkeypatch.setattr(trainer_main, "train", broken)
     assert trainer_main.main(["train"]) == trainer_main.EXIT_BUG
     text = opt_ml.failure.read_text()
     assert text.startswith("ZeroDivisionError: division by zero in the loop\n\nTraceback")
+
+
+def test_a_bad_cluster_override_fails_before_training(opt_ml, monkeypatch):
+    opt_ml.channel("training")
+    monkeypatch.setenv("SAGEMAKER_BASE_DIR", str(opt_ml.base))
+    monkeypatch.setenv("DETRAIN_PROCESSES_PER_HOST", "0")
+    trained = []
+    monkeypatch.setattr(trainer_main, "train", lambda: trained.append(True))
+
+    assert trainer_main.main(["train"]) == trainer_main.EXIT_USER_ERROR
+
+    assert trained == []
+    assert opt_ml.failure.read_text().startswith(
+        "ConfigError: environment variable DETRAIN_PROCESSES_PER_HOST = '0' is not allowed"
+    )
 
 
 def test_sigterm_mid_epoch_checkpoints_then_resume_finishes(opt_ml):

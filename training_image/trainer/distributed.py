@@ -164,20 +164,15 @@ def plan(env: TrainingEnvironment, environ: Mapping[str, str] = os.environ) -> C
 
 
 def run(
-    train: Callable[[list[str]], None],
-    argv: list[str],
+    train: Callable[[], None],
     *,
     failure_text: Callable[[BaseException], str],
     exit_code: Callable[[BaseException], int],
 ) -> None:
-    """``train(argv)`` in this process, or in one DDP worker per GPU when the job needs more."""
-    try:
-        cluster = plan(environment.load())
-    except ConfigError:
-        train(argv)  # in this process, train() reports what is wrong (its arguments first)
-        raise
+    """``train()`` in this process, or in one DDP worker per GPU when the job needs more."""
+    cluster = plan(environment.load())
     if not cluster.spawns_workers:
-        train(argv)
+        train()
         return
     _interface_variables(cluster.network_interface)
     log.info(
@@ -195,7 +190,7 @@ def run(
     records = Path(tempfile.mkdtemp(prefix="detrain-ranks-"))
     context = mp.start_processes(
         _worker,
-        args=(cluster, train, argv, str(records), failure_text, exit_code),
+        args=(cluster, train, str(records), failure_text, exit_code),
         nprocs=cluster.processes_per_host,
         join=False,
         start_method="spawn",
@@ -308,17 +303,27 @@ def _failure(
     else:
         signal_name = getattr(error, "signal_name", None)
         how = f"was killed by {signal_name}" if signal_name else str(error)
-        record = {
-            "rank": cluster.rank(error.error_index),
-            "host": cluster.current_host,
-            "local_rank": error.error_index,
-            "exit_code": EXIT_LOST,
-            "text": f"the process {how}; out of memory is the usual reason (see the log)",
-        }
+        record = _record(
+            cluster,
+            error.error_index,
+            EXIT_LOST,
+            f"the process {how}; out of memory is the usual reason (see the log)",
+        )
         _publish(store, record)
     first = _recorded_failure(store) or record
     where = _where(first["rank"], cluster.world_size, first["host"], first["local_rank"])
     return ClusterFailed(f"{where} failed: {first['text']}", int(first["exit_code"]))
+
+
+def _record(cluster: Cluster, local_rank: int, exit_code: int, text: str) -> dict[str, Any]:
+    """A worker's failure, as the failure file will name it."""
+    return {
+        "rank": cluster.rank(local_rank),
+        "host": cluster.current_host,
+        "local_rank": local_rank,
+        "exit_code": exit_code,
+        "text": text,
+    }
 
 
 def _publish(store: dist.TCPStore | None, record: dict[str, Any]) -> None:
@@ -338,8 +343,7 @@ def _where(rank: int, world_size: int, host: str, local_rank: int) -> str:
 def _worker(
     local_rank: int,
     cluster: Cluster,
-    train: Callable[[list[str]], None],
-    argv: list[str],
+    train: Callable[[], None],
     records: str,
     failure_text: Callable[[BaseException], str],
     exit_code: Callable[[BaseException], int],
@@ -376,18 +380,12 @@ def _worker(
             # Binds NCCL's communicator to this rank's GPU (and silences barrier()'s warning).
             device_id=torch.device("cuda", local_rank) if cluster.backend == "nccl" else None,
         )
-        train(argv)
+        train()
         dist.barrier()
         dist.destroy_process_group()
     except Exception as error:
         code = exit_code(error)
-        record = {
-            "rank": rank,
-            "host": cluster.current_host,
-            "local_rank": local_rank,
-            "exit_code": code,
-            "text": failure_text(error),
-        }
+        record = _record(cluster, local_rank, code, failure_text(error))
         logging.getLogger("trainer").error("rank %d failed: %s", rank, record["text"][:4096])
         Path(records, f"rank-{rank:05d}.json").write_text(json.dumps(record))
         if not isinstance(error, (UserError, TrainingStopped)):

@@ -39,6 +39,10 @@ def base_dir() -> Path:
     return Path(os.environ.get(BASE_DIR_VARIABLE) or DEFAULT_BASE_DIR)
 
 
+def model_dir(base: Path) -> Path:
+    return base / "model"
+
+
 def failure_file(base: Path) -> Path:
     return base / "output" / "failure"
 
@@ -59,7 +63,7 @@ class TrainingEnvironment:
 
     @property
     def model_dir(self) -> Path:
-        return self.base_dir / "model"
+        return model_dir(self.base_dir)
 
     @property
     def output_data_dir(self) -> Path:
