@@ -176,7 +176,7 @@ def _lookup(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarra
 def _read_coco(source: Path, channel: Path, files_present: set[str]) -> _Annotations:
     try:
         doc = json.loads(source.read_bytes())
-        columns = _coco_columns(doc, source)
+        coco = _coco_columns(doc, source)
     except DataError:
         raise
     except (OSError, ValueError) as error:
@@ -185,50 +185,39 @@ def _read_coco(source: Path, channel: Path, files_present: set[str]) -> _Annotat
         raise DataError(
             f"{source.name} is not a valid COCO file: missing or bad field {error}"
         ) from None
-    (
-        category_ids,
-        class_names,
-        image_ids,
-        files,
-        widths,
-        heights,
-        box_image_id,
-        box_category,
-        flat,
-    ) = columns
-    for what, ids in (("category", category_ids), ("image", image_ids)):
+    for what, ids in (("category", coco.category_ids), ("image", coco.image_ids)):
         unique, counts = np.unique(ids, return_counts=True)
         if (counts > 1).any():
             raise DataError(
                 f"{source.name}: duplicate {what} ids, e.g. {_examples(unique[counts > 1])}"
             )
-    box_image, known_image = _lookup(image_ids, box_image_id)
+    box_image, known_image = _lookup(coco.image_ids, coco.box_image_id)
     if not known_image.all():
-        bad = box_image_id[~known_image]
+        bad = coco.box_image_id[~known_image]
         raise DataError(
             f"{source.name}: {len(bad)} of {len(bad) + known_image.sum()} annotations refer to "
             f"image ids not in 'images', e.g. {_examples(np.unique(bad))}"
         )
-    box_class, known_class = _lookup(category_ids, box_category)
+    box_class, known_class = _lookup(coco.category_ids, coco.box_category)
     if not known_class.all():
-        bad = np.unique(box_category[~known_class])
+        bad = np.unique(coco.box_category[~known_class])
         raise DataError(
             f"{source.name}: {(~known_class).sum()} annotations have unknown category ids "
-            f"{_examples(bad)}; allowed: the ids in 'categories' ({_examples(category_ids)})"
+            f"{_examples(bad)}; allowed: the ids in 'categories' ({_examples(coco.category_ids)})"
         )
-    xywh = flat.reshape(-1, 4)
+    xywh = coco.flat_boxes.reshape(-1, 4)
     boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
     prefixes = ["", "images/"]  # the json is at the channel root (see _find_layout)
-    best = max(prefixes, key=lambda p: sum(p + f in files_present for f in files[:1000]))
+    best = max(prefixes, key=lambda p: sum(p + f in files_present for f in coco.files[:1000]))
     return _Annotations(
         source=source,
-        files=[best + f for f in files],
-        widths=widths,
-        heights=heights,
+        files=[best + f for f in coco.files],
+        widths=coco.widths,
+        heights=coco.heights,
         box_image=box_image,
         boxes=boxes,
         box_class=box_class,
-        class_names=class_names,
+        class_names=coco.class_names,
     )
 
 
