@@ -97,3 +97,21 @@ def test_local_train_forwards_sigterm_to_the_trainer_which_checkpoints(tmp_path)
     store = tmp_path / "runs" / "stop-me" / "checkpoints-store"
     assert list(store.glob("*.pt")), output[-3000:]
     shutil.rmtree(tmp_path / "runs")
+
+
+def test_local_train_rehearses_two_hosts_on_loopback_with_one_model(tmp_path):
+    dataset = sample_data.generate(tmp_path / "shapes", images=8, image_size=128).folder
+    args = ["local-train", str(dataset), "--workdir", str(tmp_path / "runs"), "--name", "two"]
+    args += ["--instance-count", "2", *FAST]
+    for pair in ("model=efficientdet", "pretrained=false", "batch_size=2", "num_workers=0"):
+        args += ["--hp", pair]
+
+    run = _run(args, tmp_path)
+
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "world size 2, gloo" in run.stdout
+    assert "status    Completed (exit code 0)" in run.stdout
+    assert run.stdout.count("[metrics] epoch=2 ") == 1  # one metrics stream: rank 0's
+    job = tmp_path / "runs" / "two"
+    assert (job / "algo-1" / "model" / "model.pt").is_file()
+    assert not any((job / "algo-2" / "model").glob("*"))
