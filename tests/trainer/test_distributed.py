@@ -217,3 +217,28 @@ class _Set:
     @staticmethod
     def is_set() -> bool:
         return False
+
+
+@pytest.mark.parametrize(
+    ("signal_name", "exit_code", "reason"),
+    [
+        ("SIGTERM", 143, "stopped by SIGTERM before training began"),
+        ("SIGKILL", 2, "the process was killed by SIGKILL; out of memory is the usual reason"),
+    ],
+)
+def test_a_worker_killed_by_a_signal_is_reported_for_what_it_was(
+    opt_ml, tmp_path, signal_name, exit_code, reason
+):
+    from torch.distributed import TCPStore
+    from torch.multiprocessing import ProcessExitedException
+
+    cluster = distributed.plan(_environment(opt_ml, "FullyReplicated"), {})
+    store = TCPStore("127.0.0.1", 0, None, True)
+    died = ProcessExitedException(
+        "worker died", error_index=0, error_pid=1, exit_code=-9, signal_name=signal_name
+    )
+
+    failure = distributed._failure(cluster, store, tmp_path, died)
+
+    assert failure.exit_code == exit_code
+    assert reason in failure.text

@@ -78,6 +78,7 @@ POLL_SECONDS = 1.0
 GRACE_SECONDS = 10.0  # after a failure: time for the other workers to fail on their own
 SETTLE_SECONDS = 3.0
 EXIT_LOST = 2
+EXIT_STOPPED = 143  # 128 + SIGTERM, as the trainer's own stop
 _FAILURE_KEY = "detrain/failure"
 
 
@@ -302,13 +303,12 @@ def _failure(
         record = json.loads(local[0].read_text())
     else:
         signal_name = getattr(error, "signal_name", None)
-        how = f"was killed by {signal_name}" if signal_name else str(error)
-        record = _record(
-            cluster,
-            error.error_index,
-            EXIT_LOST,
-            f"the process {how}; out of memory is the usual reason (see the log)",
-        )
+        if signal_name == "SIGTERM":  # before the worker's own handler was in place
+            code, text = EXIT_STOPPED, "stopped by SIGTERM before training began; nothing to save"
+        else:
+            how = f"was killed by {signal_name}" if signal_name else str(error)
+            code, text = EXIT_LOST, f"the process {how}; out of memory is the usual reason"
+        record = _record(cluster, error.error_index, code, f"{text} (see the log)")
         _publish(store, record)
     first = _recorded_failure(store) or record
     where = _where(first["rank"], cluster.world_size, first["host"], first["local_rank"])
