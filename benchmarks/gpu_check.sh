@@ -3,7 +3,11 @@
 #   1. the trainer's whole entry (`train train`) on CUDA with AMP, for Faster R-CNN and EfficientDet;
 #   2. the DDP path with one process per GPU (NCCL);
 #   3. resume after SIGTERM on the GPU.
-# Packages the GPU machine lacks travel as wheels in .whl/ (icevision, effdet, fastcore, ...).
+# Packages the GPU machine lacks (it has torch, torchvision, timm, numpy, OpenCV, matplotlib) travel
+# as wheels in .whl/, fetched for its Python (3.12 here) with:
+#   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+#     --platform manylinux2014_x86_64 -d .whl icevision==0.12.0 fastcore==2.2.41 \
+#     albumentations==1.3.1 qudida effdet==0.4.1 omegaconf==2.4.0 loguru==0.7.3 pycocotools==2.0.11
 # Writes its log and each run's metrics under $OUT (or ./gpu-check-out).
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-check-out}
