@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import socket
 import statistics
 import subprocess
 import sys
@@ -18,7 +17,9 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT / "lambdas"), str(ROOT / "training_image")]
+sys.path[:0] = [str(ROOT / "lambdas"), str(ROOT / "training_image"), str(ROOT)]
+from detrain import emulator  # noqa: E402
+
 DELIVERIES = 1000
 BUCKET = "detrain-data-123456789012-us-east-1"
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/detrain-training:v1"
@@ -38,17 +39,6 @@ def fresh_import_seconds(module: str, repeats: int = 5) -> float:
     return statistics.median(runs)
 
 
-def start_moto() -> tuple[object, str]:
-    from moto.server import ThreadedMotoServer
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    return server, f"http://127.0.0.1:{port}"
-
-
 def main() -> None:
     boto3_import = fresh_import_seconds("boto3")
     handler_import = fresh_import_seconds("launch_training.handler")
@@ -57,13 +47,12 @@ def main() -> None:
         f"(ratio {handler_import / boto3_import:.2f})"
     )
 
-    server, endpoint = start_moto()
+    with emulator.emulated_aws("us-east-1", "bench"):
+        measure()
+
+
+def measure() -> None:
     os.environ.update(
-        AWS_ENDPOINT_URL=endpoint,
-        AWS_ACCESS_KEY_ID="bench",
-        AWS_SECRET_ACCESS_KEY="bench",
-        AWS_DEFAULT_REGION="us-east-1",
-        AWS_REGION="us-east-1",
         DATA_BUCKET=BUCKET,
         TRAINING_IMAGE_URI=IMAGE,
         TRAINING_ROLE_ARN="arn:aws:iam::123456789012:role/detrain-training",
@@ -74,19 +63,11 @@ def main() -> None:
 
     import boto3
 
-    logging.getLogger("werkzeug").setLevel(logging.ERROR)
-    s3, ecr, sagemaker = boto3.client("s3"), boto3.client("ecr"), boto3.client("sagemaker")
+    s3, sagemaker = boto3.client("s3"), boto3.client("sagemaker")
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key="datasets/fridge/images/0.jpg", Body=b"jpg")
     s3.put_object(Bucket=BUCKET, Key="datasets/fridge/_launch.json", Body=b"{}")
-    ecr.create_repository(repositoryName="detrain-training")
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-    }
-    ecr.put_image(
-        repositoryName="detrain-training", imageTag="v1", imageManifest=json.dumps(manifest)
-    )
+    emulator.register_image("detrain-training", "v1")
     event = json.loads((ROOT / "events" / "s3-put-trigger.json").read_text())
     event["Records"][0]["s3"]["object"]["key"] = "datasets/fridge/_launch.json"
 
@@ -105,7 +86,6 @@ def main() -> None:
         start = time.perf_counter()
         sagemaker.describe_training_job(TrainingJobName=name)
         bare.append(time.perf_counter() - start)
-    server.stop()
 
     assert len(jobs) == 1, f"{len(jobs)} jobs from {DELIVERIES} deliveries"
     assert statuses.count("launched") == 1 and statuses.count("already_launched") == DELIVERIES - 1

@@ -19,18 +19,15 @@ import logging
 import os
 import re
 import shutil
-import socket
 import sys
 import time
-import urllib.request
-from collections.abc import Iterator, Mapping
-from contextlib import contextmanager
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
 from urllib.parse import unquote_plus
 
-from detrain import sample_data
+from detrain import emulator, sample_data
 from detrain.local_runner import REPO_ROOT, JobResult, LocalRunner
 from detrain.storage import Storage
 from detrain.training_job import from_description
@@ -65,16 +62,6 @@ REHEARSAL_HYPERPARAMETERS = {
     "valid_fraction": "0.25",
     "amp": "false",
 }
-_IMAGE_MANIFEST = {
-    "schemaVersion": 2,
-    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-    "config": {
-        "mediaType": "application/vnd.docker.container.image.v1+json",
-        "size": 2,
-        "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
-    },
-    "layers": [],
-}
 
 
 class RehearsalError(RuntimeError):
@@ -92,62 +79,6 @@ class Stack:
     queue_url: str
 
 
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def emulated_aws() -> Iterator[str]:
-    """A moto server on loopback; this process and its children talk to it while inside."""
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    # moto keeps its state per process, not per server: start from an empty account.
-    urllib.request.urlopen(
-        urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-    ).close()
-    with _environment(
-        {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": "rehearsal",
-            "AWS_SECRET_ACCESS_KEY": "rehearsal",
-            "AWS_SESSION_TOKEN": "rehearsal",
-            "AWS_DEFAULT_REGION": REGION,
-            "AWS_REGION": REGION,
-            "AWS_PROFILE": None,
-            "AWS_CONFIG_FILE": None,
-            "AWS_SHARED_CREDENTIALS_FILE": None,
-        }
-    ):
-        try:
-            yield endpoint
-        finally:
-            server.stop()
-
-
-@contextmanager
-def _environment(values: Mapping[str, str | None]) -> Iterator[None]:
-    saved = {key: os.environ.get(key) for key in values}
-    try:
-        for key, value in values.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-        yield
-    finally:
-        for key, value in saved.items():
-            if value is None:
-                os.environ.pop(key, None)
-            else:
-                os.environ[key] = value
-
-
 def create_stack(region: str = REGION) -> Stack:
     """Bucket, repository + tagged image, training role, trigger notification -> SQS."""
     import boto3
@@ -155,13 +86,9 @@ def create_stack(region: str = REGION) -> Stack:
     account = boto3.client("sts").get_caller_identity()["Account"]
     bucket = data_bucket_name(account, region)
     boto3.client("s3").create_bucket(Bucket=bucket)
-    ecr = boto3.client("ecr")
-    repository = ecr.create_repository(repositoryName=REPOSITORY_NAME)["repository"]
     settings = from_context(load_context(REPO_ROOT / "cdk.json"))
     tag = image_tag.image_tag(REPO_ROOT / "training_image", settings.image_build_args)
-    ecr.put_image(
-        repositoryName=REPOSITORY_NAME, imageManifest=json.dumps(_IMAGE_MANIFEST), imageTag=tag
-    )
+    repository_uri = emulator.register_image(REPOSITORY_NAME, tag)
     trust = {
         "Version": "2012-10-17",
         "Statement": [
@@ -175,52 +102,10 @@ def create_stack(region: str = REGION) -> Stack:
     role_arn = boto3.client("iam").create_role(
         RoleName=TRAINING_ROLE_NAME, AssumeRolePolicyDocument=json.dumps(trust)
     )["Role"]["Arn"]
-    sqs = boto3.client("sqs")
-    queue_url = sqs.create_queue(QueueName=EVENTS_QUEUE)["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    boto3.client("s3").put_bucket_notification_configuration(
-        Bucket=bucket,
-        NotificationConfiguration={
-            "QueueConfigurations": [
-                {
-                    "QueueArn": queue_arn,
-                    "Events": ["s3:ObjectCreated:*"],
-                    "Filter": {
-                        "Key": {
-                            "FilterRules": [
-                                {"Name": "prefix", "Value": DATASETS_PREFIX},
-                                {"Name": "suffix", "Value": TRIGGER_KEY_SUFFIX},
-                            ]
-                        }
-                    },
-                }
-            ]
-        },
+    queue_url = emulator.capture_s3_events(
+        bucket, EVENTS_QUEUE, prefix=DATASETS_PREFIX, suffix=TRIGGER_KEY_SUFFIX
     )
-    return Stack(account, bucket, f"{repository['repositoryUri']}:{tag}", role_arn, queue_url)
-
-
-def receive_s3_events(queue_url: str, timeout: float = EVENT_WAIT_SECONDS) -> list[dict]:
-    """The S3 notifications delivered so far (S3's test event left out, as Lambda never gets it)."""
-    import boto3
-
-    sqs = boto3.client("sqs")
-    events: list[dict] = []
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        response = sqs.receive_message(
-            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
-        )
-        for message in response.get("Messages", []):
-            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
-            body = json.loads(message["Body"])
-            if body.get("Event") != "s3:TestEvent":
-                events.append(body)
-        if events and not response.get("Messages"):
-            break
-    return events
+    return Stack(account, bucket, f"{repository_uri}:{tag}", role_arn, queue_url)
 
 
 def launcher_settings_environment(stack: Stack) -> dict[str, str]:
@@ -236,7 +121,7 @@ def launcher_settings_environment(stack: Stack) -> dict[str, str]:
 
 def invoke_launcher(event: dict, environment: Mapping[str, str]) -> dict:
     """The launcher's handler, called as Lambda calls it, with the function's environment."""
-    with _environment(environment):
+    with emulator.environment(environment):
         from launch_training.handler import handler
 
         return handler(event, None)
@@ -310,7 +195,7 @@ def rehearse(
     progress = _Progress(out, 5)
     started = time.monotonic()
     progress("starting the emulated AWS (moto on loopback) and creating the stack's resources")
-    with emulated_aws() as endpoint:
+    with emulator.emulated_aws(REGION, "rehearsal") as endpoint:
         stack = create_stack()
         progress.note(f"endpoint {endpoint}")
         progress.note(f"bucket s3://{stack.bucket}  image {stack.image_uri}")
@@ -331,7 +216,7 @@ def rehearse(
             body["instance_count"] = instance_count
         progress(f"uploading to s3://{stack.bucket}/{DATASETS_PREFIX}{name}/ and launching")
         _upload(stack.bucket, name, folder, body)
-        events = receive_s3_events(stack.queue_url)
+        events = emulator.receive_s3_events(stack.queue_url, EVENT_WAIT_SECONDS)
         if not events:
             raise RehearsalError(
                 f"no S3 event for {DATASETS_PREFIX}{name}/{TRIGGER_FILENAME} arrived "

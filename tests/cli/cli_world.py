@@ -9,6 +9,7 @@ from dataclasses import dataclass
 
 import boto3
 
+from detrain import emulator
 from launch_training.names import Env, Output, data_bucket_name
 
 ACCOUNT, REGION = "123456789012", "us-east-1"
@@ -69,12 +70,4 @@ class Stack:
 
 
 def register_image() -> None:
-    ecr = boto3.client("ecr")
-    ecr.create_repository(repositoryName="detrain-training")
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-    }
-    ecr.put_image(
-        repositoryName="detrain-training", imageTag="v1", imageManifest=json.dumps(manifest)
-    )
+    emulator.register_image("detrain-training", "v1")

@@ -16,6 +16,7 @@ import boto3
 import pytest
 from cli_world import BUCKET, LAUNCHER_ENVIRONMENT, TEMPLATE, Stack, register_image
 
+from detrain import emulator
 from launch_training.names import STACK_NAME
 
 
@@ -25,18 +26,8 @@ def stack(aws: str) -> Iterator[Stack]:
         StackName=STACK_NAME, TemplateBody=json.dumps(TEMPLATE)
     )
     register_image()
-    sqs = boto3.client("sqs")
-    queue_url = sqs.create_queue(QueueName="created-events")["QueueUrl"]
-    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
-        "Attributes"
-    ]["QueueArn"]
-    boto3.client("s3").put_bucket_notification_configuration(
-        Bucket=BUCKET,
-        NotificationConfiguration={
-            "QueueConfigurations": [{"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}]
-        },
-    )
-    sqs.purge_queue(QueueUrl=queue_url)  # the s3:TestEvent
+    queue_url = emulator.capture_s3_events(BUCKET, "created-events")
+    boto3.client("sqs").purge_queue(QueueUrl=queue_url)  # the s3:TestEvent
     env = {**os.environ, "COLUMNS": "100"}
     yield Stack(bucket=BUCKET, env=env, queue_url=queue_url)
 

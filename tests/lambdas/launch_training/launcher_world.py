@@ -2,13 +2,11 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 from dataclasses import dataclass
 from pathlib import Path
 
-import boto3
-
+from detrain import emulator
 from launch_training import settings
 from launch_training.names import Env, data_bucket_name
 
@@ -40,18 +38,7 @@ def sample_event(name: str) -> dict:
 
 def register_image(uri: str = IMAGE_URI) -> None:
     image = settings.parse_image_uri(uri)
-    ecr = boto3.client("ecr")
-    with contextlib.suppress(ecr.exceptions.RepositoryAlreadyExistsException):
-        ecr.create_repository(repositoryName=image.repository)
-    manifest = {
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
-        "config": {},
-        "layers": [],
-    }
-    ecr.put_image(
-        repositoryName=image.repository, imageTag=image.tag, imageManifest=json.dumps(manifest)
-    )
+    emulator.register_image(image.repository, image.tag)
 
 
 @dataclass

@@ -1,0 +1,148 @@
+"""The embedded AWS: a moto server on loopback, and the stand-ins moto needs from us.
+
+Used by the rehearsal, the tests and the benchmarks, so each sets up the emulator the same
+way: an image "pushed" to ECR without Docker, and S3 notifications captured in an SQS queue
+(moto delivers real ObjectCreated events there; it cannot invoke a Lambda function).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import time
+import urllib.request
+from collections.abc import Iterator, Mapping, Sequence
+from contextlib import contextmanager
+
+# A valid image manifest: what `docker push` would register. moto stores it as the image.
+FAKE_IMAGE_MANIFEST = {
+    "schemaVersion": 2,
+    "mediaType": "application/vnd.docker.distribution.manifest.v2+json",
+    "config": {
+        "mediaType": "application/vnd.docker.container.image.v1+json",
+        "size": 2,
+        "digest": "sha256:44136fa355b3678a1146ad16f7e8649e94fb4fc21fe77e8310c060f61caaff8a",
+    },
+    "layers": [],
+}
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@contextmanager
+def emulated_aws(region: str, credentials: str = "emulated") -> Iterator[str]:
+    """A moto server on loopback; this process and its children talk to it while inside."""
+    from moto.server import ThreadedMotoServer
+
+    logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per emulated request
+    port = free_port()
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+    server.start()
+    endpoint = f"http://127.0.0.1:{port}"
+    # moto keeps its state per process, not per server: start from an empty account.
+    urllib.request.urlopen(
+        urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    ).close()
+    with environment(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": credentials,
+            "AWS_SECRET_ACCESS_KEY": credentials,
+            "AWS_SESSION_TOKEN": credentials,
+            "AWS_DEFAULT_REGION": region,
+            "AWS_REGION": region,
+            "AWS_PROFILE": None,
+            "AWS_CONFIG_FILE": None,
+            "AWS_SHARED_CREDENTIALS_FILE": None,
+        }
+    ):
+        try:
+            yield endpoint
+        finally:
+            server.stop()
+
+
+@contextmanager
+def environment(values: Mapping[str, str | None]) -> Iterator[None]:
+    """Set (or, for None, unset) environment variables while inside; restore them after."""
+    saved = {key: os.environ.get(key) for key in values}
+    try:
+        for key, value in values.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+        yield
+    finally:
+        for key, value in saved.items():
+            if value is None:
+                os.environ.pop(key, None)
+            else:
+                os.environ[key] = value
+
+
+def register_image(repository: str, tag: str) -> str:
+    """Create the repository (if missing) and register an image under `tag`; its repository URI."""
+    import boto3
+
+    ecr = boto3.client("ecr")
+    try:
+        uri = ecr.create_repository(repositoryName=repository)["repository"]["repositoryUri"]
+    except ecr.exceptions.RepositoryAlreadyExistsException:
+        uri = ecr.describe_repositories(repositoryNames=[repository])["repositories"][0][
+            "repositoryUri"
+        ]
+    ecr.put_image(
+        repositoryName=repository, imageTag=tag, imageManifest=json.dumps(FAKE_IMAGE_MANIFEST)
+    )
+    return uri
+
+
+def capture_s3_events(bucket: str, queue_name: str, *, prefix: str = "", suffix: str = "") -> str:
+    """Point the bucket's ObjectCreated notifications (optionally filtered) at a new queue."""
+    import boto3
+
+    sqs = boto3.client("sqs")
+    queue_url = sqs.create_queue(QueueName=queue_name)["QueueUrl"]
+    queue_arn = sqs.get_queue_attributes(QueueUrl=queue_url, AttributeNames=["QueueArn"])[
+        "Attributes"
+    ]["QueueArn"]
+    rules: Sequence[dict] = [
+        {"Name": name, "Value": value}
+        for name, value in (("prefix", prefix), ("suffix", suffix))
+        if value
+    ]
+    queue: dict = {"QueueArn": queue_arn, "Events": ["s3:ObjectCreated:*"]}
+    if rules:
+        queue["Filter"] = {"Key": {"FilterRules": rules}}
+    boto3.client("s3").put_bucket_notification_configuration(
+        Bucket=bucket, NotificationConfiguration={"QueueConfigurations": [queue]}
+    )
+    return queue_url
+
+
+def receive_s3_events(queue_url: str, timeout: float) -> list[dict]:
+    """The S3 notifications delivered so far (S3's test event left out, as Lambda never gets it)."""
+    import boto3
+
+    sqs = boto3.client("sqs")
+    events: list[dict] = []
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        response = sqs.receive_message(
+            QueueUrl=queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=1
+        )
+        for message in response.get("Messages", []):
+            sqs.delete_message(QueueUrl=queue_url, ReceiptHandle=message["ReceiptHandle"])
+            body = json.loads(message["Body"])
+            if body.get("Event") != "s3:TestEvent":
+                events.append(body)
+        if events and not response.get("Messages"):
+            break
+    return events
