@@ -1,5 +1,5 @@
-"""The role SageMaker assumes for a training job: read datasets, write models and checkpoints,
-pull this repository's image, write its own logs and metrics. Nothing more.
+"""The role SageMaker assumes for a training job: read datasets, write models and checkpoints
+(and delete old checkpoints), pull this repository's image, write its own logs and metrics.
 
 Permissions per https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html
 (CreateTrainingJob: S3 input/output, ECR pull, CloudWatch Logs and metrics).
@@ -65,6 +65,13 @@ class TrainingRole(Construct):
                     bucket.arn_for_objects(f"{MODELS_PREFIX}*"),
                     bucket.arn_for_objects(f"{CHECKPOINTS_PREFIX}*"),
                 ],
+            ),
+            # The trainer keeps its last checkpoints only, and SageMaker mirrors a local delete
+            # under /opt/ml/checkpoints into S3: without this, the sync of a prune is refused.
+            iam.PolicyStatement(
+                sid="PruneCheckpoints",
+                actions=["s3:DeleteObject"],
+                resources=[bucket.arn_for_objects(f"{CHECKPOINTS_PREFIX}*")],
             ),
             iam.PolicyStatement(
                 sid="UseTheDataKey",

@@ -49,7 +49,15 @@ def test_it_has_no_wildcard_actions_and_no_other_services(statements):
         "logs",
         "cloudwatch",
     }
-    assert "s3:DeleteObject" not in granted
+    assert "s3:DeleteObject" in granted  # checkpoints only: see the next test
+
+
+def test_it_may_delete_old_checkpoints_and_nothing_else(statements):
+    deletes = [s for s in statements if "s3:DeleteObject" in text(s["Action"])]
+
+    assert [s["Sid"] for s in deletes] == ["PruneCheckpoints"]
+    assert "/checkpoints/*" in text(deletes[0]["Resource"])
+    assert "/datasets/" not in text(deletes[0]) and "/models/" not in text(deletes[0])
 
 
 def test_metrics_are_limited_to_sagemakers_namespace(statements):
