@@ -23,6 +23,8 @@ logging.getLogger("launch_training").setLevel(logging.INFO)
 
 @functools.cache
 def _clients(region: str | None, endpoint: str | None) -> launcher.Clients:
+    """One set of clients per warm container. boto3 reads AWS_ENDPOINT_URL itself; `endpoint` is
+    only part of the cache key, so a process that switches emulators gets fresh clients."""
     session = boto3.session.Session(region_name=region)
     return launcher.Clients(*(session.client(name) for name in ("s3", "ecr", "sagemaker")))
 
