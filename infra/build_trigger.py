@@ -101,6 +101,10 @@ class BuildTrigger(Construct):
                 "BuildArgs": dict(build_args),
             },
         )
+        # The build starts as soon as this resource is created: its role's policy (source
+        # asset, ECR push, logs, the key) must exist by then, not be created alongside.
+        if project.role is not None:
+            self.resource.node.add_dependency(project.role)
         self.image_uri = self.resource.get_att_string("ImageUri")
         self._acknowledge()
 

@@ -6,12 +6,13 @@ Layout (names.py): ``datasets/<name>/`` holds a dataset and its ``_launch.json``
 
 from __future__ import annotations
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.nag import acknowledge
+from infra.runtime import removal_policy
 from launch_training.names import CHECKPOINTS_PREFIX, data_bucket_name
 
 NONCURRENT_VERSIONS_DAYS = 30
@@ -24,7 +25,7 @@ class DataBucket(Construct):
     def __init__(self, scope: Construct, construct_id: str, *, key: kms.IKey, retain: bool) -> None:
         super().__init__(scope, construct_id)
         stack = Stack.of(self)
-        removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+        removal = removal_policy(retain)
         common = {
             "block_public_access": s3.BlockPublicAccess.BLOCK_ALL,
             "enforce_ssl": True,

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack
+from aws_cdk import Duration, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_kms as kms
@@ -22,7 +22,7 @@ from constructs import Construct
 from infra.build_trigger import BuildTrigger
 from infra.image_tag import IGNORED_DIRECTORIES, IGNORED_SUFFIXES
 from infra.nag import INLINE_POLICY_REASON, acknowledge, region_arn
-from infra.runtime import LOG_RETENTION
+from infra.runtime import LOG_RETENTION, removal_policy
 
 REPOSITORY_URI_VARIABLE = "REPOSITORY_URI"
 BUILDSPEC = "buildspec.yml"
@@ -48,7 +48,7 @@ class ImageBuild(Construct):
         retain: bool,
     ) -> None:
         super().__init__(scope, construct_id)
-        removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+        removal = removal_policy(retain)
         self.context = s3_assets.Asset(
             self,
             "Context",

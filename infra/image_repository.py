@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
-from aws_cdk import RemovalPolicy
 from aws_cdk import aws_ecr as ecr
 from constructs import Construct
 
+from infra.runtime import removal_policy
 from launch_training.names import REPOSITORY_NAME
 
 
@@ -28,5 +28,14 @@ class ImageRepository(Construct):
                     max_image_count=images_kept,
                 )
             ],
-            removal_policy=RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY,
+            removal_policy=removal_policy(retain),
         )
+        # The build pushes an image before the deploy ends: if a later resource fails the first
+        # deploy, its rollback must be able to delete the repository it created (ECR refuses
+        # to delete a repository that holds images). When retained, CloudFormation deletes it
+        # only in that rollback; with removalPolicy=destroy, also on `cdk destroy` (images are
+        # rebuilt from training_image/). CDK's emptyOnDelete prop demands DESTROY, so set the
+        # CloudFormation property itself.
+        repository = self.repository.node.default_child
+        assert isinstance(repository, ecr.CfnRepository)
+        repository.empty_on_delete = True

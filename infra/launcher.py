@@ -2,14 +2,16 @@
 
 Only ``datasets/<name>/_launch.json`` invokes it (an S3 notification filtered by prefix and
 suffix), so a dataset of 10,000 images invokes it once. Failed invocations (after the
-retries) go to an encrypted dead-letter queue.
+retries) go to an encrypted dead-letter queue; launches refused for good (a quota, a
+permission) are published to the notifications topic by the function itself. No concurrency
+is reserved unless ``detrain:launcherConcurrency`` asks for it.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from aws_cdk import Duration, RemovalPolicy, Stack, SymlinkFollowMode
+from aws_cdk import Duration, Stack, SymlinkFollowMode
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
@@ -18,11 +20,12 @@ from aws_cdk import aws_lambda_destinations as destinations
 from aws_cdk import aws_logs as logs
 from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_s3_notifications as s3n
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
 from infra.launcher_policy import TRIGGER_SUFFIX, acknowledge_launcher, launcher_statements
-from infra.runtime import LAMBDA_RUNTIME, LOG_RETENTION
+from infra.runtime import LAMBDA_RUNTIME, LOG_RETENTION, removal_policy
 from launch_training.names import DATASETS_PREFIX
 
 HANDLER = "launch_training.handler.handler"
@@ -41,11 +44,12 @@ class Launcher(Construct):
         key: kms.IKey,
         repository: ecr.IRepository,
         training_role: iam.IRole,
-        reserved_concurrency: int,
+        topic: sns.ITopic,
+        reserved_concurrency: int | None,
         retain: bool,
     ) -> None:
         super().__init__(scope, construct_id)
-        removal = RemovalPolicy.RETAIN if retain else RemovalPolicy.DESTROY
+        removal = removal_policy(retain)
         self.log_group = logs.LogGroup(
             self, "Logs", retention=LOG_RETENTION, encryption_key=key, removal_policy=removal
         )
@@ -70,6 +74,7 @@ class Launcher(Construct):
             key=key,
             repository=repository,
             training_role=training_role,
+            topic=topic,
         ):
             self.role.add_to_policy(statement)
         self.log_group.grant_write(self.role)
@@ -100,5 +105,9 @@ class Launcher(Construct):
             s3.NotificationKeyFilter(prefix=DATASETS_PREFIX, suffix=TRIGGER_SUFFIX),
         )
         acknowledge_launcher(
-            role=self.role, function=self.function, queue=self.dead_letters, bucket=bucket
+            role=self.role,
+            function=self.function,
+            queue=self.dead_letters,
+            bucket=bucket,
+            reserved_concurrency=reserved_concurrency,
         )

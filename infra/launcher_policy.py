@@ -2,8 +2,15 @@
 
 The launcher may: list datasets/ and read trigger objects; create, describe and tag training
 jobs named detrain-*; describe images of this repository; pass the training role, to SageMaker
-only. Listing and stopping jobs is the operator's (``detrain list``/``stop``, with their own
-credentials); the function never does either, so its role cannot.
+only; publish refusals to the notifications topic. Listing and stopping jobs is the
+operator's (``detrain list``/``stop``, with their own credentials); the function never does
+either, so its role cannot. Its uses of the platform key go through S3 (reading triggers) and
+SNS (publishing to the encrypted topic) only, by ``kms:ViaService``.
+
+A training job's output is encrypted with the platform key (``OutputDataConfig.KmsKeyId``):
+the caller of CreateTrainingJob needs no KMS permission for it (kms:CreateGrant only with a
+``VolumeKmsKeyId``, which detrain does not set), the training role does (training_role.py).
+https://docs.aws.amazon.com/sagemaker/latest/dg/api-permissions-reference.html
 """
 
 from __future__ import annotations
@@ -14,9 +21,11 @@ from aws_cdk import aws_iam as iam
 from aws_cdk import aws_kms as kms
 from aws_cdk import aws_lambda as lambda_
 from aws_cdk import aws_s3 as s3
+from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
 from infra.nag import INLINE_POLICY_REASON, acknowledge, logical_arn, region_arn
+from infra.platform_key import via_service
 from launch_training.names import DATASETS_PREFIX, JOB_NAME_PREFIX, TRIGGER_FILENAME
 
 TRIGGER_SUFFIX = f"/{TRIGGER_FILENAME}"
@@ -30,6 +39,7 @@ def launcher_statements(
     key: kms.IKey,
     repository: ecr.IRepository,
     training_role: iam.IRole,
+    topic: sns.ITopic,
 ) -> list[iam.PolicyStatement]:
     """Exact statements: what the launcher reads, starts, checks and passes; nothing else."""
     training_jobs = stack.format_arn(
@@ -48,7 +58,10 @@ def launcher_statements(
             resources=[bucket.arn_for_objects(f"{DATASETS_PREFIX}*{TRIGGER_SUFFIX}")],
         ),
         iam.PolicyStatement(
-            sid="DecryptTriggers", actions=["kms:Decrypt"], resources=[key.key_arn]
+            sid="DecryptTriggers",
+            actions=["kms:Decrypt"],
+            resources=[key.key_arn],
+            conditions=via_service(stack, "s3"),
         ),
         iam.PolicyStatement(
             sid="ManageProjectTrainingJobs",
@@ -70,11 +83,27 @@ def launcher_statements(
             resources=[training_role.role_arn],
             conditions={"StringEquals": {"iam:PassedToService": SAGEMAKER_SERVICE}},
         ),
+        iam.PolicyStatement(
+            sid="PublishRefusals", actions=["sns:Publish"], resources=[topic.topic_arn]
+        ),
+        # What a publisher to a KMS-encrypted topic needs, per
+        # https://docs.aws.amazon.com/sns/latest/dg/sns-key-management.html
+        iam.PolicyStatement(
+            sid="EncryptRefusals",
+            actions=["kms:GenerateDataKey", "kms:Decrypt"],
+            resources=[key.key_arn],
+            conditions=via_service(stack, "sns"),
+        ),
     ]
 
 
 def acknowledge_launcher(
-    *, role: iam.IRole, function: lambda_.IFunction, queue: sqs.IQueue, bucket: s3.IBucket
+    *,
+    role: iam.IRole,
+    function: lambda_.IFunction,
+    queue: sqs.IQueue,
+    bucket: s3.IBucket,
+    reserved_concurrency: int | None,
 ) -> None:
     """The launcher's accepted findings, each on the construct that owns it."""
     stack = Stack.of(role)
@@ -99,6 +128,15 @@ def acknowledge_launcher(
         "FailedLaunches queue): its records hold the event, the error and the stack trace.",
     )
     acknowledge(function, "NIST.800.53.R5-LambdaInsideVPC", _NO_VPC_REASON)
+    if reserved_concurrency is None:
+        acknowledge(
+            function,
+            "NIST.800.53.R5-LambdaConcurrency",
+            "Off by default (detrain:launcherConcurrency): Lambda refuses a reservation that "
+            "leaves under 100 unreserved, and new accounts may have a quota of 10, so a default "
+            "reservation would fail the first deploy. One invocation per _launch.json; set the "
+            "setting to cap it.",
+        )
     acknowledge(
         queue,
         "AwsSolutions-SQS3",

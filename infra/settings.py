@@ -2,17 +2,24 @@
 
 Pure Python (no aws_cdk import): the CDK app, the local rehearsal and the tests read the
 same keys through the same checks. Values given on the command line (``-c key=value``)
-arrive as strings; each reader accepts both the JSON type and its string spelling.
+arrive as strings; each reader accepts both the JSON type and its string spelling. Instance
+types are checked against SageMaker's own list of training instance types, read from
+botocore's service model (no AWS call).
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 from typing import Any
+
+import botocore
+import botocore.session
 
 from launch_training.names import SPOT_MODES, Env
 
@@ -33,6 +40,9 @@ MAX_RUNTIME_HOURS_RANGE = (1, 672)
 MAX_INSTANCE_COUNT_RANGE = (1, 100)
 IMAGES_KEPT_RANGE = (1, 1000)
 LAUNCHER_CONCURRENCY_RANGE = (1, 100)
+# No reserved concurrency unless asked for: a reservation must leave the account's unreserved
+# pool at least 100 (Lambda refuses it otherwise), and a new account's quota can be 10.
+LAUNCHER_CONCURRENCY_OFF = "off"
 # detrain:cuda -> the Dockerfile's TORCH_INDEX_URL build arg, where pip finds torch's CUDA build:
 # empty = PyPI's wheels (CUDA 13.0, host driver >= 580); cu126 = PyTorch's (driver >= 525).
 TORCH_INDEX_URL = "TORCH_INDEX_URL"
@@ -41,11 +51,10 @@ DEFAULT_CUDA = "13.0"
 DEFAULTS: dict[str, Any] = {
     NOTIFICATION_EMAIL: "",
     IMAGES_KEPT: 10,
-    LAUNCHER_CONCURRENCY: 2,
+    LAUNCHER_CONCURRENCY: LAUNCHER_CONCURRENCY_OFF,
     CUDA: DEFAULT_CUDA,
 }
 
-_INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.([1-9][0-9]*xlarge|xlarge|large|medium|small)$")
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
 
 
@@ -65,7 +74,7 @@ class Settings:
     notification_email: str
     removal_policy: str
     images_kept: int
-    launcher_concurrency: int
+    launcher_concurrency: int | None  # reserved concurrent executions; None: none reserved
     cuda: str = DEFAULT_CUDA
 
     @property
@@ -118,7 +127,9 @@ def from_context(context: Mapping[str, Any]) -> Settings:
         return value
 
     instance_types = _instance_types(get(INSTANCE_TYPES))
-    default_instance_type = _text(DEFAULT_INSTANCE_TYPE, get(DEFAULT_INSTANCE_TYPE))
+    default_instance_type = _training_instance_type(
+        DEFAULT_INSTANCE_TYPE, _text(DEFAULT_INSTANCE_TYPE, get(DEFAULT_INSTANCE_TYPE))
+    )
     if default_instance_type not in instance_types:
         raise SettingsError(
             f"{DEFAULT_INSTANCE_TYPE}={default_instance_type!r} is not one of "
@@ -143,17 +154,25 @@ def from_context(context: Mapping[str, Any]) -> Settings:
         notification_email=email,
         removal_policy=_choice(REMOVAL_POLICY, get(REMOVAL_POLICY), REMOVAL_POLICIES),
         images_kept=_integer(IMAGES_KEPT, get(IMAGES_KEPT), IMAGES_KEPT_RANGE),
-        launcher_concurrency=_integer(
-            LAUNCHER_CONCURRENCY, get(LAUNCHER_CONCURRENCY), LAUNCHER_CONCURRENCY_RANGE
-        ),
+        launcher_concurrency=_launcher_concurrency(get(LAUNCHER_CONCURRENCY)),
         cuda=_cuda(get(CUDA)),
     )
 
 
 def launcher_environment(
-    settings: Settings, *, bucket_name: str, image_uri: str, training_role_arn: str
+    settings: Settings,
+    *,
+    bucket_name: str,
+    image_uri: str,
+    training_role_arn: str,
+    output_kms_key_arn: str = "",
+    notifications_topic_arn: str = "",
 ) -> dict[str, str]:
-    """The launcher function's environment (names.Env -> value), as its reader parses it."""
+    """The launcher function's environment (names.Env -> value), as its reader parses it.
+
+    The stack passes every value; an empty key or topic ARN (the local rehearsal's) means
+    none: the output keeps the bucket's default encryption, refusals are only logged.
+    """
     return {
         Env.DATA_BUCKET: bucket_name,
         Env.TRAINING_IMAGE_URI: image_uri,
@@ -163,6 +182,8 @@ def launcher_environment(
         Env.MAX_INSTANCE_COUNT: str(settings.max_instance_count),
         Env.MAX_RUNTIME_HOURS: str(settings.max_runtime_hours),
         Env.SPOT: settings.spot,
+        Env.OUTPUT_KMS_KEY_ARN: output_kms_key_arn,
+        Env.NOTIFICATIONS_TOPIC_ARN: notifications_topic_arn,
     }
 
 
@@ -186,7 +207,15 @@ def _cuda(value: Any) -> str:
     return _choice(CUDA, text, tuple(TORCH_INDEX_URLS))
 
 
-def _integer(key: str, value: Any, bounds: tuple[int, int]) -> int:
+def _launcher_concurrency(value: Any) -> int | None:
+    if isinstance(value, str) and value.strip().lower() in (LAUNCHER_CONCURRENCY_OFF, ""):
+        return None
+    return _integer(
+        LAUNCHER_CONCURRENCY, value, LAUNCHER_CONCURRENCY_RANGE, or_else=LAUNCHER_CONCURRENCY_OFF
+    )
+
+
+def _integer(key: str, value: Any, bounds: tuple[int, int], *, or_else: str = "") -> int:
     low, high = bounds
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
@@ -194,8 +223,9 @@ def _integer(key: str, value: Any, bounds: tuple[int, int]) -> int:
     elif isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
         number = int(value)
     if number is None or not low <= number <= high:
+        alternative = f", or {or_else!r}" if or_else else ""
         raise SettingsError(
-            f"{key}={value!r} is not allowed; allowed: an integer from {low} to {high}"
+            f"{key}={value!r} is not allowed; allowed: an integer from {low} to {high}{alternative}"
         )
     return number
 
@@ -217,12 +247,29 @@ def _instance_types(value: Any) -> tuple[str, ...]:
     if not types:
         raise SettingsError(f"{INSTANCE_TYPES}={value!r} is empty; allowed: at least one type")
     for item in types:
-        if not _INSTANCE_TYPE.match(item):
-            raise SettingsError(
-                f"{INSTANCE_TYPES} holds {item!r}, not a SageMaker training instance type; "
-                "allowed: names such as ml.g5.xlarge or ml.p4d.24xlarge"
-            )
+        _training_instance_type(INSTANCE_TYPES, item)
     duplicates = sorted({item for item in types if types.count(item) > 1})
     if duplicates:
         raise SettingsError(f"{INSTANCE_TYPES} lists {', '.join(duplicates)} more than once")
     return types
+
+
+@cache
+def sagemaker_training_instance_types() -> frozenset[str]:
+    """SageMaker's training instance types: the ``TrainingInstanceType`` enum of the
+    CreateTrainingJob API, as the installed botocore's service model carries it."""
+    model = botocore.session.get_session().get_service_model("sagemaker")
+    return frozenset(model.shape_for("TrainingInstanceType").enum)
+
+
+def _training_instance_type(key: str, item: str) -> str:
+    known = sagemaker_training_instance_types()
+    if item in known:
+        return item
+    close = difflib.get_close_matches(item, sorted(known), n=4)
+    hint = f"close matches: {', '.join(close)}" if close else "e.g. ml.g5.xlarge, ml.g6.xlarge"
+    raise SettingsError(
+        f"{key} holds {item!r}, not a SageMaker training instance type; {hint} "
+        f"(SageMaker's list of {len(known)} types in botocore {botocore.__version__}; a type "
+        "newer than that needs a newer boto3 pin)"
+    )

@@ -54,6 +54,9 @@ class DetrainStack(Stack):
         training = TrainingRole(
             self, "Training", bucket=data.bucket, key=key, repository=repository
         )
+        notifications = Notifications(
+            self, "Notifications", key=key, email=settings.notification_email
+        )
         launcher = Launcher(
             self,
             "Launcher",
@@ -63,16 +66,16 @@ class DetrainStack(Stack):
                 bucket_name=data.bucket.bucket_name,
                 image_uri=build.image_uri,
                 training_role_arn=training.role.role_arn,
+                output_kms_key_arn=key.key_arn,
+                notifications_topic_arn=notifications.topic.topic_arn,
             ),
             bucket=data.bucket,
             key=key,
             repository=repository,
             training_role=training.role,
+            topic=notifications.topic,
             reserved_concurrency=settings.launcher_concurrency,
             retain=retain,
-        )
-        notifications = Notifications(
-            self, "Notifications", key=key, email=settings.notification_email
         )
         for output_key, value in (
             (Output.BUCKET_NAME, data.bucket.bucket_name),

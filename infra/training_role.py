@@ -2,7 +2,10 @@
 (and delete old checkpoints), pull this repository's image, write its own logs and metrics.
 
 Permissions per https://docs.aws.amazon.com/sagemaker/latest/dg/sagemaker-roles.html
-(CreateTrainingJob: S3 input/output, ECR pull, CloudWatch Logs and metrics).
+(CreateTrainingJob: S3 input/output, ECR pull, CloudWatch Logs and metrics; kms:Decrypt for
+SSE-KMS input; kms:Encrypt for a KMS key in the output configuration) and S3's SSE-KMS
+(kms:GenerateDataKey to write, kms:Decrypt to read and to finish multipart uploads:
+https://docs.aws.amazon.com/AmazonS3/latest/userguide/UsingKMSEncryption.html).
 """
 
 from __future__ import annotations
@@ -15,6 +18,7 @@ from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
 from infra.nag import INLINE_POLICY_REASON, acknowledge, logical_arn, region_arn
+from infra.platform_key import via_service
 from launch_training.names import CHECKPOINTS_PREFIX, DATASETS_PREFIX, MODELS_PREFIX
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
@@ -73,10 +77,17 @@ class TrainingRole(Construct):
                 actions=["s3:DeleteObject"],
                 resources=[bucket.arn_for_objects(f"{CHECKPOINTS_PREFIX}*")],
             ),
+            # S3 reads and writes SSE-KMS objects with the platform key on the role's behalf.
             iam.PolicyStatement(
                 sid="UseTheDataKey",
                 actions=["kms:Decrypt", "kms:GenerateDataKey"],
                 resources=[key.key_arn],
+                conditions=via_service(stack, "s3"),
+            ),
+            # The job's output is encrypted with the platform key (OutputDataConfig.KmsKeyId):
+            # SageMaker requires kms:Encrypt of the role for it (no via-service is documented).
+            iam.PolicyStatement(
+                sid="EncryptJobOutput", actions=["kms:Encrypt"], resources=[key.key_arn]
             ),
             iam.PolicyStatement(
                 sid="WriteTrainingLogs",

@@ -112,5 +112,13 @@ def synthesized(synth_variant) -> Synthesized:
 
 
 @pytest.fixture(scope="session")
+def other_shape(synth_variant) -> Synthesized:
+    """The stack with every shape-changing setting away from its default (shapes.py)."""
+    from shapes import OTHER_SHAPE
+
+    return synth_variant(OTHER_SHAPE)
+
+
+@pytest.fixture(scope="session")
 def template(synthesized: Synthesized):
     return synthesized.template

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
+from shapes import OTHER_SHAPE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -18,10 +19,7 @@ PACKS = {"AwsSolutions": AwsSolutionsChecks, "NIST.800.53.R5": NIST80053R5Checks
 VARIANTS = {
     "defaults": ({}, None),
     "account-and-region": ({}, {"account": "123456789012", "region": "eu-west-1"}),
-    "destroy-with-email": (
-        {"detrain:removalPolicy": "destroy", "detrain:notificationEmail": "ops@example.com"},
-        None,
-    ),
+    "destroy-email-concurrency": (OTHER_SHAPE, None),
 }
 
 

@@ -72,6 +72,8 @@ def test_a_json_list_on_the_command_line_is_accepted(context):
         (s.MAX_RUNTIME_HOURS, "673", "from 1 to 672"),
         (s.MAX_RUNTIME_HOURS, "two", "from 1 to 672"),
         (s.IMAGES_KEPT, -1, "from 1 to 1000"),
+        (s.LAUNCHER_CONCURRENCY, "0", "an integer from 1 to 100, or 'off'"),
+        (s.LAUNCHER_CONCURRENCY, "none", "an integer from 1 to 100, or 'off'"),
         (s.DEFAULT_INSTANCE_TYPE, "ml.p5.48xlarge", "ml.g5.xlarge"),
         (s.INSTANCE_TYPES, "g5.xlarge", "ml.g5.xlarge"),
         (s.INSTANCE_TYPES, [], "at least one"),
@@ -132,6 +134,46 @@ def test_every_flavour_index_is_the_one_the_dockerfile_documents():
         assert url in dockerfile
 
 
+def test_no_launcher_concurrency_is_reserved_unless_asked_for(context):
+    missing = {key: value for key, value in context.items() if key != s.LAUNCHER_CONCURRENCY}
+
+    assert context[s.LAUNCHER_CONCURRENCY] == "off"
+    assert s.from_context(context).launcher_concurrency is None
+    assert s.from_context(missing).launcher_concurrency is None
+    assert s.from_context({**context, s.LAUNCHER_CONCURRENCY: "OFF"}).launcher_concurrency is None
+    assert s.from_context({**context, s.LAUNCHER_CONCURRENCY: 3}).launcher_concurrency == 3
+
+
+@pytest.mark.parametrize(
+    ("types", "default", "key"),
+    [
+        ("ml.g5.xlarge,ml.g5.3xlarge", "ml.g5.xlarge", s.INSTANCE_TYPES),
+        ("ml.g5.xlarge", "ml.g5.3xlarge", s.DEFAULT_INSTANCE_TYPE),
+    ],
+)
+def test_an_instance_type_sagemaker_does_not_train_on_is_refused_naming_close_ones(
+    context, types, default, key
+):
+    # The old pattern (ml.<family>.<n>xlarge) accepted it; SageMaker has no ml.g5.3xlarge.
+    overrides = {s.INSTANCE_TYPES: types, s.DEFAULT_INSTANCE_TYPE: default}
+
+    with pytest.raises(s.SettingsError) as error:
+        s.from_context({**context, **overrides})
+
+    message = str(error.value)
+    assert f"{key} holds 'ml.g5.3xlarge', not a SageMaker training instance type" in message
+    assert re.search(r"close matches: .*ml\.g5\.2xlarge", message)
+    assert "ml.g5.4xlarge" in message
+
+
+def test_the_known_types_are_sagemakers_own_training_instance_types():
+    known = s.sagemaker_training_instance_types()
+
+    assert {"ml.g5.xlarge", "ml.g6.12xlarge", "ml.p4d.24xlarge", "ml.p5.48xlarge"} <= known
+    assert "ml.g5.3xlarge" not in known
+    assert all(name.startswith("ml.") for name in known)
+
+
 def test_duplicate_instance_types_are_refused(context):
     with pytest.raises(s.SettingsError, match=re.escape("ml.g5.xlarge more than once")):
         s.from_context({**context, s.INSTANCE_TYPES: "ml.g5.xlarge,ml.g5.xlarge"})
@@ -152,6 +194,8 @@ def test_the_launcher_reads_back_the_environment_the_stack_sets(context):
         bucket_name="detrain-data-123456789012-us-east-1",
         image_uri="123456789012.dkr.ecr.us-east-1.amazonaws.com/detrain-training:0123abcd",
         training_role_arn="arn:aws:iam::123456789012:role/detrain-training",
+        output_kms_key_arn="arn:aws:kms:us-east-1:123456789012:key/1234abcd-12ab-34cd-56ef-1234567890ab",
+        notifications_topic_arn="arn:aws:sns:us-east-1:123456789012:detrain-jobs",
     )
 
     assert set(environment) == {v for k, v in vars(Env).items() if not k.startswith("_")}

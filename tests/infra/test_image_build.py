@@ -148,3 +148,17 @@ def test_cuda_12_6_builds_from_pytorchs_index_under_its_own_tag(synthesized, syn
     assert build["ImageUri"]["Fn::Join"][1][-1] == f":{build['ImageTag']}"
     image_uri = _launcher_environment(older_drivers)[Env.TRAINING_IMAGE_URI]
     assert image_uri == {"Fn::GetAtt": [build_id, "ImageUri"]}
+
+
+def test_the_build_starts_only_after_the_build_roles_policy_exists(synthesized):
+    """StartBuild runs when the resource is created; CloudFormation must have made the
+    project role's policy (source asset, ECR push, logs, the key) by then."""
+    role = synthesized.only("AWS::CodeBuild::Project")["ServiceRole"]["Fn::GetAtt"][0]
+    (policy,) = [
+        name
+        for name, p in synthesized.resources("AWS::IAM::Policy").items()
+        if {"Ref": role} in p["Properties"]["Roles"]
+    ]
+    (build,) = synthesized.resources("Custom::TrainingImageBuild").values()
+
+    assert policy in build["DependsOn"]

@@ -28,6 +28,13 @@ def _kept(synthesized) -> int:
     return rule["selection"]["countNumber"]
 
 
-def test_the_lifecycle_keeps_the_configured_number_of_images(synthesized, synth_variant):
+def test_the_lifecycle_keeps_the_configured_number_of_images(synthesized, other_shape):
     assert _kept(synthesized) == 10
-    assert _kept(synth_variant({"detrain:imagesKept": "3"})) == 3
+    assert _kept(other_shape) == 3
+
+
+def test_a_rolled_back_first_deploy_can_delete_the_repository_it_filled(synthesized, other_shape):
+    """The build pushes before the deploy ends; ECR refuses to delete a repository holding
+    images, so without EmptyOnDelete a failed first deploy would leave the fixed name taken."""
+    for shape in (synthesized, other_shape):
+        assert shape.only("AWS::ECR::Repository")["EmptyOnDelete"] is True

@@ -11,17 +11,26 @@ from launch_training.names import DATASETS_PREFIX, TRIGGER_FILENAME, Env
 
 @pytest.fixture(scope="module")
 def function(synthesized) -> dict:
+    return _launcher(synthesized)
+
+
+@pytest.fixture(scope="module")
+def statements(synthesized) -> list[dict]:
+    return statements_of(synthesized, "LauncherRole")
+
+
+def _only_id(synthesized, resource_type: str) -> str:
+    (name,) = synthesized.resources(resource_type)
+    return name
+
+
+def _launcher(synthesized) -> dict:
     (found,) = [
         f["Properties"]
         for f in synthesized.resources("AWS::Lambda::Function").values()
         if f["Properties"].get("Handler") == HANDLER
     ]
     return found
-
-
-@pytest.fixture(scope="module")
-def statements(synthesized) -> list[dict]:
-    return statements_of(synthesized, "LauncherRole")
 
 
 def test_only_a_datasets_trigger_object_invokes_it(synthesized):
@@ -56,8 +65,24 @@ def test_it_runs_the_newest_python_with_the_settings_environment(function):
     assert variables[Env.MAX_INSTANCE_COUNT] == "2"
 
 
-def test_it_has_reserved_concurrency_and_a_log_group_kept_a_year(function, synthesized):
-    assert function["ReservedConcurrentExecutions"] == 2
+def test_it_is_given_the_platform_key_for_job_output_and_the_notifications_topic(
+    function, synthesized
+):
+    variables = function["Environment"]["Variables"]
+
+    key = _only_id(synthesized, "AWS::KMS::Key")
+    topic = _only_id(synthesized, "AWS::SNS::Topic")
+    assert variables[Env.OUTPUT_KMS_KEY_ARN] == {"Fn::GetAtt": [key, "Arn"]}
+    assert variables[Env.NOTIFICATIONS_TOPIC_ARN] == {"Ref": topic}
+
+
+def test_no_concurrency_is_reserved_unless_the_setting_asks(function, other_shape):
+    """A reservation must leave 100 unreserved; a new account's quota may be 10 in all."""
+    assert "ReservedConcurrentExecutions" not in function
+    assert _launcher(other_shape)["ReservedConcurrentExecutions"] == 5
+
+
+def test_its_log_group_is_kept_a_year(function, synthesized):
     assert "LauncherLogs" in text(function["LoggingConfig"]["LogGroup"])
     groups = synthesized.resources("AWS::Logs::LogGroup")
     (group,) = [g for name, g in groups.items() if name.startswith("LauncherLogs")]
@@ -103,6 +128,31 @@ def test_it_reads_trigger_objects_and_lists_datasets_only(statements):
     assert read["Action"] == "s3:GetObject"
     assert text(read["Resource"]).endswith('/datasets/*/_launch.json"]]}')
     assert listing["Condition"] == {"StringLike": {"s3:prefix": ["datasets/*"]}}
+
+
+def test_it_may_publish_refusals_to_the_encrypted_topic_and_nowhere_else(statements, synthesized):
+    topic = _only_id(synthesized, "AWS::SNS::Topic")
+    key = _only_id(synthesized, "AWS::KMS::Key")
+    publishing = [s for s in statements if "sns:Publish" in text(s["Action"])]
+    encrypting = by_sid(statements, "EncryptRefusals")
+
+    assert [s["Resource"] for s in publishing] == [{"Ref": topic}]
+    assert set(encrypting["Action"]) == {"kms:GenerateDataKey", "kms:Decrypt"}
+    assert encrypting["Resource"] == {"Fn::GetAtt": [key, "Arn"]}
+    assert text(encrypting["Condition"]["StringEquals"]["kms:ViaService"]) == text(
+        {"Fn::Join": ["", ["sns.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
+    )
+
+
+def test_it_decrypts_triggers_only_through_s3(statements):
+    decrypt = by_sid(statements, "DecryptTriggers")
+
+    assert "s3." in text(decrypt["Condition"]["StringEquals"]["kms:ViaService"])
+
+
+def test_it_needs_no_grant_to_start_a_job_with_an_encrypted_output(statements):
+    """kms:CreateGrant is for a VolumeKmsKeyId (api-permissions-reference), which is unset."""
+    assert "kms:CreateGrant" not in actions(statements)
 
 
 def test_it_has_no_service_wide_wildcards(statements):

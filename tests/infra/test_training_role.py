@@ -82,3 +82,22 @@ def test_it_writes_to_sagemakers_training_log_group_and_its_streams(statements):
     assert [r for r in resources if r.endswith(':log-group:/aws/sagemaker/TrainingJobs"]]}')]
     assert [r for r in resources if r.endswith(':log-group:/aws/sagemaker/TrainingJobs:*"]]}')]
     assert len(resources) == 2
+
+
+def test_it_may_encrypt_the_job_output_with_the_platform_key(statements, synthesized):
+    """OutputDataConfig.KmsKeyId needs kms:Encrypt of the execution role (sagemaker-roles)."""
+    (key,) = synthesized.resources("AWS::KMS::Key")
+    encrypt = by_sid(statements, "EncryptJobOutput")
+
+    assert encrypt["Action"] == "kms:Encrypt"
+    assert encrypt["Resource"] == {"Fn::GetAtt": [key, "Arn"]}
+
+
+def test_it_uses_the_data_key_only_through_s3(statements):
+    data_key = by_sid(statements, "UseTheDataKey")
+
+    assert set(data_key["Action"]) == {"kms:Decrypt", "kms:GenerateDataKey"}
+    assert text(data_key["Condition"]["StringEquals"]["kms:ViaService"]) == text(
+        {"Fn::Join": ["", ["s3.", {"Ref": "AWS::Region"}, ".amazonaws.com"]]}
+    )
+    assert "kms:CreateGrant" not in actions(statements)  # only for a VolumeKmsKeyId (unset)
