@@ -31,6 +31,8 @@ class Env:
     MAX_INSTANCE_COUNT = "MAX_INSTANCE_COUNT"
     MAX_RUNTIME_HOURS = "MAX_RUNTIME_HOURS"
     SPOT = "SPOT"  # one of SPOT_MODES
+    OUTPUT_KMS_KEY_ARN = "OUTPUT_KMS_KEY_ARN"  # the platform key: encrypts the job's output
+    NOTIFICATIONS_TOPIC_ARN = "NOTIFICATIONS_TOPIC_ARN"  # refusals of S3-triggered launches
 
 
 # "required": every job runs on spot; "preferred": spot unless a request says

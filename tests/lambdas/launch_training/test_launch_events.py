@@ -106,7 +106,7 @@ def test_console_request_is_passed_through():
 
 @pytest.mark.parametrize("event", [[], "fridge", None, 3])
 def test_an_event_that_is_not_an_object_is_refused_with_an_example(event):
-    with pytest.raises(Refused, match=r"must be a JSON object.*dataset"):
+    with pytest.raises(Refused, match=r"not a JSON object; supported events: .*EventBridge.*dataset"):
         events.parse(event)
 
 
