@@ -306,3 +306,28 @@ def test_a_broken_deployment_fails_loudly_naming_the_variable(aws, launcher_env,
 
     with pytest.raises(SettingsError, match="DATA_BUCKET is not set"):
         handler({"dataset": "fridge"}, None)
+
+
+# ---- S3 events through EventBridge ----------------------------------------------------------
+
+
+def test_an_eventbridge_trigger_launches_and_its_redelivery_does_not(deployed):
+    deployed.put_dataset("red flowers")
+    event = payload("eventbridge_trigger.json")
+
+    results = [only(handler(event, None)) for _ in range(3)]
+
+    assert [r["status"] for r in results] == ["launched", "already_launched", "already_launched"]
+    assert results[0]["job_name"].startswith("detrain-red-flowers-20250602-083015-")
+    assert deployed.jobs() == [results[0]["job_name"]]
+    job = deployed.job(results[0]["job_name"])
+    tags = boto3.client("sagemaker").list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags}["trigger"] == "upload"
+
+
+def test_an_eventbridge_event_for_another_key_is_skipped(deployed):
+    event = payload("eventbridge_trigger.json")
+    event["detail"]["object"]["key"] = "datasets/red flowers/images/0.jpg"
+
+    assert only(handler(event, None))["status"] == "skipped"
+    assert deployed.jobs() == []
