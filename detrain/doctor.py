@@ -58,10 +58,16 @@ class Clients:
 def _failed(check: str, error: Exception) -> Finding:
     if isinstance(error, ClientError):
         details = error.response.get("Error", {})
-        reason = f"{details.get('Code')}: {details.get('Message')}"
-        fix = "allow this call for your AWS identity (read-only), then run `detrain doctor` again"
+        code = str(details.get("Code"))
+        message = " ".join(str(details.get("Message", "")).split())[:160]
+        reason = f"{code}: {message}"
+        fix = (
+            "allow this read-only call for your AWS identity, then run `detrain doctor` again"
+            if code.startswith("AccessDenied")
+            else "run `detrain doctor` again; if it persists, check this in the AWS console"
+        )
     else:
-        reason, fix = str(error), "check your network and AWS_ENDPOINT_URL"
+        reason, fix = str(error), "check your network, region and AWS_ENDPOINT_URL"
     return Finding(False, check, f"could not check ({reason})", fix)
 
 

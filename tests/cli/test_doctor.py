@@ -201,6 +201,7 @@ def test_a_denied_call_is_a_finding_not_a_crash(aws):
         )
 
     assert not finding.ok and "could not check (AccessDeniedException" in finding.detail
+    assert finding.fix.startswith("allow this read-only call")
 
 
 def test_the_doctor_command_prints_each_line_and_exits_1_on_a_finding(
