@@ -8,6 +8,7 @@ quotas by name and prints the code the account answers).
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import zipfile
@@ -51,7 +52,9 @@ def quota(service: str, name: str, code: str, value: float) -> dict:
 def sagemaker_quotas(values: dict[str, float]) -> list[dict]:
     """Quotas named as SageMaker names them, one code each."""
     return [
-        quota("sagemaker", name, f"L-{abs(hash(name)) % 16**8:08X}", value)
+        quota(
+            "sagemaker", name, f"L-{hashlib.sha256(name.encode()).hexdigest()[:8].upper()}", value
+        )
         for name, value in values.items()
     ]
 
