@@ -58,6 +58,8 @@ def measure() -> None:
         TRAINING_ROLE_ARN="arn:aws:iam::123456789012:role/detrain-training",
         ALLOWED_INSTANCE_TYPES="ml.g5.xlarge",
         SPOT="preferred",
+        OUTPUT_KMS_KEY_ARN="arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789",
+        NOTIFICATIONS_TOPIC_ARN="arn:aws:sns:us-east-1:123456789012:detrain-notifications",
     )
     import logging
 

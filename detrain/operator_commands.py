@@ -1,4 +1,4 @@
-"""Commands that talk to the deployed stack: upload, launch, list, describe, stop, follow, fetch.
+"""Commands that talk to AWS: doctor, upload, launch, list, describe, stop, follow, fetch.
 
 Resources come from the stack's outputs (CloudFormation DescribeStacks on ``Detrain``), or
 from --bucket / --function. ``launch`` invokes the deployed launcher function, so a request
@@ -14,6 +14,7 @@ import json
 import logging
 import sys
 import tarfile
+import uuid
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -23,12 +24,13 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from tqdm import tqdm
 
-from detrain import cli, stack, upload
-from launch_training.names import JOB_NAME_PREFIX, STACK_NAME
-from launch_training.request import INPUT_MODES, S3_DISTRIBUTIONS
+from detrain import cli, doctor, stack, upload
+from launch_training.names import JOB_NAME_PREFIX, STACK_NAME, Env
+from launch_training.request import CLIENT_TOKEN, INPUT_MODES, S3_DISTRIBUTIONS
 from trainer_spec.hyperparameters import NAMES
 
 ENDED = ("Completed", "Failed", "Stopped")
+log = logging.getLogger(__name__)
 
 
 def _command(func):
@@ -139,9 +141,69 @@ def _launch(args: argparse.Namespace) -> int:
         return 0
     aws = _session(args)
     function_name = _deployment(args, aws, "function_name").function_name
-    client = aws.client("lambda", config=Config(read_timeout=90, retries={"max_attempts": 1}))
+    check_launch_quota(args, aws, function_name)
+    # One token per `detrain launch`: a retried invoke (below, or Lambda's) starts no second job.
+    request[CLIENT_TOKEN] = uuid.uuid4().hex
+    client = aws.client("lambda", config=Config(read_timeout=90, retries={"max_attempts": 3}))
     response = client.invoke(FunctionName=function_name, Payload=json.dumps(request).encode())
     return print_launch_result(response["Payload"].read(), response.get("FunctionError"))
+
+
+def doctor_clients(aws) -> doctor.Clients:
+    return doctor.Clients(aws)
+
+
+def launcher_environment(aws, function_name: str) -> dict[str, str]:
+    """The deployed launcher's settings (its environment); {} when they cannot be read."""
+    try:
+        config = aws.client("lambda").get_function_configuration(FunctionName=function_name)
+    except (ClientError, BotoCoreError) as error:
+        log.debug("cannot read %s's configuration: %s", function_name, error)
+        return {}
+    return config.get("Environment", {}).get("Variables", {})
+
+
+def check_launch_quota(args: argparse.Namespace, aws, function_name: str) -> None:
+    """The quota the requested job needs, as `detrain doctor` checks it; CliError if too low."""
+    settings = launcher_environment(aws, function_name)
+    instance_type = args.instance_type or settings.get(Env.DEFAULT_INSTANCE_TYPE)
+    if not instance_type:
+        allowed = settings.get(Env.ALLOWED_INSTANCE_TYPES, "")
+        instance_type = allowed.split(",")[0].strip() or _cdk_settings().default_instance_type
+    spot = args.spot if args.spot is not None else settings.get(Env.SPOT, "preferred") != "off"
+    finding = doctor.launch_preflight(
+        doctor_clients(aws), instance_type, spot, args.instance_count or 1
+    )
+    if finding.ok:
+        return
+    if finding.detail.startswith("could not check"):
+        print(f"warning: the quota was not checked: {finding.detail}", file=sys.stderr)
+        return
+    raise cli.CliError(f"refused before launching:\n{finding.text()}")
+
+
+def _cdk_settings():
+    from detrain.local_runner import REPO_ROOT
+    from infra.settings import from_context, load_context
+
+    return from_context(load_context(REPO_ROOT / "cdk.json"))
+
+
+@_command
+def _doctor(args: argparse.Namespace) -> int:
+    aws = _session(args)
+    findings = doctor.run(
+        doctor_clients(aws),
+        region=aws.region_name,
+        instance_types=_cdk_settings().instance_types,
+        cdk_out=args.cdk_out,
+        stack_name=args.stack,
+    )
+    for finding in findings:
+        print(finding.text())
+    problems = sum(not f.ok for f in findings)
+    print(f"{problems} problem{'s' if problems != 1 else ''} found" if problems else "all good")
+    return 1 if problems else 0
 
 
 def print_launch_result(payload: bytes, function_error: str | None) -> int:
@@ -353,6 +415,22 @@ def _override_options() -> argparse.ArgumentParser:
 
 def register(subcommands: argparse._SubParsersAction) -> None:
     aws, overrides = _aws_options(), _override_options()
+
+    cmd = subcommands.add_parser(
+        "doctor",
+        parents=[aws],
+        help="check the AWS account before a deploy or a launch, with the fix for each finding",
+        description="Credentials and region, the CDK bootstrap version, Lambda concurrency, "
+        "SageMaker training quotas (on-demand and spot) for every allowed instance type, the "
+        "CodeBuild build quota, the deployed stack and its image. Exit status 1 on a finding.",
+    )
+    cmd.add_argument(
+        "--cdk-out",
+        type=Path,
+        default=Path("cdk.out"),
+        help="the synthesized app, for the bootstrap version it needs (default ./cdk.out)",
+    )
+    cmd.set_defaults(func=_doctor)
 
     cmd = subcommands.add_parser(
         "upload",

@@ -38,6 +38,7 @@ from launch_training.names import (
     REPOSITORY_NAME,
     TRIGGER_FILENAME,
     TRIGGER_KEY_SUFFIX,
+    Env,
     data_bucket_name,
 )
 
@@ -47,6 +48,7 @@ REGION = "us-east-1"
 SAMPLE_DATASET = "sample-shapes"
 TRAINING_ROLE_NAME = "detrain-rehearsal-training-role"
 EVENTS_QUEUE = "detrain-rehearsal-s3-events"
+NOTIFICATIONS_TOPIC = "detrain-rehearsal-notifications"
 EVENT_WAIT_SECONDS = 20
 # About a minute of training on 2 idle CPU cores (64 images, 25 epochs: mAP@50 rises from 0 to
 # about 0.15, so the summary shows a model that learns); no network here, so not pretrained.
@@ -77,10 +79,13 @@ class Stack:
     image_uri: str
     role_arn: str
     queue_url: str
+    key_arn: str
+    topic_arn: str
 
 
 def create_stack(region: str = REGION) -> Stack:
-    """Bucket, repository + tagged image, training role, trigger notification -> SQS."""
+    """Bucket, repository + tagged image, training role, platform key, notifications topic,
+    trigger notification -> SQS."""
     import boto3
 
     account = boto3.client("sts").get_caller_identity()["Account"]
@@ -105,18 +110,29 @@ def create_stack(region: str = REGION) -> Stack:
     queue_url = emulator.capture_s3_events(
         bucket, EVENTS_QUEUE, prefix=DATASETS_PREFIX, suffix=TRIGGER_KEY_SUFFIX
     )
-    return Stack(account, bucket, f"{repository_uri}:{tag}", role_arn, queue_url)
+    key_arn = boto3.client("kms").create_key(Description="detrain platform key")["KeyMetadata"][
+        "Arn"
+    ]
+    topic_arn = boto3.client("sns").create_topic(Name=NOTIFICATIONS_TOPIC)["TopicArn"]
+    return Stack(
+        account, bucket, f"{repository_uri}:{tag}", role_arn, queue_url, key_arn, topic_arn
+    )
 
 
 def launcher_settings_environment(stack: Stack) -> dict[str, str]:
     """The launcher function's environment, built from cdk.json as the stack builds it."""
     settings = from_context(load_context(REPO_ROOT / "cdk.json"))
-    return launcher_environment(
+    environment = launcher_environment(
         settings,
         bucket_name=stack.bucket,
         image_uri=stack.image_uri,
         training_role_arn=stack.role_arn,
     )
+    return {
+        **environment,
+        Env.OUTPUT_KMS_KEY_ARN: stack.key_arn,
+        Env.NOTIFICATIONS_TOPIC_ARN: stack.topic_arn,
+    }
 
 
 def invoke_launcher(event: dict, environment: Mapping[str, str]) -> dict:

@@ -1,6 +1,7 @@
 """Lambda entry point: ``launch_training.handler.handler``.
 
-event (S3 notification of ``datasets/<name>/_launch.json``, or a console request)
+event (S3 notification or EventBridge S3 event of ``datasets/<name>/_launch.json``, or a
+console request)
 -> launch request -> CreateTrainingJob request -> one SageMaker call. Returns
 ``{"status": "launched" | "already_launched" | "refused", ...}`` for a console
 request and ``{"results": [...]}`` (one per record) for an S3 notification.
@@ -26,7 +27,7 @@ def _clients(region: str | None, endpoint: str | None) -> launcher.Clients:
     """One set of clients per warm container. boto3 reads AWS_ENDPOINT_URL itself; `endpoint` is
     only part of the cache key, so a process that switches emulators gets fresh clients."""
     session = boto3.session.Session(region_name=region)
-    return launcher.Clients(*(session.client(name) for name in ("s3", "ecr", "sagemaker")))
+    return launcher.Clients(*(session.client(name) for name in ("s3", "ecr", "sagemaker", "sns")))
 
 
 def handler(event: Any, context: Any) -> dict[str, Any]:

@@ -1,28 +1,37 @@
 """The launcher's AWS side: read a trigger, check the dataset and the image, create the job once.
 
 Every refusal is logged and returned as ``{"status": "refused", "reason": ...}``; no job is
-created then. A job that already exists under the request's name (DescribeTrainingJob before
-the create, ResourceInUse from it) is reported as ``already_launched``: S3 delivers events at
-least once, and SageMaker names are unique forever.
+created then. A refusal of an S3-triggered launch is also published to the notifications
+topic: nobody waits for its answer, and the invocation still succeeds, so Lambda does not
+retry what cannot succeed. AWS errors no retry can fix (a quota, a validation, a missing
+permission: refusals.py) are refusals too; throttling and server errors are raised, for
+Lambda's retries.
+
+A job that already exists under the request's name (DescribeTrainingJob before the create,
+ResourceInUse from it) is reported as ``already_launched``: S3 delivers events at least once,
+Lambda retries asynchronous invocations with the same request id, and SageMaker names are
+unique forever.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import logging
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Any
 
-from botocore.exceptions import ClientError
+from botocore.exceptions import BotoCoreError, ClientError
 
-from launch_training import events
-from launch_training.events import ConsoleRequest, ObjectCreated, Refused, Skipped
+from launch_training import events, refusals
+from launch_training.events import SUPPORTED_SHAPES, ConsoleRequest, ObjectCreated, Refused, Skipped
 from launch_training.names import DATASETS_PREFIX, TRIGGER_FILENAME
 from launch_training.request import (
+    CLIENT_TOKEN,
     TRIGGER_CONSOLE,
     TRIGGER_UPLOAD,
     LaunchRequest,
+    client_token,
     create_training_job_request,
     parse_overrides,
 )
@@ -37,14 +46,23 @@ class Clients:
     s3: Any
     ecr: Any
     sagemaker: Any
+    sns: Any = None
 
 
 def handle(event: Any, request_id: str, settings: Settings, aws: Clients) -> dict[str, Any]:
-    """One invocation: a console request -> one result; an S3 notification -> one per record."""
+    """One invocation: a console request -> one result; an S3 event -> one per record.
+
+    Whatever the event, only errors a retry may fix escape (throttling, 5xx, no connection).
+    """
     try:
         parsed = events.parse(event)
     except Refused as refusal:
         return _refused(refusal)
+    except Exception as error:  # a payload shape nobody foresaw: refuse it, never crash on it
+        log.exception("unreadable event")
+        return _refused(
+            Refused(f"the event could not be read ({error!r:.200}); {SUPPORTED_SHAPES}")
+        )
     if isinstance(parsed, ConsoleRequest):
         return _guarded(lambda: _console_request(parsed, request_id, settings), settings, aws)
     results = []
@@ -54,9 +72,28 @@ def handle(event: Any, request_id: str, settings: Settings, aws: Clients) -> dic
         if isinstance(record, Skipped):
             log.info("skipped: %s", record.reason)
             results.append({"status": "skipped", "reason": record.reason})
-        else:
-            results.append(_guarded(lambda r=record: _upload_request(r, aws), settings, aws))
+            continue
+        result = _guarded(lambda r=record: _upload_request(r, aws), settings, aws)
+        if result["status"] == "refused":
+            notify_refusal(record, result["reason"], settings, aws)
+        results.append(result)
     return {"results": results}
+
+
+def notify_refusal(record: ObjectCreated, reason: str, settings: Settings, aws: Clients) -> None:
+    """Publish an upload's refusal to the notifications topic; a failed publish is only logged
+    (the refusal is in the log already, and retrying the launch would not fix the publish)."""
+    where = f"s3://{record.bucket}/{record.key}"
+    try:
+        aws.sns.publish(
+            TopicArn=settings.notifications_topic_arn,
+            Subject="detrain: a training launch was refused",
+            Message=f"The upload of {where} started no training job.\n\nWhy: {reason}\n",
+        )
+    except Exception:
+        log.exception(
+            "could not publish the refusal of %s to %s", where, settings.notifications_topic_arn
+        )
 
 
 def _as_trigger(record: ObjectCreated, settings: Settings) -> ObjectCreated | Skipped:
@@ -71,8 +108,20 @@ def _as_trigger(record: ObjectCreated, settings: Settings) -> ObjectCreated | Sk
 
 def _guarded(build, settings: Settings, aws: Clients) -> dict[str, Any]:
     try:
-        return launch(build(), settings, aws)
+        try:
+            request = build()
+        except (Refused, ClientError, BotoCoreError):
+            raise
+        except Exception as error:  # an odd value nobody foresaw: refuse it, never crash on it
+            log.exception("unreadable request")
+            raise Refused(f"the request could not be read ({error!r:.200})") from None
+        return launch(request, settings, aws)
     except Refused as refusal:
+        return _refused(refusal)
+    except ClientError as error:
+        refusal = refusals.refusal(error, job=None)
+        if refusal is None:
+            raise
         return _refused(refusal)
 
 
@@ -82,15 +131,18 @@ def _refused(refusal: Refused) -> dict[str, Any]:
 
 
 def _console_request(request: ConsoleRequest, request_id: str, settings: Settings) -> LaunchRequest:
+    """The request's identity is its client token (or, without one, the invocation's request
+    id, which Lambda keeps for its retries of an asynchronous invocation) and its content."""
     body = request.body
-    if "dataset" not in body:
-        raise Refused('the request has no \'dataset\'; e.g. {"dataset": "fridge"}')
+    token = client_token(body[CLIENT_TOKEN]) if CLIENT_TOKEN in body else request_id
+    content = {k: v for k, v in body.items() if k != CLIENT_TOKEN}
+    digest = hashlib.sha256(json.dumps(content, sort_keys=True, default=repr).encode()).hexdigest()
     return LaunchRequest(
         dataset=events.dataset_from_reference(body["dataset"], settings.data_bucket),
-        overrides=parse_overrides(body, source="the request", extra=("dataset",)),
+        overrides=parse_overrides(body, source="the request", extra=("dataset", CLIENT_TOKEN)),
         trigger=TRIGGER_CONSOLE,
-        identity=f"console#{request_id}",
-        requested_at=datetime.now(UTC),
+        identity=f"console#{token}#{digest}",
+        requested_at=None,
     )
 
 
@@ -138,17 +190,23 @@ def launch(request: LaunchRequest, settings: Settings, aws: Clients) -> dict[str
     """Create the job for a request, unless its name exists already."""
     job = create_training_job_request(request, settings)
     name = job["TrainingJobName"]
-    existing = describe_job(aws, name)
-    if existing is not None:
-        return already_launched(job, existing)
-    check_dataset(aws, settings, request.dataset)
-    check_image(aws, settings)
     try:
-        response = aws.sagemaker.create_training_job(**job)
+        existing = describe_job(aws, name)
+        if existing is not None:
+            return already_launched(job, existing)
+        check_dataset(aws, settings, request.dataset)
+        check_image(aws, settings)
+        try:
+            response = aws.sagemaker.create_training_job(**job)
+        except ClientError as error:
+            if error.response["Error"]["Code"] != "ResourceInUse":
+                raise
+            return already_launched(job, describe_job(aws, name) or {})
     except ClientError as error:
-        if error.response["Error"]["Code"] != "ResourceInUse":
+        refusal = refusals.refusal(error, job=job, allowed=settings.allowed_instance_types)
+        if refusal is None:
             raise
-        return already_launched(job, describe_job(aws, name) or {})
+        raise refusal from None
     log.info(
         "launched %s on %s", name, job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
     )

@@ -72,8 +72,13 @@ class LaunchRequest:
     dataset: str
     overrides: Overrides
     trigger: str  # TRIGGER_UPLOAD or TRIGGER_CONSOLE
-    identity: str  # same identity (a redelivered event) -> same job name
-    requested_at: datetime
+    identity: str  # same identity (a redelivered event, a retried invocation) -> same job name
+    requested_at: datetime | None  # an upload's event time; None for a console request
+
+
+CLIENT_TOKEN = "client_token"  # a console request's idempotency key (detrain launch sets one)
+_CLIENT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+MAX_RUNTIME_ENV = "DETRAIN_MAX_RUNTIME_SECONDS"  # read by the trainer's preflight
 
 
 def parse_overrides(
@@ -155,11 +160,26 @@ def _s3_distribution(name: str, value: Any) -> str:
     raise Refused(f"{name!r} = {value!r} is not allowed; allowed: {', '.join(S3_DISTRIBUTIONS)}")
 
 
-def job_name(dataset: str, requested_at: datetime, identity: str) -> str:
-    """``detrain-<dataset>-<yyyymmdd-hhmmss>-<hash>``: readable, valid, stable on redelivery."""
+def job_name(dataset: str, requested_at: datetime | None, identity: str) -> str:
+    """``detrain-<dataset>-<yyyymmdd-hhmmss>-<hash>`` for an upload (its event's time), and
+    ``detrain-<dataset>-<hash>`` for a console request: readable, valid, and the same for a
+    redelivered event or a retried invocation (nothing in it comes from the clock)."""
     slug = re.sub(r"[^a-zA-Z0-9]+", "-", dataset).strip("-")[:_DATASET_SLUG_MAX].strip("-")
-    digest = hashlib.sha256(identity.encode()).hexdigest()[:8]
-    return f"{JOB_NAME_PREFIX}{slug or 'dataset'}-{requested_at:%Y%m%d-%H%M%S}-{digest}"
+    digest = hashlib.sha256(identity.encode()).hexdigest()
+    if requested_at is None:
+        return f"{JOB_NAME_PREFIX}{slug or 'dataset'}-{digest[:12]}"
+    stamp = f"{requested_at.year:04d}{requested_at:%m%d-%H%M%S}"
+    return f"{JOB_NAME_PREFIX}{slug or 'dataset'}-{stamp}-{digest[:8]}"
+
+
+def client_token(value: Any) -> str:
+    """A console request's ``client_token``: 1-64 letters, digits, '-' or '_' (a UUID fits)."""
+    if not isinstance(value, str) or not _CLIENT_TOKEN.match(value):
+        raise Refused(
+            f"{CLIENT_TOKEN!r} = {value!r:.80} is not allowed; allowed: 1-64 letters, digits, "
+            "'-' or '_' (e.g. a UUID), the same for every retry of one request"
+        )
+    return value
 
 
 def check_job_name(name: str) -> str:
@@ -269,7 +289,10 @@ def create_training_job_request(launch: LaunchRequest, settings: Settings) -> di
                 "InputMode": input_mode,
             }
         ],
-        "OutputDataConfig": {"S3OutputPath": f"s3://{bucket}/{MODELS_PREFIX}"},
+        "OutputDataConfig": {
+            "S3OutputPath": f"s3://{bucket}/{MODELS_PREFIX}",
+            "KmsKeyId": settings.output_kms_key_arn,
+        },
         "ResourceConfig": {
             "InstanceType": _instance_type(overrides.instance_type, settings),
             "InstanceCount": _instance_count(overrides.instance_count, settings),
@@ -281,7 +304,9 @@ def create_training_job_request(launch: LaunchRequest, settings: Settings) -> di
             "S3Uri": f"s3://{bucket}/{CHECKPOINTS_PREFIX}{name}/",
             "LocalPath": CHECKPOINT_LOCAL_PATH,
         },
+        "EnableNetworkIsolation": True,  # the image needs no network; hosts still reach each other
         "EnableInterContainerTrafficEncryption": True,
+        "Environment": {MAX_RUNTIME_ENV: str(runtime)},
         "Tags": [
             {"Key": TAG_PROJECT, "Value": PROJECT},
             {"Key": TAG_DATASET, "Value": _tag_value(launch.dataset)},

@@ -4,6 +4,8 @@ Set by the launcher construct (names in ``names.Env``). Required: DATA_BUCKET,
 TRAINING_IMAGE_URI, TRAINING_ROLE_ARN, ALLOWED_INSTANCE_TYPES (comma-separated).
 Optional: DEFAULT_INSTANCE_TYPE (first allowed type), MAX_INSTANCE_COUNT (1),
 MAX_RUNTIME_HOURS (24, at most 672 = SageMaker's 28 days), SPOT (``preferred``).
+Required too: OUTPUT_KMS_KEY_ARN (the platform key, for the job's output) and
+NOTIFICATIONS_TOPIC_ARN (where refusals of S3-triggered launches are published).
 """
 
 from __future__ import annotations
@@ -20,6 +22,8 @@ _IMAGE_URI = re.compile(
     r"^(?P<registry>\d{12})\.dkr\.ecr\.(?P<region>[a-z0-9-]+)\.amazonaws\.com(?:\.cn)?/"
     r"(?P<repository>[a-z0-9][a-z0-9._/-]*)(?::(?P<tag>[\w][\w.-]{0,127})|@(?P<digest>sha256:[0-9a-f]{64}))$"
 )
+_KMS_KEY_ARN = re.compile(r"^arn:aws[a-z-]*:kms:[a-z0-9-]+:\d{12}:(key|alias)/[A-Za-z0-9/_-]+$")
+_TOPIC_ARN = re.compile(r"^arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?$")
 _INSTANCE_TYPE = re.compile(r"^ml\.[a-z0-9-]+\.[a-z0-9-]+$")
 
 
@@ -51,6 +55,8 @@ class Settings:
     max_instance_count: int
     max_runtime_hours: float
     spot: str
+    output_kms_key_arn: str
+    notifications_topic_arn: str
 
 
 def parse_image_uri(uri: str, variable: str = Env.TRAINING_IMAGE_URI) -> ImageRef:
@@ -73,6 +79,13 @@ def _required(environ: Mapping[str, str], name: str) -> str:
     value = environ.get(name, "").strip()
     if not value:
         raise SettingsError(f"environment variable {name} is not set; the launcher needs it")
+    return value
+
+
+def _arn(environ: Mapping[str, str], name: str, pattern: re.Pattern, example: str) -> str:
+    value = _required(environ, name)
+    if not pattern.match(value):
+        raise SettingsError(f"{name} = {value!r} is not an ARN of the form {example}")
     return value
 
 
@@ -126,6 +139,15 @@ def from_environ(environ: Mapping[str, str]) -> Settings:
             environ, Env.MAX_RUNTIME_HOURS, "24", float, 0.1, MAX_RUNTIME_HOURS_LIMIT
         ),
         spot=spot,
+        output_kms_key_arn=_arn(
+            environ, Env.OUTPUT_KMS_KEY_ARN, _KMS_KEY_ARN, "arn:aws:kms:<region>:<account>:key/<id>"
+        ),
+        notifications_topic_arn=_arn(
+            environ,
+            Env.NOTIFICATIONS_TOPIC_ARN,
+            _TOPIC_ARN,
+            "arn:aws:sns:<region>:<account>:<name>",
+        ),
     )
 
 

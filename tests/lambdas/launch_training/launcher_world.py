@@ -16,6 +16,10 @@ ACCOUNT, REGION = "123456789012", "us-east-1"
 BUCKET = data_bucket_name(ACCOUNT, REGION)
 REPOSITORY = "detrain-training"
 IMAGE_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPOSITORY}:v1"
+# The platform key and the notifications topic as the stack names them (a test that needs them
+# to exist in moto creates them under these names).
+OUTPUT_KMS_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:detrain-notifications"
 ENVIRONMENT = {
     Env.DATA_BUCKET: BUCKET,
     Env.TRAINING_IMAGE_URI: IMAGE_URI,
@@ -25,6 +29,8 @@ ENVIRONMENT = {
     Env.MAX_INSTANCE_COUNT: "2",
     Env.MAX_RUNTIME_HOURS: "12",
     Env.SPOT: "preferred",
+    Env.OUTPUT_KMS_KEY_ARN: OUTPUT_KMS_KEY_ARN,
+    Env.NOTIFICATIONS_TOPIC_ARN: TOPIC_ARN,
 }
 
 

@@ -106,7 +106,9 @@ def test_console_request_is_passed_through():
 
 @pytest.mark.parametrize("event", [[], "fridge", None, 3])
 def test_an_event_that_is_not_an_object_is_refused_with_an_example(event):
-    with pytest.raises(Refused, match=r"must be a JSON object.*dataset"):
+    with pytest.raises(
+        Refused, match=r"not a JSON object; supported events: .*EventBridge.*dataset"
+    ):
         events.parse(event)
 
 
@@ -141,3 +143,73 @@ def test_dataset_reference_forms(reference):
 def test_bad_dataset_references_are_refused_naming_the_value(reference, message):
     with pytest.raises(Refused, match=message):
         events.dataset_from_reference(reference, BUCKET)
+
+
+# ---- S3 events through EventBridge ------------------------------------------------------
+
+
+def test_eventbridge_object_created_as_documented_by_s3_is_read():
+    [record] = events.parse(payload("eventbridge_object_created_docs.json"))
+
+    assert isinstance(record, ObjectCreated)
+    assert (record.bucket, record.key) == ("amzn-s3-demo-bucket1", "example-key")
+    assert record.version_id == "IYV3p45BT0ac8hjHg1houSdS1a.Mro8e"
+    assert record.event_time.isoformat() == "2021-11-12T00:00:00+00:00"
+    assert (
+        record.identity == "s3://amzn-s3-demo-bucket1/example-key#IYV3p45BT0ac8hjHg1houSdS1a.Mro8e"
+    )
+
+
+def test_eventbridge_keys_are_taken_as_written_not_url_decoded():
+    [record] = events.parse(payload("eventbridge_trigger.json"))
+
+    assert record.key == "datasets/red flowers/_launch.json"
+    assert events.trigger_dataset(record.key) == "red flowers"
+    assert record.identity.endswith("#00683D61E7A1B2C3D4")  # no version: the sequencer
+
+
+def test_other_eventbridge_s3_events_are_skipped():
+    [record] = events.parse(payload("eventbridge_object_deleted.json"))
+
+    assert isinstance(record, Skipped)
+    assert "'Object Deleted' is not 'Object Created'" in record.reason
+
+
+def test_eventbridge_events_of_other_services_are_refused_naming_the_supported_shapes():
+    scheduled = {"source": "aws.events", "detail-type": "Scheduled Event", "detail": {}}
+
+    with pytest.raises(Refused, match=r"'aws.events'.*supported events: an S3 notification"):
+        events.parse(scheduled)
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        "0001-01-01T00:00:00+05:00",
+        "9999-12-31T23:59:59-05:00",
+        "yesterday",
+        None,
+        1717317015,
+        {"t": 1},
+    ],
+)
+def test_an_unreadable_event_time_is_a_fixed_time_so_a_redelivery_keeps_its_name(value):
+    event = payload("s3_put_versioned_unicode.json")
+    event["Records"][0]["eventTime"] = value
+
+    [record] = events.parse(event)
+
+    assert record.event_time == events.UNKNOWN_TIME
+
+
+@pytest.mark.parametrize("key", [12345, 1.5, None, ["a"], {"k": "v"}, True, ""])
+def test_an_object_key_that_is_not_text_is_skipped(key):
+    event = payload("s3_put_versioned_unicode.json")
+    event["Records"][0]["s3"]["object"]["key"] = key
+    bridged = payload("eventbridge_trigger.json")
+    bridged["detail"]["object"]["key"] = key
+
+    [record], [bridged_record] = events.parse(event), events.parse(bridged)
+
+    assert isinstance(record, Skipped) and "malformed S3 record" in record.reason
+    assert isinstance(bridged_record, Skipped) and "malformed EventBridge" in bridged_record.reason

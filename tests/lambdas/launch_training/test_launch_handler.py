@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import re
-from datetime import datetime
 from types import SimpleNamespace
 from urllib.parse import quote_plus
 
@@ -12,7 +11,6 @@ import boto3
 import pytest
 from launcher_world import BUCKET, payload, register_image, sample_event
 
-from launch_training import launcher
 from launch_training.handler import handler
 from launch_training.settings import SettingsError
 
@@ -69,29 +67,50 @@ def test_console_event_with_overrides_launches_what_it_asks(deployed):
     assert job["StoppingCondition"]["MaxRuntimeInSeconds"] == 4 * 3600
 
 
-class FrozenClock(datetime):
-    @classmethod
-    def now(cls, tz=None):
-        return datetime(2025, 6, 2, 8, 30, 15, tzinfo=tz)
-
-
-def test_each_console_invocation_is_its_own_job_but_a_replay_of_one_is_not(deployed, monkeypatch):
-    """The name hashes the invocation's request id; its time is the clock's (one second here:
-    an asynchronous retry a minute later would get another name, see docs/launching.md)."""
-    monkeypatch.setattr(launcher, "datetime", FrozenClock)
+def test_a_retried_console_invocation_starts_no_second_job(deployed):
+    """Lambda retries an asynchronous invocation with the same request id: same job name."""
     deployed.put_dataset("fridge", trigger=None)
     context = SimpleNamespace(aws_request_id="8f5bd5e8-1c87-4c14-a2b0-5b4c0f0e0c11")
+    other_context = SimpleNamespace(aws_request_id="0d7c31d6-97a4-4c51-9a6f-52f0c4d0aa01")
 
     first = handler({"dataset": "fridge"}, context)
     retried = handler({"dataset": "fridge"}, context)
-    other = handler({"dataset": "fridge", "job_name": "second-try"}, None)
+    other = handler({"dataset": "fridge"}, other_context)
 
     assert (first["status"], retried["status"], other["status"]) == (
         "launched",
         "already_launched",
         "launched",
     )
+    assert retried["job_name"] == first["job_name"]
     assert len(deployed.jobs()) == 2
+
+
+def test_a_client_token_makes_a_request_idempotent_across_invocations(deployed):
+    """detrain launch sends a client token: any retry of that request, whatever its request id,
+    answers already_launched; another request under the same token is a job of its own."""
+    deployed.put_dataset("fridge", trigger=None)
+    request = {"dataset": "fridge", "client_token": "5b0c9a52e7d14f0e9c3f2a1b0c9d8e7f"}
+
+    first = handler(request, SimpleNamespace(aws_request_id="a"))
+    retried = handler(dict(request), SimpleNamespace(aws_request_id="b"))
+    different = handler({**request, "spot": False}, SimpleNamespace(aws_request_id="c"))
+
+    assert [r["status"] for r in (first, retried, different)] == [
+        "launched",
+        "already_launched",
+        "launched",
+    ]
+    assert first["job_name"] == retried["job_name"] != different["job_name"]
+    assert re.fullmatch(r"detrain-fridge-[0-9a-f]{12}", first["job_name"])
+
+
+@pytest.mark.parametrize("token", ["", "a b", "x" * 65, 42, None, ["t"]])
+def test_a_bad_client_token_is_refused_naming_it(deployed, token):
+    result = handler({"dataset": "fridge", "client_token": token}, None)
+
+    assert result["status"] == "refused"
+    assert "'client_token' = " in result["reason"] and "1-64 letters" in result["reason"]
 
 
 @pytest.mark.parametrize(
@@ -287,3 +306,28 @@ def test_a_broken_deployment_fails_loudly_naming_the_variable(aws, launcher_env,
 
     with pytest.raises(SettingsError, match="DATA_BUCKET is not set"):
         handler({"dataset": "fridge"}, None)
+
+
+# ---- S3 events through EventBridge ----------------------------------------------------------
+
+
+def test_an_eventbridge_trigger_launches_and_its_redelivery_does_not(deployed):
+    deployed.put_dataset("red flowers")
+    event = payload("eventbridge_trigger.json")
+
+    results = [only(handler(event, None)) for _ in range(3)]
+
+    assert [r["status"] for r in results] == ["launched", "already_launched", "already_launched"]
+    assert results[0]["job_name"].startswith("detrain-red-flowers-20250602-083015-")
+    assert deployed.jobs() == [results[0]["job_name"]]
+    job = deployed.job(results[0]["job_name"])
+    tags = boto3.client("sagemaker").list_tags(ResourceArn=job["TrainingJobArn"])["Tags"]
+    assert {t["Key"]: t["Value"] for t in tags}["trigger"] == "upload"
+
+
+def test_an_eventbridge_event_for_another_key_is_skipped(deployed):
+    event = payload("eventbridge_trigger.json")
+    event["detail"]["object"]["key"] = "datasets/red flowers/images/0.jpg"
+
+    assert only(handler(event, None))["status"] == "skipped"
+    assert deployed.jobs() == []

@@ -46,7 +46,15 @@ def test_defaults_make_a_complete_request():
     [channel] = job["InputDataConfig"]
     assert channel["ChannelName"] == TRAINING_CHANNEL
     assert channel["DataSource"]["S3DataSource"]["S3Uri"] == f"s3://{BUCKET}/datasets/fridge/"
-    assert job["OutputDataConfig"] == {"S3OutputPath": f"s3://{BUCKET}/models/"}
+    assert job["OutputDataConfig"] == {
+        "S3OutputPath": f"s3://{BUCKET}/models/",
+        "KmsKeyId": ENVIRONMENT["OUTPUT_KMS_KEY_ARN"],
+    }
+    assert job["EnableNetworkIsolation"] is True
+    assert job["EnableInterContainerTrafficEncryption"] is True
+    assert job["Environment"] == {
+        "DETRAIN_MAX_RUNTIME_SECONDS": str(job["StoppingCondition"]["MaxRuntimeInSeconds"])
+    }
     assert (
         job["CheckpointConfig"]["S3Uri"] == f"s3://{BUCKET}/checkpoints/{job['TrainingJobName']}/"
     )
@@ -74,10 +82,13 @@ def test_fastfile_input_mode_is_selectable_in_any_case():
     ["fridge", "red flowers ç 50% a+b", "花", "-x-", "a" * 200, "UPPER_case.v2"],
 )
 def test_job_names_are_valid_and_at_most_63_characters(dataset):
-    name = request.job_name(dataset, WHEN, "identity")
+    extremes = (datetime(1, 1, 1, tzinfo=UTC), datetime(9999, 12, 31, 23, 59, 59, tzinfo=UTC))
+    for when in (WHEN, None, *extremes):
+        name = request.job_name(dataset, when, "identity")
 
-    assert len(name) <= 63
-    assert NAME_RULE.match(name), name
+        assert len(name) <= 63
+        assert NAME_RULE.match(name), name
+    name = request.job_name(dataset, WHEN, "identity")
     assert name.startswith("detrain-") and "-20250602-083015-" in name
 
 
@@ -235,21 +246,22 @@ def test_s3_distribution_defaults_to_fully_replicated_and_is_selectable():
 def test_the_console_samples_fit_the_shipped_deployment_settings(sample):
     """events/ are pasted into the console as they are: they must pass cdk.json's allow-list."""
     context = infra_settings.load_context(SAMPLE_EVENTS.parent / "cdk.json")
-    deployed = settings.from_environ(
-        infra_settings.launcher_environment(
-            infra_settings.from_context(context),
-            bucket_name=BUCKET,
-            image_uri=IMAGE_URI,
-            training_role_arn=ENVIRONMENT["TRAINING_ROLE_ARN"],
-        )
+    environment = infra_settings.launcher_environment(
+        infra_settings.from_context(context),
+        bucket_name=BUCKET,
+        image_uri=IMAGE_URI,
+        training_role_arn=ENVIRONMENT["TRAINING_ROLE_ARN"],
     )
+    for resource in ("OUTPUT_KMS_KEY_ARN", "NOTIFICATIONS_TOPIC_ARN"):  # the stack's resources
+        environment.setdefault(resource, ENVIRONMENT[resource])
+    deployed = settings.from_environ(environment)
     body = sample_event(sample)
     launch = LaunchRequest(
         dataset=events.dataset_from_reference(body.pop("dataset"), BUCKET),
         overrides=parse_overrides(body, source=sample),
         trigger=request.TRIGGER_CONSOLE,
         identity="console#1",
-        requested_at=WHEN,
+        requested_at=None,
     )
 
     job = request.create_training_job_request(launch, deployed)
