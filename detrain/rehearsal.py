@@ -38,7 +38,6 @@ from launch_training.names import (
     REPOSITORY_NAME,
     TRIGGER_FILENAME,
     TRIGGER_KEY_SUFFIX,
-    Env,
     data_bucket_name,
 )
 
@@ -122,17 +121,14 @@ def create_stack(region: str = REGION) -> Stack:
 def launcher_settings_environment(stack: Stack) -> dict[str, str]:
     """The launcher function's environment, built from cdk.json as the stack builds it."""
     settings = from_context(load_context(REPO_ROOT / "cdk.json"))
-    environment = launcher_environment(
+    return launcher_environment(
         settings,
         bucket_name=stack.bucket,
         image_uri=stack.image_uri,
         training_role_arn=stack.role_arn,
+        output_kms_key_arn=stack.key_arn,
+        notifications_topic_arn=stack.topic_arn,
     )
-    return {
-        **environment,
-        Env.OUTPUT_KMS_KEY_ARN: stack.key_arn,
-        Env.NOTIFICATIONS_TOPIC_ARN: stack.topic_arn,
-    }
 
 
 def invoke_launcher(event: dict, environment: Mapping[str, str]) -> dict:

@@ -165,14 +165,10 @@ def launcher_environment(
     bucket_name: str,
     image_uri: str,
     training_role_arn: str,
-    output_kms_key_arn: str = "",
-    notifications_topic_arn: str = "",
+    output_kms_key_arn: str,
+    notifications_topic_arn: str,
 ) -> dict[str, str]:
-    """The launcher function's environment (names.Env -> value), as its reader parses it.
-
-    The stack passes every value; an empty key or topic ARN (the local rehearsal's) means
-    none: the output keeps the bucket's default encryption, refusals are only logged.
-    """
+    """The launcher function's environment (names.Env -> value), as its reader parses it."""
     return {
         Env.DATA_BUCKET: bucket_name,
         Env.TRAINING_IMAGE_URI: image_uri,

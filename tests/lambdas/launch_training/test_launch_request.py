@@ -251,9 +251,9 @@ def test_the_console_samples_fit_the_shipped_deployment_settings(sample):
         bucket_name=BUCKET,
         image_uri=IMAGE_URI,
         training_role_arn=ENVIRONMENT["TRAINING_ROLE_ARN"],
+        output_kms_key_arn=ENVIRONMENT["OUTPUT_KMS_KEY_ARN"],
+        notifications_topic_arn=ENVIRONMENT["NOTIFICATIONS_TOPIC_ARN"],
     )
-    for resource in ("OUTPUT_KMS_KEY_ARN", "NOTIFICATIONS_TOPIC_ARN"):  # the stack's resources
-        environment.setdefault(resource, ENVIRONMENT[resource])
     deployed = settings.from_environ(environment)
     body = sample_event(sample)
     launch = LaunchRequest(
