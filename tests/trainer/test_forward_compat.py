@@ -41,8 +41,9 @@ def driver_file(version: str, template: str = PROPRIETARY) -> str:
         # older than any supported branch: left to the trainer's clear failure
         (driver_file("460.106.00"), CU126, "too old", "460.106.00"),
         (driver_file("470.42.01"), CU126, "too old", "470.42.01"),
-        # the open kernel module's wording
+        # the open kernel module's wording, and /sys/module/nvidia/version's bare version
         (driver_file("535.54.03", OPEN), CU126, "compat", "535.54.03"),
+        ("550.163.01\n", CU126, "compat", "550.163.01"),
         # garbage in the driver file, or no compat package: the environment is left alone
         ("garbage \x00\x01 Kernel Module", CU126, "left alone", None),
         ("", CU126, "left alone", None),
@@ -83,6 +84,17 @@ def fake_compat(folder: Path, version: str = CU126) -> Path:
     (folder / "libcuda.so.1").symlink_to(f"libcuda.so.{version}")
     (folder / "libcuda.so").symlink_to("libcuda.so.1")
     return folder
+
+
+def test_the_driver_file_override_replaces_both_driver_files(tmp_path):
+    version = tmp_path / "version"
+    version.write_text(driver_file("470.256.02"))
+
+    assert (
+        fc.read_driver_text({fc.DRIVER_VERSION_FILE_VARIABLE: str(version)}) == version.read_text()
+    )
+    absent = {fc.DRIVER_VERSION_FILE_VARIABLE: str(tmp_path / "absent")}
+    assert fc.read_driver_text(absent) is None
 
 
 def test_the_compat_version_is_read_from_the_libcuda_file_name(tmp_path):

@@ -13,8 +13,9 @@ re-executes the same program with the new environment (``os.execve`` keeps the P
 stays PID 1 and still receives SageMaker's SIGTERM). It must run before anything loads libcuda,
 so this module imports nothing from torch or the trainer. ``decide`` is the pure decision.
 
-Test-only overrides (never set in a job): ``DETRAIN_NVIDIA_VERSION_FILE`` replaces
-``/proc/driver/nvidia/version`` and ``DETRAIN_CUDA_COMPAT_DIR`` replaces ``/usr/local/cuda/compat``.
+Test-only overrides (never set in a job): ``DETRAIN_NVIDIA_VERSION_FILE`` replaces the driver
+files (``/proc/driver/nvidia/version``, else ``/sys/module/nvidia/version``) and
+``DETRAIN_CUDA_COMPAT_DIR`` replaces ``/usr/local/cuda/compat``.
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 DRIVER_VERSION_FILE = Path("/proc/driver/nvidia/version")
+MODULE_VERSION_FILE = Path("/sys/module/nvidia/version")  # just "535.183.01": the fallback
 COMPAT_DIR = Path("/usr/local/cuda/compat")
 DRIVER_VERSION_FILE_VARIABLE = "DETRAIN_NVIDIA_VERSION_FILE"
 COMPAT_DIR_VARIABLE = "DETRAIN_CUDA_COMPAT_DIR"
@@ -46,6 +48,7 @@ FORWARD_COMPAT_MINIMUM = {
 # "NVRM version: NVIDIA UNIX x86_64 Kernel Module  535.183.01  ..." (proprietary module) or
 # "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  580.65.06  ..." (open module).
 _DRIVER_LINE = re.compile(r"Kernel Module\s+(?:for \S+\s+)?(\d+\.\d+(?:\.\d+)?)\b")
+_BARE_VERSION = re.compile(r"^\s*(\d+\.\d+(?:\.\d+)?)\s*$")
 _LIBCUDA = re.compile(r"^libcuda\.so\.(\d+\.\d+(?:\.\d+)?)$")
 _FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"  # the trainer's own log format
 
@@ -73,9 +76,20 @@ class Decision:
 
 
 def driver_version(text: str) -> str | None:
-    """The driver version in the text of ``/proc/driver/nvidia/version`` (None: not there)."""
-    match = _DRIVER_LINE.search(text)
+    """The driver version in a driver file's text (None: not there)."""
+    match = _DRIVER_LINE.search(text) or _BARE_VERSION.match(text)
     return match.group(1) if match else None
+
+
+def read_driver_text(environ: Mapping[str, str]) -> str | None:
+    """The text of the first driver file there is; None on a host without an NVIDIA driver."""
+    override = environ.get(DRIVER_VERSION_FILE_VARIABLE)
+    for path in [Path(override)] if override else [DRIVER_VERSION_FILE, MODULE_VERSION_FILE]:
+        try:
+            return path.read_text(errors="replace")
+        except OSError:
+            continue
+    return None
 
 
 def compat_version(compat_dir: Path) -> str | None:
@@ -150,8 +164,7 @@ def start(
         )
         return None
     compat_dir = Path(environ.get(COMPAT_DIR_VARIABLE) or COMPAT_DIR)
-    driver_file = Path(environ.get(DRIVER_VERSION_FILE_VARIABLE) or DRIVER_VERSION_FILE)
-    decision = decide(_read(driver_file), compat_version(compat_dir))
+    decision = decide(read_driver_text(environ), compat_version(compat_dir))
     if not decision.use_compat:
         log.info("%s", decision.describe())
         return decision
@@ -168,13 +181,6 @@ def start(
     except OSError as error:
         log.warning("could not restart with the compat libraries (%s): going on without", error)
     return decision
-
-
-def _read(path: Path) -> str | None:
-    try:
-        return path.read_text(errors="replace")
-    except OSError:
-        return None
 
 
 def _as_tuple(version: str) -> tuple[int, ...]:
