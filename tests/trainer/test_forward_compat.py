@@ -1,7 +1,10 @@
 """CUDA forward compatibility at start-up: the decision, and `train` re-executing itself."""
 
 import os
+import shutil
 import subprocess
+import sys
+import zlib  # noqa: F401  (maps the real libz this test copies in as a stand-in libcuda)
 from pathlib import Path
 
 import pytest
@@ -174,3 +177,53 @@ def test_train_on_a_newer_driver_or_a_cpu_host_starts_once_unchanged(opt_ml, tmp
     assert f"host driver none, compat package {CU126}: cpu (" in stdout, stdout[-3000:]
     assert "CUDA forward compatibility on:" not in stdout
     assert code == trainer_main.EXIT_USER_ERROR
+
+
+PROGRAM = """
+import ctypes, os, sys
+sys.path.insert(0, sys.argv[1])
+from trainer import forward_compat
+print("started", os.getpid(), flush=True)
+forward_compat.start()
+ctypes.CDLL("libcuda.so.1")
+loaded = [line.split()[-1] for line in open("/proc/self/maps") if "libcuda.so" in line]
+print("libcuda", os.getpid(), loaded[0], flush=True)
+"""
+
+
+def a_real_shared_library() -> Path:
+    """Any real shared object (this process's libz) stands in for the package's libcuda.so.1."""
+    for line in Path("/proc/self/maps").read_text().splitlines():
+        if "/libz.so" in line:
+            return Path(line.split()[-1])
+    pytest.skip("no libz mapped in this process")
+
+
+def test_the_restarted_process_loads_libcuda_from_the_compat_folder(tmp_path):
+    compat_dir = fake_compat(tmp_path / "compat")
+    (compat_dir / "libcuda.so.1").unlink()
+    shutil.copyfile(a_real_shared_library(), compat_dir / "libcuda.so.1")
+    version = tmp_path / "version"
+    version.write_text(driver_file("535.183.01"))
+    env = {
+        **os.environ,
+        fc.DRIVER_VERSION_FILE_VARIABLE: str(version),
+        fc.COMPAT_DIR_VARIABLE: str(compat_dir),
+    }
+    env.pop(fc.APPLIED_VARIABLE, None)
+    env.pop("LD_LIBRARY_PATH", None)
+
+    process = subprocess.Popen(
+        [sys.executable, "-c", PROGRAM, str(TRAIN.parent)],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    stdout, _ = process.communicate(timeout=60)
+
+    assert process.returncode == 0, stdout
+    # the program ran twice in one process: before and after its restart
+    assert stdout.count(f"started {process.pid}") == 2, stdout
+    # and the dynamic loader of the restarted process found libcuda.so.1 in the compat folder
+    assert f"libcuda {process.pid} {compat_dir / 'libcuda.so.1'}" in stdout, stdout
