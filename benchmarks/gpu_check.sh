@@ -2,7 +2,9 @@
 # GPU check, run on a lent GPU machine (see docs/performance.md, "GPU check"):
 #   1. the trainer's whole entry (`train train`) on CUDA with AMP, for Faster R-CNN and EfficientDet;
 #   2. the DDP path with one process per GPU (NCCL);
-#   3. resume after SIGTERM on the GPU.
+#   3. resume after SIGTERM on the GPU;
+#   4. first, the CUDA forward-compatibility start-up on this machine's real driver file (the
+#      decision for the image's compat packages, and `train` starting through it).
 # Packages the GPU machine lacks (it has torch, torchvision, timm, numpy, OpenCV, matplotlib) travel
 # as wheels in .whl/, fetched for its Python (3.12 here) with:
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -53,11 +55,39 @@ run() {  # run NAME HYPERPARAMETERS_JSON [ENV...]
   env SAGEMAKER_BASE_DIR="$base" TRAINING_JOB_NAME="gpu-$name" "$@" \
     python3 training_image/train train > "$OUT/$name.log" 2>&1
   local code=$?
-  grep -E "device|data-parallel|effective batch|\[metrics\]|Training complete|failed" "$OUT/$name.log" | tail -n 12
+  grep -E "CUDA forward|device|data-parallel|effective batch|\[metrics\]|Training complete|failed" "$OUT/$name.log" | tail -n 12
   echo "exit $code in $((SECONDS - started)) s; model files: $(ls "$base/model" 2>/dev/null | tr '\n' ' ')"
   [ -f "$base/output/failure" ] && { echo "failure:"; head -c 1024 "$base/output/failure"; echo; }
   [ $code -eq 0 ] || status=1
 }
+
+echo "== cuda forward compatibility start-up (the real driver file)"
+python3 - "$WORK/compat" <<'PY' || status=1
+import os
+import sys
+from pathlib import Path
+sys.path.insert(0, "training_image")
+from trainer import forward_compat as fc
+text = fc.read_driver_text(os.environ)
+assert text, "no NVIDIA driver file"
+print(text.splitlines()[0])
+host = fc.driver_version(text)
+assert host, "no driver version parsed from the real driver file"
+# this machine's own compat folder (none unless it is the image), then the image's two packages
+for compat in (fc.compat_version(fc.COMPAT_DIR), "560.35.05", "580.95.05"):
+    print(fc.decide(text, compat).describe())
+folder = Path(sys.argv[1])  # a stand-in for cuda-compat-12-6 (file names only; nothing loads them)
+folder.mkdir(parents=True)
+(folder / "libcuda.so.560.35.05").touch()
+PY
+layout startup '{}'
+env SAGEMAKER_BASE_DIR="$WORK/startup" DETRAIN_CUDA_COMPAT_DIR="$WORK/compat" \
+  python3 training_image/train train --epochs > "$OUT/startup.log" 2>&1
+code=$?
+grep -E "CUDA forward compatibility|unexpected arguments" "$OUT/startup.log" | head -n 3
+# on a driver >= 560 the stand-in stays off (native) and the trainer starts (exit 1: the bad argument)
+grep -q "CUDA forward compatibility: host driver" "$OUT/startup.log" && [ $code -eq 1 ] || status=1
+echo "start-up: exit $code (1 expected)"
 
 FRCNN='{"model": "faster_rcnn", "backbone": "resnet18_fpn", "pretrained": "false", "epochs": "3", "batch_size": "16", "image_size": "256", "num_workers": "4", "amp": "true"}'
 EDET='{"model": "efficientdet", "backbone": "tf_lite0", "pretrained": "false", "epochs": "3", "batch_size": "16", "image_size": "256", "num_workers": "4", "amp": "true"}'

@@ -44,10 +44,12 @@ LAUNCHER_CONCURRENCY_RANGE = (1, 100)
 # pool at least 100 (Lambda refuses it otherwise), and a new account's quota can be 10.
 LAUNCHER_CONCURRENCY_OFF = "off"
 # detrain:cuda -> the Dockerfile's TORCH_INDEX_URL build arg, where pip finds torch's CUDA build:
-# empty = PyPI's wheels (CUDA 13.0, host driver >= 580); cu126 = PyTorch's (driver >= 525).
+# empty = the Dockerfile's default, PyTorch's cu126 index (CUDA 12.6: every current SageMaker GPU
+# host, R470 through the image's forward-compatibility package); PyPI = torch's own CUDA 13.0
+# wheels (driver >= 580, R535+ through compat). Table and sources: docs/training-image.md.
 TORCH_INDEX_URL = "TORCH_INDEX_URL"
-TORCH_INDEX_URLS = {"13.0": "", "12.6": "https://download.pytorch.org/whl/cu126"}
-DEFAULT_CUDA = "13.0"
+TORCH_INDEX_URLS = {"13.0": "https://pypi.org/simple", "12.6": ""}
+DEFAULT_CUDA = "12.6"
 DEFAULTS: dict[str, Any] = {
     NOTIFICATION_EMAIL: "",
     IMAGES_KEPT: 10,

@@ -106,16 +106,14 @@ def test_a_missing_setting_is_named(context):
 
 def test_the_cuda_flavour_picks_where_pip_finds_torch(context):
     default = s.from_context(context)
-    older_drivers = s.from_context({**context, s.CUDA: "12.6"})
+    cuda_13 = s.from_context({**context, s.CUDA: "13.0"})
 
-    assert context[s.CUDA] == default.cuda == "13.0"
-    assert default.image_build_args == {s.TORCH_INDEX_URL: ""}
-    assert older_drivers.image_build_args == {
-        s.TORCH_INDEX_URL: "https://download.pytorch.org/whl/cu126"
-    }
+    assert context[s.CUDA] == default.cuda == "12.6"
+    assert default.image_build_args == {s.TORCH_INDEX_URL: ""}  # the Dockerfile's cu126 default
+    assert cuda_13.image_build_args == {s.TORCH_INDEX_URL: "https://pypi.org/simple"}
 
 
-def test_a_cdk_json_without_the_cuda_key_keeps_the_pypi_build(context):
+def test_a_cdk_json_without_the_cuda_key_keeps_the_dockerfile_default(context):
     del context[s.CUDA]
 
     assert s.from_context(context).image_build_args == {s.TORCH_INDEX_URL: ""}
@@ -129,7 +127,7 @@ def test_a_bare_number_in_cdk_json_names_the_same_flavour(context):
 def test_every_flavour_index_is_the_one_the_dockerfile_documents():
     dockerfile = (REPO_ROOT / "training_image" / "Dockerfile").read_text()
 
-    assert f'ARG {s.TORCH_INDEX_URL}=""' in dockerfile
+    assert f"ARG {s.TORCH_INDEX_URL}=https://download.pytorch.org/whl/cu126\n" in dockerfile
     for url in filter(None, s.TORCH_INDEX_URLS.values()):
         assert url in dockerfile
 

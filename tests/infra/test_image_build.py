@@ -53,7 +53,9 @@ def test_the_buildspec_logs_in_builds_tags_with_the_hash_and_pushes():
     assert "aws ecr get-login-password" in commands
     assert "docker login --username AWS --password-stdin" in commands
     assert "docker build --pull" in commands
-    assert f'--build-arg {TORCH_INDEX_URL}="${{{TORCH_INDEX_URL}:-}}"' in commands
+    # an empty flavour passes no --build-arg, so the Dockerfile's default applies
+    build_arg = f'--build-arg "{TORCH_INDEX_URL}=${{{TORCH_INDEX_URL}}}"'
+    assert f"${{{TORCH_INDEX_URL}:+{build_arg}}}" in commands
     assert f'--tag "${{{REPOSITORY_URI_VARIABLE}}}:${{{IMAGE_TAG_VARIABLE}}}" .' in commands
     assert f'docker push "${{{REPOSITORY_URI_VARIABLE}}}:${{{IMAGE_TAG_VARIABLE}}}"' in commands
 
@@ -132,21 +134,21 @@ def _build(synthesized) -> tuple[str, dict]:
     return build_id, build["Properties"]
 
 
-def test_the_default_cuda_builds_pypis_torch_under_the_content_hash(synthesized):
+def test_the_default_cuda_builds_the_dockerfiles_torch_under_the_content_hash(synthesized):
     _, build = _build(synthesized)
 
     assert build["BuildArgs"] == {TORCH_INDEX_URL: ""}
     assert build["ImageTag"] == content_hash(REPO_ROOT / "training_image")
 
 
-def test_cuda_12_6_builds_from_pytorchs_index_under_its_own_tag(synthesized, synth_variant):
-    older_drivers = synth_variant({CUDA: "12.6"})
-    build_id, build = _build(older_drivers)
+def test_cuda_13_0_builds_from_pypi_under_its_own_tag(synthesized, synth_variant):
+    cuda_13 = synth_variant({CUDA: "13.0"})
+    build_id, build = _build(cuda_13)
 
-    assert build["BuildArgs"] == {TORCH_INDEX_URL: TORCH_INDEX_URLS["12.6"]}
+    assert build["BuildArgs"] == {TORCH_INDEX_URL: TORCH_INDEX_URLS["13.0"]}
     assert build["ImageTag"] != _build(synthesized)[1]["ImageTag"]
     assert build["ImageUri"]["Fn::Join"][1][-1] == f":{build['ImageTag']}"
-    image_uri = _launcher_environment(older_drivers)[Env.TRAINING_IMAGE_URI]
+    image_uri = _launcher_environment(cuda_13)[Env.TRAINING_IMAGE_URI]
     assert image_uri == {"Fn::GetAtt": [build_id, "ImageUri"]}
 
 

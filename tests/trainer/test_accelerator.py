@@ -22,10 +22,30 @@ def test_cpu_without_a_gpu(tmp_path, monkeypatch):
     assert accelerator.select(0, tmp_path / "absent") == torch.device("cpu")
 
 
-def test_gpu_driver_too_old_for_this_torch_is_a_clear_error(tmp_path, monkeypatch):
+def test_gpu_driver_too_old_for_the_cuda_13_override_points_back_to_the_default(
+    tmp_path, monkeypatch
+):
     version = tmp_path / "version"
     version.write_text(VERSION_TEXT)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     monkeypatch.setattr(torch.version, "cuda", "13.0")
-    with pytest.raises(ConfigError, match=r"driver 535.183.01.*CUDA 13.0.*TORCH_INDEX_URL="):
+    with pytest.raises(
+        ConfigError,
+        match=r"driver 535.183.01.*CUDA 13.0.*`cdk deploy -c detrain:cuda=12.6`.*>= 470.57.02",
+    ):
         accelerator.select(0, version)
+
+
+def test_gpu_driver_too_old_even_for_forward_compatibility_asks_for_a_newer_driver(
+    tmp_path, monkeypatch
+):
+    version = tmp_path / "version"
+    version.write_text(VERSION_TEXT.replace("535.183.01", "460.106.00"))
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    monkeypatch.setattr(torch.version, "cuda", "12.6")
+    with pytest.raises(ConfigError) as raised:
+        accelerator.select(0, version)
+    message = str(raised.value)
+    assert "driver 460.106.00" in message and "CUDA 12.6" in message
+    assert "R470 (>= 470.57.02)" in message and "newer driver" in message
+    assert "detrain:cuda" not in message  # redeploying cannot help this host

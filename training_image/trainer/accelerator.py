@@ -3,20 +3,21 @@
 PyPI's torch wheels carry their own CUDA runtime; only the host's driver comes
 from SageMaker. A driver older than the runtime needs (CUDA 13 needs driver >= 580)
 leaves ``torch.cuda.is_available()`` False on a GPU instance: training would
-silently crawl on the CPU. That is reported as a ConfigError naming both versions.
+silently crawl on the CPU. That is reported as a ConfigError naming both versions and what to do.
+Drivers older than the CUDA build but supported by the image's forward-compatibility package never
+get here: ``train`` switches that package on at start-up (trainer/forward_compat.py).
 """
 
 from __future__ import annotations
 
-import re
 from pathlib import Path
 
 import torch
 
+from trainer import forward_compat
 from trainer.errors import ConfigError
 
-DRIVER_VERSION_FILE = Path("/proc/driver/nvidia/version")
-CUDA_12_INDEX = "https://download.pytorch.org/whl/cu126"
+DRIVER_VERSION_FILE = forward_compat.DRIVER_VERSION_FILE
 
 
 def driver_version(version_file: Path = DRIVER_VERSION_FILE) -> str | None:
@@ -25,8 +26,7 @@ def driver_version(version_file: Path = DRIVER_VERSION_FILE) -> str | None:
         text = version_file.read_text()
     except OSError:
         return None
-    match = re.search(r"Kernel Module\s+(?:for \S+\s+)?(\d+\.\d+(?:\.\d+)?)", text)
-    return match.group(1) if match else "unknown"
+    return forward_compat.driver_version(text) or "unknown"
 
 
 def select(local_rank: int = 0, version_file: Path = DRIVER_VERSION_FILE) -> torch.device:
@@ -38,8 +38,21 @@ def select(local_rank: int = 0, version_file: Path = DRIVER_VERSION_FILE) -> tor
         raise ConfigError(
             f"this instance has an NVIDIA GPU (driver {driver}) but torch {torch.__version__} "
             f"(CUDA {torch.version.cuda}) cannot use it: the driver is too old for CUDA "
-            f"{torch.version.cuda}. Use an instance with a newer driver, or redeploy with "
-            "`cdk deploy -c detrain:cuda=12.6` "
-            f"(docker: --build-arg TORCH_INDEX_URL={CUDA_12_INDEX})"
+            f"{torch.version.cuda}. {_advice(torch.version.cuda)}"
         )
     return torch.device("cpu")
+
+
+def _advice(cuda: str) -> str:
+    if cuda.startswith("12."):  # the default build: only a host older than R470 ends up here
+        return (
+            "This CUDA 12 build runs on drivers >= 525, and on data-center GPUs with R470 "
+            "(>= 470.57.02) or a later supported branch through the forward-compatibility "
+            "package the image carries (see the 'CUDA forward compatibility' line at the top of "
+            "the log). Use an instance type with a newer driver."
+        )
+    return (
+        "Redeploy with the default CUDA build, `cdk deploy -c detrain:cuda=12.6` (docker: build "
+        "without --build-arg TORCH_INDEX_URL), which runs on drivers >= 470.57.02, or use an "
+        "instance with a newer driver."
+    )
