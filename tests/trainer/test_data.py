@@ -98,7 +98,7 @@ def test_unreadable_images(tmp_path):
 def test_stated_size_must_match_the_file(tmp_path):
     write_coco(tmp_path, 3)
     _edit_coco(tmp_path, lambda d: d["images"][0].update(width=200))
-    with pytest.raises(DataError, match=r"200x80 stated, 96x80 on disk"):
+    with pytest.raises(DataError, match=r"img_0001.jpg: the annotation says 200x80, the image shows 96x80$"):
         data.load(tmp_path)
 
 
@@ -113,8 +113,9 @@ def test_boxes_outside_the_image(tmp_path):
     _edit_coco(tmp_path, lambda d: d["annotations"][0].update(bbox=[50, 10, 60, 20]))
     with pytest.raises(
         DataError,
-        match=r"1 of \d+ boxes .* lie outside their image, "
-        r"e.g. images/img_0001.jpg box \[50.0, 10.0, 110.0, 30.0\] in 96x80",
+        match=r"1 of \d+ boxes .* lie outside their image by more than 1 px, "
+        r"e.g. images/img_0001.jpg annotation id 1: box \(xyxy\) \[50.0, 10.0, 110.0, 30.0\] "
+        r"in 96x80",
     ):
         data.load(tmp_path)
 
@@ -131,7 +132,7 @@ def test_boxes_without_area(tmp_path):
     text = xml.read_text()
     start = text.index("<xmax>") + 6
     xml.write_text(text[:start] + "0" + text[text.index("</xmax>") :])
-    with pytest.raises(DataError, match=r"have no area .*scene_001.png"):
+    with pytest.raises(DataError, match=r"have no area .*scene_001.png scene_001.xml object 1: box"):
         data.load(tmp_path)
 
 
@@ -150,7 +151,11 @@ def test_boxes_without_area(tmp_path):
         (lambda d: d["categories"][1].update(name=" "), r"1 classes have an empty name"),
         (lambda d: d.update(annotations=[]), r"has no boxes"),
         (lambda d: d.pop("images"), r"has no 'images' list"),
-        (lambda d: d["annotations"][0].update(bbox=[1, 2, 3]), r"must be \[x, y, width, height\]"),
+        (
+            lambda d: d["annotations"][0].update(bbox=[1, 2, 3]),
+            r"1 annotations have a 'bbox' that is not 4 numbers \[x, y, width, height\], "
+            r"e.g. images/img_0001.jpg annotation id 1: \[1, 2, 3\]",
+        ),
     ],
 )
 def test_bad_coco_annotations(tmp_path, edit, message):
