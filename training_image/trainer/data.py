@@ -573,13 +573,59 @@ class Records(Sequence):
         return record
 
 
-def dataset(table: DetectionTable, image_size: int, *, train: bool):
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError)
+
+
+class ReadChecked(Sequence):
+    """IceVision's Dataset, where an image that fails to decode is a DataError naming the file.
+
+    The header check in ``load`` cannot see every corruption (a full decode of a million
+    images is too slow), so the first full decode is checked here. Up to ``max_bad_images``
+    such images are skipped (the next image is used instead, and the file is logged); the
+    count is kept per process (each DataLoader worker counts its own).
+    """
+
+    def __init__(self, records: Records, tfm, max_bad_images: int = 0) -> None:
+        self.records, self.tfm, self.max_bad_images = records, tfm, max_bad_images
+        self.skipped: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int):
+        for attempt in range(len(self)):
+            row = (i + attempt) % len(self)
+            try:
+                record = self.records[row].load()
+            except DECODE_ERRORS as error:
+                self._skip(self.records.table.paths[row], error)
+                continue
+            return self.tfm(record)
+        raise DataError(f"none of the {len(self)} images could be decoded")
+
+    def _skip(self, path: str, error: Exception) -> None:
+        self.skipped.add(path)
+        if len(self.skipped) > self.max_bad_images:
+            raise DataError(
+                f"image {path} cannot be decoded ({error}); it is corrupt or truncated. "
+                f"Replace or remove it, or set max_bad_images (now {self.max_bad_images}) "
+                "to skip that many unreadable images"
+            ) from None
+        log.warning(
+            "skipping unreadable image %s (%s); %d of max_bad_images = %d skipped",
+            path,
+            error,
+            len(self.skipped),
+            self.max_bad_images,
+        )
+
+
+def dataset(table: DetectionTable, image_size: int, *, train: bool, max_bad_images: int = 0):
     """An IceVision Dataset: resize the longest side, pad to a square, normalize; flip to train."""
     compat.apply()
     from icevision import tfms
-    from icevision.data.dataset import Dataset
 
     steps = [*tfms.A.resize_and_pad(image_size), tfms.A.Normalize()]
     if train:
         steps.insert(0, tfms.A.HorizontalFlip(p=0.5))
-    return Dataset(Records(table), tfms.A.Adapter(steps))
+    return ReadChecked(Records(table), tfms.A.Adapter(steps), max_bad_images)

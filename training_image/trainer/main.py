@@ -9,6 +9,7 @@ traceback for bugs; SageMaker shows the first 1,024 characters), empties
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import signal
@@ -32,6 +33,7 @@ from trainer import (
     distributed,
     engine,
     environment,
+    preflight,
 )
 from trainer import model as models
 from trainer.data import DetectionTable
@@ -106,6 +108,22 @@ def train() -> None:
     start_epoch, start_step = resumed.get("epoch", 0), resumed.get("step", 0)
     history: list[dict[str, float]] = resumed.get("history", [])
     running = resumed.get("running_loss", (0.0, 0))
+
+    # ---- preflight: fail in the first minute, never after a paid epoch (trainer/preflight.py)
+    preflight.run(
+        model,
+        train_table=train_table,
+        valid_table=valid_table,
+        hp=hp,
+        device=device,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        train_steps=sampler.steps(),
+        valid_steps=math.ceil(len(valid_table) / hp.batch_size),
+        epochs_left=hp.epochs - start_epoch,
+        combine=distributed.gather,
+    )
 
     log.info(
         "Start training: epochs %d to %d, %d steps each",
@@ -187,9 +205,12 @@ def _load_data(
 ) -> tuple[DetectionTable, DetectionTable, World]:
     """The training table, this rank's share of the validation table, and the training share."""
     hp = env.hyperparameters
-    train_table = data.load(env.channels[TRAINING_CHANNEL])
+    bad = hp.max_bad_images
+    train_table = data.load(env.channels[TRAINING_CHANNEL], max_bad_images=bad)
     if VALIDATION_CHANNEL in env.channels:
-        valid_table = data.load(env.channels[VALIDATION_CHANNEL], train_table.class_names)
+        valid_table = data.load(
+            env.channels[VALIDATION_CHANNEL], train_table.class_names, max_bad_images=bad
+        )
     else:
         train_table, valid_table = data.split(train_table, hp.valid_fraction, hp.seed)
     log.info("%d training images, %d validation images", len(train_table), len(valid_table))
@@ -217,13 +238,15 @@ def _data_loaders(
         "multiprocessing_context": "fork" if workers else None,
     }
     train_batches = model.kind.train_dl(
-        data.dataset(train_table, hp.image_size, train=True),
+        data.dataset(train_table, hp.image_size, train=True, max_bad_images=hp.max_bad_images),
         sampler=sampler,
         shuffle=False,
         **options,
     )
     valid_batches = model.kind.valid_dl(
-        data.dataset(valid_table, hp.image_size, train=False), shuffle=False, **options
+        data.dataset(valid_table, hp.image_size, train=False, max_bad_images=hp.max_bad_images),
+        shuffle=False,
+        **options,
     )
     return train_batches, valid_batches
 
