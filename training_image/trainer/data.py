@@ -335,12 +335,22 @@ _END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82", "GIF": b";"}
 _TAIL_BYTES = 4096  # some cameras write a trailer after the JPEG's end marker
 
 
+def _orientation(image: PIL.Image.Image) -> int:
+    if image.format == "PNG":  # Pillow's PNG getexif() decodes the whole image: read the chunk
+        exif = PIL.Image.Exif()
+        if "exif" in image.info:
+            exif.load(image.info["exif"])
+    else:
+        exif = image.getexif()
+    return int(exif.get(0x0112) or 1)
+
+
 def _header(path: str) -> _Header | None:
     """The header, and a cheap completeness check (the end marker); None if not readable."""
     try:
         with PIL.Image.open(path) as image:
             stored = image.size
-            orientation = int(image.getexif().get(0x0112) or 1)
+            orientation = _orientation(image)
             marker = _END_MARKERS.get(image.format or "")
         if marker:
             with open(path, "rb") as file:
