@@ -11,7 +11,9 @@ are ignored, so an upload marker such as ``_launch.json`` never counts):
 Annotations become one ``DetectionTable`` (flat numpy columns, no per-image
 objects); IceVision records are built lazily, one per item, when a batch needs it.
 Image sizes come from the annotations; an image is only opened here to confirm
-that it is readable (header only) and, where the annotation omits it, its size.
+that it is readable (its header, and the format's end marker in its last bytes) and,
+where the annotation omits it, its size. A corruption those cannot see is found at
+the first decode (``ReadChecked``), as a DataError naming the file.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -39,7 +40,7 @@ from trainer import model as models
 from trainer.data import DetectionTable
 from trainer.engine import World
 from trainer.environment import TrainingEnvironment
-from trainer.errors import ConfigError, TrainingStopped, UserError
+from trainer.errors import ConfigError, DataError, TrainingStopped, UserError
 from trainer.model import DetectionModel
 from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL
 from trainer_spec.hyperparameters import Hyperparameters
@@ -123,6 +124,17 @@ def train() -> None:
         valid_steps=math.ceil(len(valid_table) / hp.batch_size),
         epochs_left=hp.epochs - start_epoch,
         combine=distributed.gather,
+    )
+
+    # An image that fails to decode mid-epoch (a DataError) leaves a checkpoint of the progress
+    # made. The callbacks read the loop's variables when they run (closures see current values).
+    train_batches = _SaveOnDataError(
+        train_batches,
+        lambda done: _save_before_failing(checkpointer, epoch, first_step + done, history),
+    )
+    valid_batches = _SaveOnDataError(
+        valid_batches,
+        lambda _: _save_before_failing(checkpointer, epoch, result.steps, history, result.running),
     )
 
     log.info(
@@ -290,6 +302,41 @@ class _Checkpointer:
         distributed.barrier()
 
 
+class _SaveOnDataError:
+    """Batches that call ``save(batches handed out this pass)`` before a DataError propagates."""
+
+    def __init__(self, batches: Any, save: Callable[[int], None]) -> None:
+        self.batches, self.save = batches, save
+
+    def __iter__(self):
+        count = 0
+        try:
+            for batch in self.batches:
+                yield batch
+                count += 1  # the step on the batch just handed out is done
+        except DataError:
+            self.save(count)
+            raise
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _save_before_failing(
+    checkpointer: _Checkpointer,
+    epoch: int,
+    step: int,
+    history: list[dict],
+    running: tuple[float, int] = (0.0, 0),
+) -> None:
+    """A checkpoint before a DataError ends the job, so a rerun resumes there. One process only:
+    in a data-parallel job the other ranks are not at the save's barrier (the last checkpoint
+    stays)."""
+    if checkpointer.world.size == 1:
+        checkpointer.save(epoch, step, running, history)
+        log.info("checkpoint saved at epoch %d, step %d, before failing", epoch + 1, step)
+
+
 def _save_model(
     env: TrainingEnvironment, model: DetectionModel, hp: Hyperparameters, history: list[dict]
 ) -> None:
@@ -344,9 +391,17 @@ def _failure_text(error: BaseException) -> str:
         return error.text
     summary = f"{type(error).__name__}: {error}"
     if isinstance(error, (UserError, TrainingStopped)):
-        return summary
+        return _without_worker_traceback(summary)
     details = "".join(traceback.format_exception(error))
     return f"{summary}\n\n{details}"
+
+
+def _without_worker_traceback(summary: str) -> str:
+    """A DataLoader worker re-raises a UserError with its traceback in the message: keep the
+    original message, the last line (``trainer.errors.DataError: image ... cannot be decoded``)."""
+    if "\nOriginal Traceback" not in summary:
+        return summary
+    return summary.rstrip().splitlines()[-1].removeprefix("trainer.errors.")
 
 
 def _exit_code(error: BaseException) -> int:
