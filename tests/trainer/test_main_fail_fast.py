@@ -2,6 +2,8 @@
 
 import re
 import shutil
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -89,7 +91,18 @@ def test_a_bad_image_mid_epoch_keeps_a_checkpoint_and_max_bad_images_finishes(op
     assert result.returncode == 0, result.stdout[-3000:]
     assert f"resuming from {saved[0]}" in result.stdout
     assert "skipping unreadable image" in result.stdout and "scene_bad.png" in result.stdout
-    assert (opt_ml.model_dir / "config.json").is_file()
+    detect = (
+        "import sys; sys.path.insert(0, sys.argv[1]); from detector import Detector; "
+        "print(len(Detector.load(sys.argv[1]).predict([sys.argv[2]], threshold=0.0)[0]))"
+    )
+    image = training / "images" / "scene_000.png"
+    found = subprocess.run(
+        [sys.executable, "-c", detect, str(opt_ml.model_dir), str(image)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert int(found.stdout) > 0  # the shipped detector, one class at 128 px, predicts
 
 
 def test_a_bad_validation_image_keeps_the_trained_epoch(opt_ml, tmp_path):

@@ -77,7 +77,7 @@ def _img_size_reads_exif_while_open() -> None:
         with PIL.Image.open(filepath) as image:
             width, height = image.size
             orientation = image.getexif().get(0x0112)
-        return ImgSize(height, width) if orientation in (6, 8) else ImgSize(width, height)
+        return ImgSize(height, width) if orientation in (5, 6, 7, 8) else ImgSize(width, height)
 
     original = imageio.get_img_size
     for module in list(sys.modules.values()):

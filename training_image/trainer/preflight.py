@@ -154,9 +154,10 @@ def _valid_step(
     device: torch.device,
     combine: Callable[[list], list],
 ) -> float:
-    batch, _ = _first_batch(model, table, hp, hp.batch_size, train=False)
+    # A rank with no validation images still joins the metric's collective, as in the epochs.
+    batches = [_first_batch(model, table, hp, hp.batch_size, train=False)[0]] if len(table) else []
     started = time.perf_counter()
-    engine.validate(model, [batch], device=device, stop=threading.Event(), combine=combine)
+    engine.validate(model, batches, device=device, stop=threading.Event(), combine=combine)
     _synchronize(device)
     return time.perf_counter() - started
 
