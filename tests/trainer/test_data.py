@@ -4,6 +4,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from PIL import Image
 from synthetic import CLASSES, write_coco, write_voc
 
 from trainer import data
@@ -98,7 +99,9 @@ def test_unreadable_images(tmp_path):
 def test_stated_size_must_match_the_file(tmp_path):
     write_coco(tmp_path, 3)
     _edit_coco(tmp_path, lambda d: d["images"][0].update(width=200))
-    with pytest.raises(DataError, match=r"200x80 stated, 96x80 on disk"):
+    with pytest.raises(
+        DataError, match=r"img_0001.jpg: the annotation says 200x80, the image shows 96x80$"
+    ):
         data.load(tmp_path)
 
 
@@ -113,8 +116,9 @@ def test_boxes_outside_the_image(tmp_path):
     _edit_coco(tmp_path, lambda d: d["annotations"][0].update(bbox=[50, 10, 60, 20]))
     with pytest.raises(
         DataError,
-        match=r"1 of \d+ boxes .* lie outside their image, "
-        r"e.g. images/img_0001.jpg box \[50.0, 10.0, 110.0, 30.0\] in 96x80",
+        match=r"1 of \d+ boxes .* lie outside their image by more than 1 px, "
+        r"e.g. images/img_0001.jpg annotation id 1: box \(xyxy\) \[50.0, 10.0, 110.0, 30.0\] "
+        r"in 96x80",
     ):
         data.load(tmp_path)
 
@@ -131,7 +135,9 @@ def test_boxes_without_area(tmp_path):
     text = xml.read_text()
     start = text.index("<xmax>") + 6
     xml.write_text(text[:start] + "0" + text[text.index("</xmax>") :])
-    with pytest.raises(DataError, match=r"have no area .*scene_001.png"):
+    with pytest.raises(
+        DataError, match=r"have no area .*scene_001.png scene_001.xml object 1: box"
+    ):
         data.load(tmp_path)
 
 
@@ -150,7 +156,11 @@ def test_boxes_without_area(tmp_path):
         (lambda d: d["categories"][1].update(name=" "), r"1 classes have an empty name"),
         (lambda d: d.update(annotations=[]), r"has no boxes"),
         (lambda d: d.pop("images"), r"has no 'images' list"),
-        (lambda d: d["annotations"][0].update(bbox=[1, 2, 3]), r"must be \[x, y, width, height\]"),
+        (
+            lambda d: d["annotations"][0].update(bbox=[1, 2, 3]),
+            r"1 annotations have a 'bbox' that is not 4 numbers \[x, y, width, height\], "
+            r"e.g. images/img_0001.jpg annotation id 1: \[1, 2, 3\]",
+        ),
     ],
 )
 def test_bad_coco_annotations(tmp_path, edit, message):
@@ -194,3 +204,186 @@ def test_records_feed_icevision(tmp_path):
     record = data.dataset(table, 128, train=False)[0]
     assert record.img.shape == (128, 128, 3)
     assert record.detection.label_ids == table.annotations(0)[1].tolist()
+
+
+# ---- each box on its own, ids as COCO allows, paths, layouts (issue 10)
+
+
+@pytest.mark.parametrize(
+    ("bbox", "rule"),
+    [
+        (float("nan"), r"have a coordinate that is not a finite number \(NaN or infinity\)"),
+        (float("inf"), r"have a coordinate that is not a finite number"),
+        (-5.0, r"have no area"),
+    ],
+)
+def test_each_box_is_checked_and_named(tmp_path, bbox, rule):
+    write_coco(tmp_path, 3)
+    _edit_coco(tmp_path, lambda d: d["annotations"][1].update(id=902, bbox=[10, 10, bbox, 20]))
+    assert json.dumps(bbox) in (tmp_path / "annotations.json").read_text()  # NaN, Infinity
+    image = json.loads((tmp_path / "annotations.json").read_text())["annotations"][1]["image_id"]
+    with pytest.raises(
+        DataError,
+        match=rf"1 of \d+ boxes in annotations.json {rule}.*, e.g. "
+        rf"images/img_{image:04d}.jpg annotation id 902: box",
+    ):
+        data.load(tmp_path)
+
+
+def test_box_lengths_are_checked_one_by_one(tmp_path):
+    write_coco(tmp_path, 3)
+
+    def edit(doc):
+        doc["annotations"][0]["bbox"] = [1, 2, 3, 4, 0.5]  # a rotated box: 5 numbers
+        doc["annotations"][1]["bbox"] = [1, 2, 3]  # with this one, 8 numbers in all
+
+    _edit_coco(tmp_path, edit)
+    with pytest.raises(
+        DataError,
+        match=r"2 annotations have a 'bbox' that is not 4 numbers .*annotation id 1: "
+        r"\[1, 2, 3, 4, 0.5\]; .*annotation id 2: \[1, 2, 3\]",
+    ):
+        data.load(tmp_path)
+    _edit_coco(tmp_path, lambda d: d["annotations"][0].update(bbox=[1, 2, "3", 4]))
+    with pytest.raises(DataError, match=r"annotation id 1: \[1, 2, '3', 4\]"):
+        data.load(tmp_path)
+
+
+def test_voc_nan_coordinate_is_named(tmp_path):
+    write_voc(tmp_path, 2)
+    xml = tmp_path / "annotations" / "scene_001.xml"
+    text = xml.read_text()
+    xml.write_text(text[: text.index("<xmin>") + 6] + "nan" + text[text.index("</xmin>") :])
+    with pytest.raises(DataError, match=r"not a finite number .*scene_001.xml object 1"):
+        data.load(tmp_path)
+
+
+def test_ids_are_read_as_coco_allows(tmp_path):
+    write_coco(tmp_path, 3)
+    huge = [2**63, 2**64 + 7, 10**30]
+
+    def edit(doc):
+        for image, new_id in zip(doc["images"], huge, strict=True):
+            old = image["id"]
+            image["id"] = new_id
+            for annotation in doc["annotations"]:
+                if annotation["image_id"] == old:
+                    annotation["image_id"] = new_id
+        for annotation in doc["annotations"]:
+            annotation["id"] = 2**70 + annotation["id"]
+
+    _edit_coco(tmp_path, edit)
+    assert len(data.load(tmp_path)) == 3
+
+    def strings(doc):
+        ids = {image["id"]: f"frame-{i}" for i, image in enumerate(doc["images"])}
+        for image in doc["images"]:
+            image["id"] = ids[image["id"]]
+        for annotation in doc["annotations"]:
+            annotation["image_id"] = ids[annotation["image_id"]]
+        for category in doc["categories"]:
+            category["id"] = category["name"]
+        for annotation in doc["annotations"]:
+            annotation["category_id"] = CLASSES[annotation["category_id"] - 1]
+
+    write_coco(tmp_path, 3)
+    _edit_coco(tmp_path, strings)
+    table = data.load(tmp_path)
+    assert table.class_names == CLASSES and table.num_boxes > 0
+    _edit_coco(tmp_path, lambda d: d["images"][1].update(id="frame-0"))
+    with pytest.raises(DataError, match=r"duplicate image ids, e\.g\. frame-0"):
+        data.load(tmp_path)
+
+
+@pytest.mark.parametrize("written", ["./images/{}", "images\\{}", "./{}", ".\\images\\{}"])
+def test_file_names_are_normalised(tmp_path, written):
+    write_coco(tmp_path, 2)
+    _edit_coco(
+        tmp_path,
+        lambda d: [im.update(file_name=written.format(im["file_name"])) for im in d["images"]],
+    )
+    table = data.load(tmp_path)
+    assert table.paths[0] == str(tmp_path / "images" / "img_0001.jpg")
+
+
+def test_coco_and_voc_in_one_channel_is_refused_naming_both(tmp_path):
+    write_coco(tmp_path, 2)
+    write_voc(tmp_path, 2)
+    with pytest.raises(
+        DataError,
+        match=r"holds both COCO \(annotations.json\) and Pascal VOC \(annotations/\*.xml\)",
+    ):
+        data.load(tmp_path)
+
+
+def test_exif_orientation_is_named_when_sizes_differ(tmp_path):
+    write_coco(tmp_path, 2)
+    path = tmp_path / "images" / "img_0001.jpg"
+    exif = Image.Exif()
+    exif[0x0112] = 6  # rotate 90: displayed 80x96
+    Image.open(path).save(path, exif=exif)
+    with pytest.raises(
+        DataError,
+        match=r"img_0001.jpg: the annotation says 96x80, the image shows 80x96 \(stored 96x80, "
+        r"turned by its EXIF orientation 6; the annotation matches the stored pixels, so the "
+        r"tool that wrote it ignored the orientation",
+    ):
+        data.load(tmp_path)
+
+
+# ---- unreadable images: found up front (cheap) or at first decode
+
+
+def _truncate(path: Path) -> None:
+    content = path.read_bytes()
+    path.write_bytes(content[: len(content) // 2])  # an interrupted upload: header intact
+
+
+def _corrupt_middle(path: Path) -> None:
+    content = bytearray(path.read_bytes())
+    middle = len(content) // 2
+    content[middle : middle + 200] = bytes(200)  # header and end marker intact
+    path.write_bytes(bytes(content))
+
+
+def test_truncated_and_garbage_images_are_found_before_training(tmp_path):
+    write_coco(tmp_path, 5)
+    _truncate(tmp_path / "images" / "img_0002.jpg")
+    (tmp_path / "images" / "img_0004.jpg").write_bytes(b"\xff\xd8\xff garbage")
+    with pytest.raises(
+        DataError,
+        match=r"2 of 5 images are not readable images \(not an image, or truncated\), "
+        r"e.g. images/img_0002.jpg, images/img_0004.jpg; max_bad_images = 0",
+    ):
+        data.load(tmp_path)
+
+
+def test_max_bad_images_skips_them_with_their_boxes(tmp_path, caplog):
+    write_coco(tmp_path, 5)
+    _truncate(tmp_path / "images" / "img_0002.jpg")
+    whole = data.load(tmp_path, check_images=False)
+
+    table = data.load(tmp_path, max_bad_images=1)
+
+    assert [Path(p).name for p in table.paths] == [
+        "img_0001.jpg",
+        "img_0003.jpg",
+        "img_0004.jpg",
+        "img_0005.jpg",
+    ]
+    assert table.num_boxes == whole.num_boxes - len(whole.annotations(1)[0])
+    assert table.annotations(1)[0].tolist() == whole.annotations(2)[0].tolist()
+    assert "skipping 1 unreadable images (max_bad_images = 1): images/img_0002.jpg" in caplog.text
+
+
+def test_an_image_that_fails_to_decode_is_a_data_error_naming_it(tmp_path, caplog):
+    write_voc(tmp_path, 3)
+    _corrupt_middle(tmp_path / "images" / "scene_001.png")
+    table = data.load(tmp_path)  # the cheap check passes: header and end marker are there
+
+    with pytest.raises(DataError, match=r"image .*images/scene_001.png cannot be decoded .*"):
+        data.dataset(table, 128, train=False)[1]
+
+    skipping = data.dataset(table, 128, train=False, max_bad_images=1)
+    assert skipping[1].record_id == 2
+    assert "skipping unreadable image" in caplog.text and "scene_001.png" in caplog.text

@@ -77,12 +77,27 @@ def _img_size_reads_exif_while_open() -> None:
         with PIL.Image.open(filepath) as image:
             width, height = image.size
             orientation = image.getexif().get(0x0112)
-        return ImgSize(height, width) if orientation in (6, 8) else ImgSize(width, height)
+        return ImgSize(height, width) if orientation in (5, 6, 7, 8) else ImgSize(width, height)
 
     original = imageio.get_img_size
     for module in list(sys.modules.values()):
         if getattr(module, "get_img_size", None) is original:
             module.get_img_size = get_img_size
+
+
+def _open_img_in_any_mode() -> None:
+    # IceVision's open_img calls convert("RGB"), which clips 16-bit and float images to white.
+    from icevision.core import record_components
+    from icevision.utils import imageio
+
+    from trainer.images import read_rgb
+
+    original = imageio.open_img
+
+    def open_img(fn, gray: bool = False, ignore_exif: bool = False):
+        return original(fn, gray=gray, ignore_exif=ignore_exif) if gray else read_rgb(str(fn))
+
+    record_components.open_img = open_img
 
 
 def apply() -> None:
@@ -102,4 +117,5 @@ def apply() -> None:
 
     _resnet_fpn_backbone_with_weights()
     _img_size_reads_exif_while_open()
+    _open_img_in_any_mode()
     _applied = True

@@ -11,15 +11,18 @@ are ignored, so an upload marker such as ``_launch.json`` never counts):
 Annotations become one ``DetectionTable`` (flat numpy columns, no per-image
 objects); IceVision records are built lazily, one per item, when a batch needs it.
 Image sizes come from the annotations; an image is only opened here to confirm
-that it is readable (header only) and, where the annotation omits it, its size.
+that it is readable (its header, and the format's end marker in its last bytes) and,
+where the annotation omits it, its size. A corruption those cannot see is found at
+the first decode (``ReadChecked``), as a DataError naming the file.
 """
 
 from __future__ import annotations
 
-import itertools
+import dataclasses
 import json
 import logging
 import os
+import posixpath
 import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -38,6 +41,7 @@ log = logging.getLogger(__name__)
 BOX_TOLERANCE_PX = 1.0
 EXAMPLES = 3
 RESERVED_CLASS = "background"
+ROTATING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 VOC_ANNOTATION_DIRS = ("annotations", "Annotations")
 VOC_IMAGE_DIRS = ("images", "JPEGImages")
 
@@ -93,6 +97,7 @@ class _Annotations:
     boxes: np.ndarray  # (m, 4) xyxy
     box_class: np.ndarray  # (m,) index into class_names
     class_names: list[str]
+    box_ids: list[str]  # (m,) how a message names each box: "annotation id 7", "a.xml object 2"
 
 
 def _examples(values: Sequence[object]) -> str:
@@ -117,19 +122,48 @@ def _channel_files(channel: Path) -> set[str]:
 # ---- COCO
 
 
-class _CocoColumns(NamedTuple):
-    category_ids: np.ndarray
-    class_names: list[str]
-    image_ids: np.ndarray
-    files: list[str]
-    widths: np.ndarray
-    heights: np.ndarray
-    box_image_id: np.ndarray
-    box_category: np.ndarray
-    flat_boxes: np.ndarray  # x, y, width, height of every box, one after the other
+def _index(ids: list, what: str, source: Path) -> dict:
+    """Row of each id. COCO ids are integers of any size; some exports write strings."""
+    rows = {key: row for row, key in enumerate(ids)}
+    if len(rows) != len(ids):
+        seen, dups = set(), []
+        for key in ids:
+            if key in seen:
+                dups.append(key)
+            seen.add(key)
+        raise DataError(f"{source.name}: duplicate {what} ids, e.g. {_examples(dups)}")
+    return rows
 
 
-def _coco_columns(doc: dict, source: Path) -> _CocoColumns:
+def _normalised(name: str) -> str:
+    """``./images/x.jpg`` and ``images\\x.jpg`` (Windows exports) -> ``images/x.jpg``."""
+    return posixpath.normpath(name.strip().replace("\\", "/"))
+
+
+def _is_box(value: object) -> bool:
+    return (
+        isinstance(value, list)
+        and len(value) == 4
+        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    )
+
+
+def _read_coco(source: Path, channel: Path, files_present: set[str]) -> _Annotations:
+    try:
+        doc = json.loads(source.read_bytes())
+    except (OSError, ValueError) as error:
+        raise DataError(f"{source.name} is not readable JSON ({error})") from None
+    try:
+        return _coco_annotations(doc, source, files_present)
+    except (KeyError, TypeError, AttributeError) as error:
+        raise DataError(
+            f"{source.name} is not a valid COCO file: missing or bad field {error}"
+        ) from None
+
+
+def _coco_annotations(doc: dict, source: Path, files_present: set[str]) -> _Annotations:
+    if not isinstance(doc, dict):
+        raise DataError(f"{source.name} is not a COCO file: it holds a {type(doc).__name__}")
     for key in ("images", "annotations", "categories"):
         if not isinstance(doc.get(key), list):
             raise DataError(f"{source.name} is not a COCO file: it has no {key!r} list")
@@ -139,85 +173,51 @@ def _coco_columns(doc: dict, source: Path) -> _CocoColumns:
     if not images:
         raise DataError(f"{source.name} lists no images")
     annotations = [a for a in doc["annotations"] if not a.get("iscrowd")]
-    category_ids = np.array([c["id"] for c in categories], dtype=np.int64)
-    class_names = [str(c.get("name", "")).strip() for c in categories]
-    image_ids = np.array([im["id"] for im in images], dtype=np.int64)
-    files = [str(im["file_name"]) for im in images]
-    widths = np.array([im.get("width") or 0 for im in images], dtype=np.int64)
-    heights = np.array([im.get("height") or 0 for im in images], dtype=np.int64)
-    count = len(annotations)
-    box_image_id = np.fromiter((a["image_id"] for a in annotations), np.int64, count)
-    box_category = np.fromiter((a["category_id"] for a in annotations), np.int64, count)
-    flat = np.fromiter(itertools.chain.from_iterable(a["bbox"] for a in annotations), np.float64)
-    if flat.size != 4 * count:
-        raise DataError(f"{source.name}: every annotation 'bbox' must be [x, y, width, height]")
-    return _CocoColumns(
-        category_ids,
-        class_names,
-        image_ids,
-        files,
-        widths,
-        heights,
-        box_image_id,
-        box_category,
-        flat,
-    )
-
-
-def _lookup(keys: np.ndarray, wanted: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Row of each wanted key in keys (unique), and a mask of the wanted keys found."""
-    order = np.argsort(keys, kind="stable")
-    sorted_keys = keys[order]
-    pos = np.minimum(np.searchsorted(sorted_keys, wanted), max(len(keys) - 1, 0))
-    found = sorted_keys[pos] == wanted if len(keys) else np.zeros(len(wanted), bool)
-    return order[pos], found
-
-
-def _read_coco(source: Path, channel: Path, files_present: set[str]) -> _Annotations:
-    try:
-        doc = json.loads(source.read_bytes())
-        coco = _coco_columns(doc, source)
-    except DataError:
-        raise
-    except (OSError, ValueError) as error:
-        raise DataError(f"{source.name} is not readable JSON ({error})") from None
-    except (KeyError, TypeError, AttributeError) as error:
-        raise DataError(
-            f"{source.name} is not a valid COCO file: missing or bad field {error}"
-        ) from None
-    for what, ids in (("category", coco.category_ids), ("image", coco.image_ids)):
-        unique, counts = np.unique(ids, return_counts=True)
-        if (counts > 1).any():
-            raise DataError(
-                f"{source.name}: duplicate {what} ids, e.g. {_examples(unique[counts > 1])}"
-            )
-    box_image, known_image = _lookup(coco.image_ids, coco.box_image_id)
-    if not known_image.all():
-        bad = coco.box_image_id[~known_image]
-        raise DataError(
-            f"{source.name}: {len(bad)} of {len(bad) + known_image.sum()} annotations refer to "
-            f"image ids not in 'images', e.g. {_examples(np.unique(bad))}"
-        )
-    box_class, known_class = _lookup(coco.category_ids, coco.box_category)
-    if not known_class.all():
-        bad = np.unique(coco.box_category[~known_class])
-        raise DataError(
-            f"{source.name}: {(~known_class).sum()} annotations have unknown category ids "
-            f"{_examples(bad)}; allowed: the ids in 'categories' ({_examples(coco.category_ids)})"
-        )
-    xywh = coco.flat_boxes.reshape(-1, 4)
-    boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
+    category_row = _index([c["id"] for c in categories], "category", source)
+    image_row = _index([im["id"] for im in images], "image", source)
+    files = [_normalised(str(im["file_name"])) for im in images]
     prefixes = ["", "images/"]  # the json is at the channel root (see _find_layout)
-    best = max(prefixes, key=lambda p: sum(p + f in files_present for f in coco.files[:1000]))
+    best = max(prefixes, key=lambda p: sum(p + f in files_present for f in files[:1000]))
+    files = [best + f for f in files]
+    box_ids = [a.get("id", f"#{i + 1}") for i, a in enumerate(annotations)]
+    box_image = np.array([image_row.get(a["image_id"], -1) for a in annotations], np.int64)
+    if (box_image < 0).any():
+        bad = [a["image_id"] for a, row in zip(annotations, box_image, strict=True) if row < 0]
+        raise DataError(
+            f"{source.name}: {len(bad)} of {len(annotations)} annotations refer to "
+            f"image ids not in 'images', e.g. {_examples(bad)}"
+        )
+    box_class = np.array([category_row.get(a["category_id"], -1) for a in annotations], np.int64)
+    if (box_class < 0).any():
+        bad = sorted({str(a["category_id"]) for a in annotations} - set(map(str, category_row)))
+        raise DataError(
+            f"{source.name}: {(box_class < 0).sum()} annotations have unknown category ids "
+            f"{_examples(bad)}; allowed: the ids in 'categories' "
+            f"({_examples([c['id'] for c in categories])})"
+        )
+    bboxes = [a["bbox"] for a in annotations]
+    malformed = [i for i, box in enumerate(bboxes) if not _is_box(box)]
+    if malformed:
+        shown = [
+            f"{files[box_image[i]]} annotation id {box_ids[i]}: {bboxes[i]!r}"
+            for i in malformed[:EXAMPLES]
+        ]
+        raise DataError(
+            f"{source.name}: {len(malformed)} annotations have a 'bbox' that is not 4 numbers "
+            f"[x, y, width, height], e.g. {'; '.join(shown)}"
+        )
+    xywh = np.array(bboxes, dtype=np.float64).reshape(-1, 4)
+    boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
     return _Annotations(
         source=source,
-        files=[best + f for f in coco.files],
-        widths=coco.widths,
-        heights=coco.heights,
+        files=files,
+        widths=np.array([im.get("width") or 0 for im in images], dtype=np.int64),
+        heights=np.array([im.get("height") or 0 for im in images], dtype=np.int64),
         box_image=box_image,
         boxes=boxes,
         box_class=box_class,
-        class_names=coco.class_names,
+        class_names=[str(c.get("name", "")).strip() for c in categories],
+        box_ids=[f"annotation id {i}" for i in box_ids],
     )
 
 
@@ -227,7 +227,7 @@ def _read_coco(source: Path, channel: Path, files_present: set[str]) -> _Annotat
 def _read_voc(annotation_dir: Path, image_dir: Path, channel: Path) -> _Annotations:
     xml_files = sorted(p for p in annotation_dir.glob("*.xml") if _visible(p))
     image_prefix = image_dir.relative_to(channel).as_posix() + "/"
-    files, widths, heights, box_image, coords, names = [], [], [], [], [], []
+    files, widths, heights, box_image, coords, names, box_ids = [], [], [], [], [], [], []
     for row, xml_file in enumerate(xml_files):
         try:
             root = ElementTree.parse(xml_file).getroot()
@@ -236,7 +236,8 @@ def _read_voc(annotation_dir: Path, image_dir: Path, channel: Path) -> _Annotati
                 raise DataError(f"{xml_file.name} has no <filename>")
             widths.append(int(float(root.findtext("size/width") or 0)))
             heights.append(int(float(root.findtext("size/height") or 0)))
-            for obj in root.iter("object"):
+            for number, obj in enumerate(root.iter("object"), start=1):
+                box_ids.append(f"{xml_file.name} object {number}")
                 names.append((obj.findtext("name") or "").strip())
                 box = obj.find("bndbox")
                 coords.append([float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")])
@@ -245,7 +246,7 @@ def _read_voc(annotation_dir: Path, image_dir: Path, channel: Path) -> _Annotati
             raise DataError(
                 f"{xml_file.name} is not a valid Pascal VOC annotation ({error})"
             ) from None
-        files.append(image_prefix + filename)
+        files.append(image_prefix + _normalised(filename))
     class_names = sorted(set(names))
     index = {name: i for i, name in enumerate(class_names)}
     return _Annotations(
@@ -257,6 +258,7 @@ def _read_voc(annotation_dir: Path, image_dir: Path, channel: Path) -> _Annotati
         boxes=np.array(coords, dtype=np.float64).reshape(-1, 4),
         box_class=np.array([index[n] for n in names], dtype=np.int64),
         class_names=class_names,
+        box_ids=box_ids,
     )
 
 
@@ -272,12 +274,19 @@ def _find_layout(channel: Path, files_present: set[str]) -> tuple[str, tuple[Pat
             f"({_examples([p.name for p in jsons])}); "
             "allowed: exactly one *.json at the top of the channel"
         )
-    if jsons:
-        return "coco", (jsons[0],)
     annotation_dir = next(
         (channel / d for d in VOC_ANNOTATION_DIRS if (channel / d).is_dir()), None
     )
     image_dir = next((channel / d for d in VOC_IMAGE_DIRS if (channel / d).is_dir()), None)
+    voc = annotation_dir and image_dir and any(_visible(p) for p in annotation_dir.glob("*.xml"))
+    if jsons and voc:
+        raise DataError(
+            f"channel {channel.name!r} holds both COCO ({jsons[0].name}) and Pascal VOC "
+            f"({annotation_dir.name}/*.xml) annotations; allowed: one layout per channel "
+            "(remove one, or rename it with a leading '_' so it is ignored)"
+        )
+    if jsons:
+        return "coco", (jsons[0],)
     if annotation_dir and image_dir:
         return "voc", (annotation_dir, image_dir)
     found = _examples([p.name for p in entries]) or "nothing"
@@ -317,17 +326,83 @@ def _class_labels(
     return remap[found.box_class], known
 
 
-def _header_size(path: str) -> tuple[int, int] | None:
+class _Header(NamedTuple):
+    size: tuple[int, int]  # as displayed: after the EXIF orientation
+    stored: tuple[int, int]  # as the pixels are stored
+    orientation: int
+
+
+# Where a complete file of the format ends; an interrupted upload keeps its header but not this.
+_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82", "GIF": b";"}
+_TAIL_BYTES = 4096  # some cameras write a trailer after the JPEG's end marker
+
+
+def _orientation(image: PIL.Image.Image) -> int:
+    if image.format == "PNG":  # Pillow's PNG getexif() decodes the whole image: read the chunk
+        exif = PIL.Image.Exif()
+        if "exif" in image.info:
+            exif.load(image.info["exif"])
+    else:
+        exif = image.getexif()
+    return int(exif.get(0x0112) or 1)
+
+
+def _header(path: str) -> _Header | None:
+    """The header, and a cheap completeness check (the end marker); None if not readable."""
     try:
         with PIL.Image.open(path) as image:
-            width, height = image.size
-            orientation = image.getexif().get(0x0112)
-    except (OSError, ValueError, PIL.Image.DecompressionBombError):
+            stored = image.size
+            orientation = _orientation(image)
+            marker = _END_MARKERS.get(image.format or "")
+        if marker:
+            with open(path, "rb") as file:
+                file.seek(max(0, file.seek(0, os.SEEK_END) - _TAIL_BYTES))
+                if marker not in file.read():
+                    return None
+    except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError):
         return None
-    return (height, width) if orientation in (6, 8) else (width, height)
+    size = stored[::-1] if orientation in ROTATING_ORIENTATIONS else stored
+    return _Header(size, stored, orientation)
 
 
-def _check_images(found: _Annotations, paths: np.ndarray, files_present: set[str]) -> None:
+def _without(found: _Annotations, rows: list[int]) -> _Annotations:
+    keep = np.ones(len(found.files), dtype=bool)
+    keep[rows] = False
+    new_row = np.cumsum(keep) - 1
+    box_keep = keep[found.box_image]
+    return _Annotations(
+        source=found.source,
+        files=[f for f, k in zip(found.files, keep, strict=True) if k],
+        widths=found.widths[keep],
+        heights=found.heights[keep],
+        box_image=new_row[found.box_image[box_keep]],
+        boxes=found.boxes[box_keep],
+        box_class=found.box_class[box_keep],
+        class_names=found.class_names,
+        box_ids=[b for b, k in zip(found.box_ids, box_keep, strict=True) if k],
+    )
+
+
+def _size_problem(found: _Annotations, i: int, header: _Header) -> str:
+    stated = f"{found.widths[i]}x{found.heights[i]}"
+    size = f"{header.size[0]}x{header.size[1]}"
+    shown = f"{found.files[i]}: the annotation says {stated}, the image shows {size}"
+    if header.orientation not in ROTATING_ORIENTATIONS:
+        return shown
+    stored = f"{header.stored[0]}x{header.stored[1]}"
+    hint = (
+        "the annotation matches the stored pixels, so the tool that wrote it ignored the "
+        "orientation; the trainer applies it, as viewers do"
+        if stored == stated
+        else "sizes are read after applying it"
+    )
+    return f"{shown} (stored {stored}, turned by its EXIF orientation {header.orientation}; {hint})"
+
+
+def _check_images(
+    found: _Annotations, paths: np.ndarray, files_present: set[str], max_bad_images: int
+) -> _Annotations:
+    """Every image present and readable (header and end marker), its size the stated one."""
     missing = [f for f in found.files if f not in files_present]
     if missing:
         raise DataError(
@@ -336,46 +411,58 @@ def _check_images(found: _Annotations, paths: np.ndarray, files_present: set[str
             f"e.g. {_examples(missing)}"
         )
     with ThreadPoolExecutor(max_workers=8) as pool:
-        sizes = list(pool.map(_header_size, paths, chunksize=64))
-    unreadable = [found.files[i] for i, size in enumerate(sizes) if size is None]
-    if unreadable:
+        headers = list(pool.map(_header, paths, chunksize=64))
+    unreadable = [i for i, header in enumerate(headers) if header is None]
+    if len(unreadable) > max_bad_images:
         raise DataError(
-            f"{len(unreadable)} of {len(sizes)} images are not readable images, "
-            f"e.g. {_examples(unreadable)}"
+            f"{len(unreadable)} of {len(headers)} images are not readable images "
+            "(not an image, or truncated), "
+            f"e.g. {_examples([found.files[i] for i in unreadable])}; "
+            f"max_bad_images = {max_bad_images} allows skipping that many"
         )
-    actual = np.array(sizes, dtype=np.int64).reshape(-1, 2)
+    if unreadable:
+        log.warning(
+            "skipping %d unreadable images (max_bad_images = %d): %s",
+            len(unreadable),
+            max_bad_images,
+            ", ".join(found.files[i] for i in unreadable),
+        )
+        found = _without(found, unreadable)
+        headers = [h for h in headers if h is not None]
+    actual = np.array([h.size for h in headers], dtype=np.int64).reshape(-1, 2)
     unstated = (found.widths <= 0) | (found.heights <= 0)
     found.widths[unstated], found.heights[unstated] = actual[unstated, 0], actual[unstated, 1]
     wrong = np.flatnonzero((actual[:, 0] != found.widths) | (actual[:, 1] != found.heights))
     if len(wrong):
-        shown = [
-            f"{found.files[i]} ({found.widths[i]}x{found.heights[i]} stated, "
-            f"{actual[i, 0]}x{actual[i, 1]} on disk)"
-            for i in wrong[:EXAMPLES]
-        ]
+        shown = [_size_problem(found, i, headers[i]) for i in wrong[:EXAMPLES]]
         raise DataError(
             f"{len(wrong)} images differ in size from {found.source.name}, e.g. {'; '.join(shown)}"
         )
+    return found
 
 
 def _checked_boxes(found: _Annotations) -> np.ndarray:
+    """Each box on its own: finite, with an area, inside its image (clipped within 1 px)."""
     boxes = found.boxes
     width = found.widths[found.box_image].astype(np.float64)
     height = found.heights[found.box_image].astype(np.float64)
-    degenerate = (boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1])
-    outside = (
+    finite = np.isfinite(boxes).all(axis=1)
+    degenerate = finite & ((boxes[:, 2] <= boxes[:, 0]) | (boxes[:, 3] <= boxes[:, 1]))
+    outside = finite & (
         (boxes[:, 0] < -BOX_TOLERANCE_PX)
         | (boxes[:, 1] < -BOX_TOLERANCE_PX)
         | (boxes[:, 2] > width + BOX_TOLERANCE_PX)
         | (boxes[:, 3] > height + BOX_TOLERANCE_PX)
     )
     for problem, mask in (
+        ("have a coordinate that is not a finite number (NaN or infinity)", ~finite),
         ("have no area (xmax <= xmin or ymax <= ymin)", degenerate),
-        ("lie outside their image", outside),
+        (f"lie outside their image by more than {BOX_TOLERANCE_PX:g} px", outside),
     ):
         if mask.any():
             shown = [
-                f"{found.files[found.box_image[i]]} box {np.round(boxes[i], 1).tolist()} in "
+                f"{found.files[found.box_image[i]]} {found.box_ids[i]}: box (xyxy) "
+                f"{np.round(boxes[i], 1).tolist()} in "
                 f"{found.widths[found.box_image[i]]}x{found.heights[found.box_image[i]]}"
                 for i in np.flatnonzero(mask)[:EXAMPLES]
             ]
@@ -392,11 +479,16 @@ def _checked_boxes(found: _Annotations) -> np.ndarray:
 
 
 def load(
-    channel: Path, class_names: tuple[str, ...] | None = None, *, check_images: bool = True
+    channel: Path,
+    class_names: tuple[str, ...] | None = None,
+    *,
+    check_images: bool = True,
+    max_bad_images: int = 0,
 ) -> DetectionTable:
     """A channel's dataset, validated: every image present and readable, every box inside it.
 
     ``class_names`` (from the training channel) fixes the classes of a validation channel.
+    Up to ``max_bad_images`` unreadable images are dropped (and listed in the log).
     Raises DataError with counts and examples.
     """
     if not channel.is_dir():
@@ -411,9 +503,10 @@ def load(
     if not found.files:
         raise DataError(f"{found.source.name} lists no images")
     labels, names = _class_labels(found, class_names)
-    paths = np.array([os.path.join(channel, f) for f in found.files], dtype=object)
+    found = dataclasses.replace(found, box_class=labels)
     if check_images:
-        _check_images(found, paths, files_present)
+        paths = np.array([os.path.join(channel, f) for f in found.files], dtype=object)
+        found = _check_images(found, paths, files_present, max_bad_images)
     else:
         missing = [f for f in found.files if f not in files_present]
         if missing:
@@ -421,6 +514,7 @@ def load(
                 f"{len(missing)} of {len(found.files)} images are missing, "
                 f"e.g. {_examples(missing)}"
             )
+    paths = np.array([os.path.join(channel, f) for f in found.files], dtype=object)
     if not len(found.boxes):
         raise DataError(f"{found.source.name} has no boxes: nothing to learn")
     boxes = _checked_boxes(found)
@@ -440,7 +534,7 @@ def load(
         heights=found.heights,
         offsets=np.concatenate([[0], np.cumsum(counts)]).astype(np.int64),
         boxes=boxes[order],
-        labels=labels[order],
+        labels=found.box_class[order],
         class_names=names,
     )
 
@@ -491,13 +585,59 @@ class Records(Sequence):
         return record
 
 
-def dataset(table: DetectionTable, image_size: int, *, train: bool):
+DECODE_ERRORS = (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError)
+
+
+class ReadChecked(Sequence):
+    """IceVision's Dataset, where an image that fails to decode is a DataError naming the file.
+
+    The header check in ``load`` cannot see every corruption (a full decode of a million
+    images is too slow), so the first full decode is checked here. Up to ``max_bad_images``
+    such images are skipped (the next image is used instead, and the file is logged); the
+    count is kept per process (each DataLoader worker counts its own).
+    """
+
+    def __init__(self, records: Records, tfm, max_bad_images: int = 0) -> None:
+        self.records, self.tfm, self.max_bad_images = records, tfm, max_bad_images
+        self.skipped: set[str] = set()
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int):
+        for attempt in range(len(self)):
+            row = (i + attempt) % len(self)
+            try:
+                record = self.records[row].load()
+            except DECODE_ERRORS as error:
+                self._skip(self.records.table.paths[row], error)
+                continue
+            return self.tfm(record)
+        raise DataError(f"none of the {len(self)} images could be decoded")
+
+    def _skip(self, path: str, error: Exception) -> None:
+        self.skipped.add(path)
+        if len(self.skipped) > self.max_bad_images:
+            raise DataError(
+                f"image {path} cannot be decoded ({error}); it is corrupt or truncated. "
+                f"Replace or remove it, or set max_bad_images (now {self.max_bad_images}) "
+                "to skip that many unreadable images"
+            ) from None
+        log.warning(
+            "skipping unreadable image %s (%s); %d of max_bad_images = %d skipped",
+            path,
+            error,
+            len(self.skipped),
+            self.max_bad_images,
+        )
+
+
+def dataset(table: DetectionTable, image_size: int, *, train: bool, max_bad_images: int = 0):
     """An IceVision Dataset: resize the longest side, pad to a square, normalize; flip to train."""
     compat.apply()
     from icevision import tfms
-    from icevision.data.dataset import Dataset
 
     steps = [*tfms.A.resize_and_pad(image_size), tfms.A.Normalize()]
     if train:
         steps.insert(0, tfms.A.HorizontalFlip(p=0.5))
-    return Dataset(Records(table), tfms.A.Adapter(steps))
+    return ReadChecked(Records(table), tfms.A.Adapter(steps), max_bad_images)

@@ -9,6 +9,7 @@ traceback for bugs; SageMaker shows the first 1,024 characters), empties
 from __future__ import annotations
 
 import logging
+import math
 import os
 import random
 import signal
@@ -16,6 +17,7 @@ import sys
 import threading
 import time
 import traceback
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -32,12 +34,13 @@ from trainer import (
     distributed,
     engine,
     environment,
+    preflight,
 )
 from trainer import model as models
 from trainer.data import DetectionTable
 from trainer.engine import World
 from trainer.environment import TrainingEnvironment
-from trainer.errors import ConfigError, TrainingStopped, UserError
+from trainer.errors import ConfigError, DataError, TrainingStopped, UserError
 from trainer.model import DetectionModel
 from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL
 from trainer_spec.hyperparameters import Hyperparameters
@@ -106,6 +109,33 @@ def train() -> None:
     start_epoch, start_step = resumed.get("epoch", 0), resumed.get("step", 0)
     history: list[dict[str, float]] = resumed.get("history", [])
     running = resumed.get("running_loss", (0.0, 0))
+
+    # ---- preflight: fail in the first minute, never after a paid epoch (trainer/preflight.py)
+    preflight.run(
+        model,
+        train_table=train_table,
+        valid_table=valid_table,
+        hp=hp,
+        device=device,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        train_steps=sampler.steps(),
+        valid_steps=math.ceil(len(valid_table) / hp.batch_size),
+        epochs_left=hp.epochs - start_epoch,
+        combine=distributed.gather,
+    )
+
+    # An image that fails to decode mid-epoch (a DataError) leaves a checkpoint of the progress
+    # made. The callbacks read the loop's variables when they run (closures see current values).
+    train_batches = _SaveOnDataError(
+        train_batches,
+        lambda done: _save_before_failing(checkpointer, epoch, first_step + done, history),
+    )
+    valid_batches = _SaveOnDataError(
+        valid_batches,
+        lambda _: _save_before_failing(checkpointer, epoch, result.steps, history, result.running),
+    )
 
     log.info(
         "Start training: epochs %d to %d, %d steps each",
@@ -187,9 +217,12 @@ def _load_data(
 ) -> tuple[DetectionTable, DetectionTable, World]:
     """The training table, this rank's share of the validation table, and the training share."""
     hp = env.hyperparameters
-    train_table = data.load(env.channels[TRAINING_CHANNEL])
+    bad = hp.max_bad_images
+    train_table = data.load(env.channels[TRAINING_CHANNEL], max_bad_images=bad)
     if VALIDATION_CHANNEL in env.channels:
-        valid_table = data.load(env.channels[VALIDATION_CHANNEL], train_table.class_names)
+        valid_table = data.load(
+            env.channels[VALIDATION_CHANNEL], train_table.class_names, max_bad_images=bad
+        )
     else:
         train_table, valid_table = data.split(train_table, hp.valid_fraction, hp.seed)
     log.info("%d training images, %d validation images", len(train_table), len(valid_table))
@@ -217,13 +250,15 @@ def _data_loaders(
         "multiprocessing_context": "fork" if workers else None,
     }
     train_batches = model.kind.train_dl(
-        data.dataset(train_table, hp.image_size, train=True),
+        data.dataset(train_table, hp.image_size, train=True, max_bad_images=hp.max_bad_images),
         sampler=sampler,
         shuffle=False,
         **options,
     )
     valid_batches = model.kind.valid_dl(
-        data.dataset(valid_table, hp.image_size, train=False), shuffle=False, **options
+        data.dataset(valid_table, hp.image_size, train=False, max_bad_images=hp.max_bad_images),
+        shuffle=False,
+        **options,
     )
     return train_batches, valid_batches
 
@@ -265,6 +300,41 @@ class _Checkpointer:
             }
             checkpoints.save(self.folder, self.identity, epoch=epoch, step=step, state=state)
         distributed.barrier()
+
+
+class _SaveOnDataError:
+    """Batches that call ``save(batches handed out this pass)`` before a DataError propagates."""
+
+    def __init__(self, batches: Any, save: Callable[[int], None]) -> None:
+        self.batches, self.save = batches, save
+
+    def __iter__(self):
+        count = 0
+        try:
+            for batch in self.batches:
+                yield batch
+                count += 1  # the step on the batch just handed out is done
+        except DataError:
+            self.save(count)
+            raise
+
+    def __len__(self) -> int:
+        return len(self.batches)
+
+
+def _save_before_failing(
+    checkpointer: _Checkpointer,
+    epoch: int,
+    step: int,
+    history: list[dict],
+    running: tuple[float, int] = (0.0, 0),
+) -> None:
+    """A checkpoint before a DataError ends the job, so a rerun resumes there. One process only:
+    in a data-parallel job the other ranks are not at the save's barrier (the last checkpoint
+    stays)."""
+    if checkpointer.world.size == 1:
+        checkpointer.save(epoch, step, running, history)
+        log.info("checkpoint saved at epoch %d, step %d, before failing", epoch + 1, step)
 
 
 def _save_model(
@@ -321,9 +391,17 @@ def _failure_text(error: BaseException) -> str:
         return error.text
     summary = f"{type(error).__name__}: {error}"
     if isinstance(error, (UserError, TrainingStopped)):
-        return summary
+        return _without_worker_traceback(summary)
     details = "".join(traceback.format_exception(error))
     return f"{summary}\n\n{details}"
+
+
+def _without_worker_traceback(summary: str) -> str:
+    """A DataLoader worker re-raises a UserError with its traceback in the message: keep the
+    original message, the last line (``trainer.errors.DataError: image ... cannot be decoded``)."""
+    if "\nOriginal Traceback" not in summary:
+        return summary
+    return summary.rstrip().splitlines()[-1].removeprefix("trainer.errors.")
 
 
 def _exit_code(error: BaseException) -> int:

@@ -49,12 +49,13 @@ def build_module(
     config = getattr(kind.backbones, backbone)
     try:
         if name == "efficientdet":
-            return kind.model(
+            bench = kind.model(
                 backbone=config(pretrained=pretrained),
                 num_classes=num_classes,
                 img_size=image_size,
                 pretrained_backbone=False,  # the whole COCO model loads when pretrained
             )
+            return cap_detection_points(bench)
         return kind.model(backbone=config(pretrained=pretrained), num_classes=num_classes)
     except (OSError, RuntimeError) as error:
         if not pretrained:
@@ -63,6 +64,14 @@ def build_module(
             f"pretrained weights for {name}/{backbone} are not in this image ({error}); "
             "use pretrained=false or rebuild the image (fetch_weights.py)"
         ) from None
+
+
+def cap_detection_points(bench: nn.Module) -> nn.Module:
+    """EfficientDet's top-k takes ``max_detection_points`` (5000) of anchors x classes scores;
+    small images with few classes have fewer (128 px, 1 class: 3069), and top-k fails."""
+    scores = bench.anchors.boxes.shape[0] * bench.num_classes
+    bench.max_detection_points = min(bench.max_detection_points, scores)
+    return bench
 
 
 def _to(value: Any, device: torch.device) -> Any:

@@ -54,13 +54,48 @@ def _efficientdet_model(backbone: str, num_classes: int, image_size: int) -> tor
     prefix = "tf_lite" if backbone.startswith("tf_lite") else "tf_d"
     config = get_efficientdet_config(name[prefix] + backbone.removeprefix(prefix))
     config.image_size = (image_size, image_size)
-    return create_model_from_config(
+    bench = create_model_from_config(
         config,
         bench_task="predict",
         num_classes=num_classes - 1,
         pretrained=False,
         pretrained_backbone=False,
     )
+    # effdet's top-k takes 5000 scores; small images with few classes have fewer.
+    scores = bench.anchors.boxes.shape[0] * bench.num_classes
+    bench.max_detection_points = min(bench.max_detection_points, scores)
+    return bench
+
+
+# A copy of trainer/images.py (this file ships without the repository): any image mode
+# becomes the 8-bit RGB the model was trained on, scaled rather than clipped.
+def _gray_to_l(pixels: np.ndarray, mode: str) -> Image.Image:
+    values = pixels.astype(np.float64)
+    if mode == "F":
+        finite = values[np.isfinite(values)]
+        low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+        if low < 0 or high > 1:
+            values = (values - low) / max(high - low, 1e-12)
+        values = np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=0.0) * 255
+    elif mode.startswith("I;16") or values.max(initial=0) <= 65535:
+        values = values * (255 / 65535)
+    else:
+        values = values * (255 / values.max())
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+
+
+def _to_rgb(image: Image.Image) -> Image.Image:
+    image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        return _gray_to_l(np.asarray(image), mode).convert("RGB")
+    if (mode == "P" and "transparency" in image.info) or mode == "PA":
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ("LA", "RGBA", "La", "RGBa"):
+        image = image.convert("RGBA")
+        canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
+        return Image.alpha_composite(canvas, image).convert("RGB")
+    return image.convert("RGB")
 
 
 class Detector:
@@ -96,7 +131,7 @@ class Detector:
         return cls(model.to(device).eval(), config, classes, device)
 
     def _prepare(self, image: Image.Image) -> tuple[np.ndarray, float, int, int]:
-        image = ImageOps.exif_transpose(image).convert("RGB")
+        image = _to_rgb(image)
         scale = self.size / max(image.size)
         width, height = (max(1, round(side * scale)) for side in image.size)
         resized = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))

@@ -54,6 +54,7 @@ class Hyperparameters:
     valid_fraction: float = 0.2
     amp: bool = True
     checkpoint_every_epochs: int = 1
+    max_bad_images: int = 0  # unreadable images skipped (and logged) instead of failing
 
     def __post_init__(self) -> None:
         if not self.backbone and self.model in BACKBONES:
@@ -75,6 +76,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "num_workers": (0, 64),
     "valid_fraction": (0.01, 0.9),
     "checkpoint_every_epochs": (1, 1000),
+    "max_bad_images": (0, 1_000_000),
 }
 _TYPES: dict[str, type] = {f.name: f.type for f in fields(Hyperparameters)}  # type: ignore[misc]
 _TYPE_NAMES = {"str": str, "bool": bool, "int": int, "float": float}

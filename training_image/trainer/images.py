@@ -1,0 +1,59 @@
+"""Decode an image file into the 8-bit RGB the models train on, whatever its mode.
+
+Pillow's ``convert("RGB")`` clips high-bit-depth pixels (a 16-bit grayscale PNG
+becomes all white) and drops transparency without compositing. Here:
+
+- 16-bit (``I;16*``) is scaled by 255/65535; 32-bit integer (``I``, how older Pillows open
+  16-bit PNGs) by the same when its values fit in 16 bits, else by its own maximum;
+- float (``F``) in [0, 1] is multiplied by 255, any other range is stretched min..max;
+- palette, ``LA``, ``RGBA`` and ``PA`` are composited over white (transparent areas look
+  the way a browser shows them), then converted;
+- ``CMYK``, ``YCbCr``, ``1``, ``L`` ... go through Pillow's own conversion.
+
+EXIF orientation is applied first, as in IceVision. ``standalone_detector.py`` keeps a
+copy of this logic (it ships without the repository): change both together.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from PIL import Image, ImageOps
+
+BACKGROUND = (255, 255, 255)
+
+
+def _gray_to_l(pixels: np.ndarray, mode: str) -> Image.Image:
+    values = pixels.astype(np.float64)
+    if mode == "F":
+        finite = values[np.isfinite(values)]
+        low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
+        if low < 0 or high > 1:
+            values = (values - low) / max(high - low, 1e-12)
+        values = np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=0.0) * 255
+    elif mode.startswith("I;16") or values.max(initial=0) <= 65535:
+        values = values * (255 / 65535)
+    else:
+        values = values * (255 / values.max())
+    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
+
+
+def to_rgb(image: Image.Image) -> Image.Image:
+    """An 8-bit RGB copy of ``image`` (orientation applied, depth scaled, alpha composited)."""
+    image = ImageOps.exif_transpose(image)
+    mode = image.mode
+    if mode in ("I", "F") or mode.startswith("I;16"):
+        return _gray_to_l(np.asarray(image), mode).convert("RGB")
+    if (mode == "P" and "transparency" in image.info) or mode == "PA":
+        image, mode = image.convert("RGBA"), "RGBA"
+    if mode in ("LA", "RGBA", "La", "RGBa"):
+        image = image.convert("RGBA")
+        canvas = Image.new("RGBA", image.size, (*BACKGROUND, 255))
+        return Image.alpha_composite(canvas, image).convert("RGB")
+    return image.convert("RGB")
+
+
+def read_rgb(path: str) -> Image.Image:
+    """Open and fully decode ``path`` as 8-bit RGB; Pillow's errors (OSError etc.) propagate."""
+    with Image.open(path) as image:
+        image.load()
+        return to_rgb(image)
