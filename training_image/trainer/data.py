@@ -491,13 +491,16 @@ class Records(Sequence):
         return record
 
 
-def dataset(table: DetectionTable, image_size: int, *, train: bool):
-    """An IceVision Dataset: resize the longest side, pad to a square, normalize; flip to train."""
+def dataset(table: DetectionTable, image_size: int, *, train: bool, augmentation: str = "light"):
+    """An IceVision Dataset: resize the longest side, pad to a square, normalize; to train,
+    ``augmentation``: ``light`` flips, ``standard`` is IceVision's aug_tfms, ``none``."""
     compat.apply()
     from icevision import tfms
     from icevision.data.dataset import Dataset
 
     steps = [*tfms.A.resize_and_pad(image_size), tfms.A.Normalize()]
-    if train:
+    if train and augmentation == "standard":
+        steps = [*tfms.A.aug_tfms(image_size), tfms.A.Normalize()]
+    elif train and augmentation == "light":
         steps.insert(0, tfms.A.HorizontalFlip(p=0.5))
     return Dataset(Records(table), tfms.A.Adapter(steps))

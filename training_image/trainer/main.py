@@ -16,7 +16,7 @@ import sys
 import threading
 import time
 import traceback
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +32,7 @@ from trainer import (
     distributed,
     engine,
     environment,
+    lr_finder,
 )
 from trainer import model as models
 from trainer.data import DetectionTable
@@ -40,7 +41,7 @@ from trainer.environment import TrainingEnvironment
 from trainer.errors import ConfigError, TrainingStopped, UserError
 from trainer.model import DetectionModel
 from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL
-from trainer_spec.hyperparameters import Hyperparameters
+from trainer_spec.hyperparameters import AUTO, Hyperparameters
 from trainer_spec.metrics import format_line
 
 log = logging.getLogger("trainer")
@@ -89,9 +90,17 @@ def train() -> None:
     train_batches, valid_batches = _data_loaders(
         model, train_table, valid_table, sampler, hp, device
     )
-    optimizer = engine.optimizer(model, hp)
-    distributed.scale_learning_rate(optimizer, batch_size=hp.batch_size, world_size=world.size)
-    scheduler = engine.schedule(optimizer, sampler.steps(), hp.epochs)
+    optimizer = engine.optimizer(
+        model, hp, lr_finder.START if hp.learning_rate == AUTO else hp.learning_rate
+    )
+    # ---- learning_rate=auto: the range test (lr_finder.py) sets the lr, before the schedule
+    if hp.learning_rate == AUTO:
+        _find_learning_rate(env, world, model, train_batches, optimizer, device, use_amp)
+    else:
+        distributed.scale_learning_rate(optimizer, batch_size=hp.batch_size, world_size=world.size)
+    scheduler = engine.schedule(optimizer, sampler.steps(), hp.epochs, hp.schedule)
+    ema = engine.WeightAverage(model, hp.ema_decay) if hp.ema else None
+    evaluated = replace(model, module=ema.module, forward_module=None) if ema else model
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
     checkpointer = _Checkpointer(
         env.checkpoint_dir,
@@ -101,6 +110,7 @@ def train() -> None:
         optimizer=optimizer,
         scheduler=scheduler,
         scaler=scaler,
+        ema=ema,
     )
     resumed = checkpointer.resume()
     start_epoch, start_step = resumed.get("epoch", 0), resumed.get("step", 0)
@@ -128,6 +138,7 @@ def train() -> None:
             stop=shared_stop,
             first_step=first_step,
             running=running if epoch == start_epoch else (0.0, 0),
+            ema=ema,
         )
         if not result.completed:
             checkpointer.save(epoch, result.steps, result.running, history)
@@ -135,7 +146,7 @@ def train() -> None:
                 f"stopped by SIGTERM in epoch {epoch + 1} at step {result.steps}; checkpoint saved"
             )
         validation = engine.validate(
-            model, valid_batches, device=device, stop=stop, combine=distributed.gather
+            evaluated, valid_batches, device=device, stop=stop, combine=distributed.gather
         )
         if shared_stop.is_set():
             checkpointer.save(epoch, result.steps, result.running, history)
@@ -160,7 +171,7 @@ def train() -> None:
 
     if world.is_main:
         log.info("Saving the model to %s", env.model_dir)
-        _save_model(env, model, hp, history)
+        _save_model(env, evaluated, hp, history)
     log.info("Training complete")
 
 
@@ -180,6 +191,37 @@ def _stop_on_sigterm() -> threading.Event:
 
     signal.signal(signal.SIGTERM, handle)
     return stop
+
+
+def _find_learning_rate(
+    env: TrainingEnvironment,
+    world: World,
+    model: DetectionModel,
+    train_batches: Any,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    use_amp: bool,
+) -> None:
+    log.info("Finding the learning rate (range test, at most %d steps)", lr_finder.MAX_STEPS)
+    found = lr_finder.find(
+        model,
+        train_batches,
+        optimizer,
+        device=device,
+        use_amp=use_amp,
+        grad_clip_norm=env.hyperparameters.grad_clip_norm,
+    )
+    for group in optimizer.param_groups:
+        group["lr"] = found.suggestion
+    log.info(
+        "learning_rate=auto: %.3g (fastai's valley rule, %d steps in %.1f s, effective batch %d)",
+        found.suggestion,
+        len(found.losses),
+        found.seconds,
+        env.hyperparameters.batch_size * world.size,
+    )
+    if world.is_main:
+        log.info("range test plot: %s", lr_finder.plot(found, env.output_data_dir))
 
 
 def _load_data(
@@ -217,7 +259,7 @@ def _data_loaders(
         "multiprocessing_context": "fork" if workers else None,
     }
     train_batches = model.kind.train_dl(
-        data.dataset(train_table, hp.image_size, train=True),
+        data.dataset(train_table, hp.image_size, train=True, augmentation=hp.augmentation),
         sampler=sampler,
         shuffle=False,
         **options,
@@ -239,6 +281,7 @@ class _Checkpointer:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
+    ema: engine.WeightAverage | None
 
     def resume(self) -> dict[str, Any]:
         """Restore the latest usable checkpoint into the model and optimizer; {} if none."""
@@ -249,6 +292,8 @@ class _Checkpointer:
             self.optimizer.load_state_dict(resumed["optimizer"])
             self.scheduler.load_state_dict(resumed["scheduler"])
             self.scaler.load_state_dict(resumed["scaler"])
+            if self.ema is not None and "ema" in resumed:
+                self.ema.load_state_dict(resumed["ema"])
         return resumed
 
     def save(
@@ -263,6 +308,8 @@ class _Checkpointer:
                 "history": history,
                 "running_loss": running_loss,
             }
+            if self.ema is not None:
+                state["ema"] = self.ema.state_dict()
             checkpoints.save(self.folder, self.identity, epoch=epoch, step=step, state=state)
         distributed.barrier()
 
