@@ -242,3 +242,19 @@ def test_a_worker_killed_by_a_signal_is_reported_for_what_it_was(
 
     assert failure.exit_code == exit_code
     assert reason in failure.text
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(600)
+def test_learning_rate_auto_is_one_pick_agreed_by_both_hosts(tmp_path):
+    trees = _cluster(tmp_path, {"batch_size": "2", "learning_rate": "auto"})
+
+    codes = [p.wait(timeout=500) for p in _start(trees, tmp_path)]
+
+    logs = [(tmp_path / f"{h}.log").read_text() for h in HOSTS]
+    assert codes == [0, 0], logs[0][-3000:] + logs[1][-3000:]
+    picks = [re.search(r"learning_rate=auto: (\S+) .*effective batch 4\)", log) for log in logs]
+    assert picks[0] and picks[1] and picks[0].group(1) == picks[1].group(1)
+    first, second = trees
+    assert (first.output_data / "lr_find.png").is_file()
+    assert not (second.output_data / "lr_find.png").exists()

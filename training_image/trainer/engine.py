@@ -110,11 +110,12 @@ def schedule(
     down to lr/1e5; momentum or Adam's beta1 cycles 0.95 -> 0.85 -> 0.95)."""
     total = max(1, steps_per_epoch * epochs)
     if kind == "onecycle":
+        cycle = max(total + 1, 4)  # very short runs: at least 2 steps up (OneCycleLR divides)
         return torch.optim.lr_scheduler.OneCycleLR(
             opt,
             max_lr=[group["lr"] for group in opt.param_groups],
-            total_steps=total + 1,
-            pct_start=0.25,
+            total_steps=cycle,
+            pct_start=max(0.25, 2 / cycle),
             div_factor=25.0,
             final_div_factor=1e5 / 25.0,
             base_momentum=0.85,
