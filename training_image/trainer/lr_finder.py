@@ -6,12 +6,14 @@ training steps (at most ``MAX_SECONDS``); the loss is smoothed (an exponential m
 average, debiased); the test stops early once the smoothed loss exceeds 4x its minimum or
 is not finite. The pick is fastai's ``valley`` rule: the longest stretch over which the
 loss keeps falling, two thirds of the way down it (the first 10% of the points and the last
-5 are left out, as fastai does). With too few points, the fallback is the lr at the lowest
-loss / 10. The model, the optimizer and the BatchNorm statistics are restored afterwards.
+5 are left out, as fastai does). With too few points (the time limit came first), there is
+no pick (``suggestion`` is None) and the caller keeps the recipe's learning rate.
+The model, the optimizer and the BatchNorm statistics are restored afterwards.
 
 Data parallel: every rank takes the same steps through DDP (gradients averaged), the loss
 is averaged across ranks and the time limit is agreed (any rank over it stops all), so
-every rank computes the same curve and the same pick. Rank 0 writes the plot.
+every rank computes the same curve; rank 0's pick is broadcast all the same, and rank 0
+writes the plot.
 """
 
 from __future__ import annotations
@@ -43,7 +45,7 @@ PLOT_NAME = "lr_find.png"
 class RangeTest:
     learning_rates: list[float]
     losses: list[float]  # smoothed
-    suggestion: float
+    suggestion: float | None
     seconds: float
 
 
@@ -98,17 +100,15 @@ def find(
     optimizer.load_state_dict(saved_optimizer)
     optimizer.zero_grad(set_to_none=True)
     seconds = time.monotonic() - started
-    return RangeTest(rates, smoothed, suggest(rates, smoothed), seconds)
+    return RangeTest(rates, smoothed, distributed.broadcast(suggest(rates, smoothed)), seconds)
 
 
-def suggest(rates: list[float], losses: list[float]) -> float:
-    """fastai's ``valley``; the lr at the minimum / 10 when the curve is too short."""
-    if not rates:
-        raise ValueError("the learning-rate range test took no step with a finite loss")
+def suggest(rates: list[float], losses: list[float]) -> float | None:
+    """fastai's ``valley``; None when the curve is too short to read."""
     skip = len(losses) // 10
     lrs, values = rates[skip:-5], losses[skip:-5]
     if len(values) < 5:
-        return rates[min(range(len(losses)), key=losses.__getitem__)] / 10
+        return None
     longest = [1] * len(values)
     start = end = 0
     for i in range(1, len(values)):
@@ -131,10 +131,13 @@ def plot(result: RangeTest, folder: Path) -> Path:
 
     figure, axes = pyplot.subplots(figsize=(6, 4))
     axes.plot(result.learning_rates, result.losses)
-    axes.axvline(result.suggestion, color="red", linestyle="--", label=f"{result.suggestion:.2e}")
+    if result.suggestion is not None:
+        axes.axvline(
+            result.suggestion, color="red", linestyle="--", label=f"{result.suggestion:.2e}"
+        )
+        axes.legend()
     axes.set(xscale="log", xlabel="learning rate", ylabel="smoothed training loss")
     axes.set_title("learning-rate range test")
-    axes.legend()
     folder.mkdir(parents=True, exist_ok=True)
     path = folder / PLOT_NAME
     figure.savefig(path, dpi=100, bbox_inches="tight")

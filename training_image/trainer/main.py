@@ -40,7 +40,7 @@ from trainer.engine import World
 from trainer.environment import TrainingEnvironment
 from trainer.errors import ConfigError, TrainingStopped, UserError
 from trainer.model import DetectionModel
-from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL
+from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL, recipes
 from trainer_spec.hyperparameters import AUTO, Hyperparameters
 from trainer_spec.metrics import format_line
 
@@ -211,15 +211,28 @@ def _find_learning_rate(
         use_amp=use_amp,
         grad_clip_norm=env.hyperparameters.grad_clip_norm,
     )
+    hp = env.hyperparameters
+    lr = found.suggestion
+    if lr is None:
+        lr = recipes.recipe(hp.model, hp.pretrained).learning_rate_for(hp.batch_size) * world.size
+        log.warning(
+            "learning_rate=auto: the range test took %d steps in %.1f s, too few to read; "
+            "keeping the recipe's learning rate %.3g",
+            len(found.losses),
+            found.seconds,
+            lr,
+        )
+    else:
+        log.info(
+            "learning_rate=auto: %.3g (fastai's valley rule, %d steps in %.1f s, "
+            "effective batch %d)",
+            lr,
+            len(found.losses),
+            found.seconds,
+            hp.batch_size * world.size,
+        )
     for group in optimizer.param_groups:
-        group["lr"] = found.suggestion
-    log.info(
-        "learning_rate=auto: %.3g (fastai's valley rule, %d steps in %.1f s, effective batch %d)",
-        found.suggestion,
-        len(found.losses),
-        found.seconds,
-        env.hyperparameters.batch_size * world.size,
-    )
+        group["lr"] = lr
     if world.is_main:
         log.info("range test plot: %s", lr_finder.plot(found, env.output_data_dir))
 
