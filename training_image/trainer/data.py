@@ -632,12 +632,22 @@ class ReadChecked(Sequence):
         )
 
 
-def dataset(table: DetectionTable, image_size: int, *, train: bool, max_bad_images: int = 0):
-    """An IceVision Dataset: resize the longest side, pad to a square, normalize; flip to train."""
+def dataset(
+    table: DetectionTable,
+    image_size: int,
+    *,
+    train: bool,
+    augmentation: str = "light",
+    max_bad_images: int = 0,
+):
+    """An IceVision Dataset: resize the longest side, pad to a square, normalize; to train,
+    ``augmentation``: ``light`` flips, ``standard`` is IceVision's aug_tfms, ``none``."""
     compat.apply()
     from icevision import tfms
 
     steps = [*tfms.A.resize_and_pad(image_size), tfms.A.Normalize()]
-    if train:
+    if train and augmentation == "standard":
+        steps = [*tfms.A.aug_tfms(image_size), tfms.A.Normalize()]
+    elif train and augmentation == "light":
         steps.insert(0, tfms.A.HorizontalFlip(p=0.5))
     return ReadChecked(Records(table), tfms.A.Adapter(steps), max_bad_images)

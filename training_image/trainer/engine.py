@@ -19,6 +19,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+from timm.utils import ModelEmaV3
 from torch.utils.data import Sampler
 
 from trainer.errors import TrainingDiverged
@@ -28,6 +29,8 @@ from trainer_spec.hyperparameters import Hyperparameters
 log = logging.getLogger(__name__)
 
 MOMENTUM = 0.9
+ADAM_BETAS = (0.9, 0.99)  # fastai's Adam defaults
+ADAM_EPS = 1e-5
 WARMUP_STEPS = 500
 LOG_EVERY_SECONDS = 30.0
 
@@ -85,18 +88,39 @@ class EpochSampler(Sampler[int]):
         )
 
 
-def optimizer(model: DetectionModel, hp: Hyperparameters) -> torch.optim.Optimizer:
+def optimizer(
+    model: DetectionModel, hp: Hyperparameters, lr: float | None = None
+) -> torch.optim.Optimizer:
+    """SGD with momentum, or AdamW (fastai's betas and eps), over the trainable parameters,
+    at ``lr`` (default: ``hp.learning_rate``)."""
     params = [p for p in model.module.parameters() if p.requires_grad]
-    return torch.optim.SGD(
-        params, lr=hp.learning_rate, momentum=MOMENTUM, weight_decay=hp.weight_decay
-    )
+    lr = hp.learning_rate if lr is None else lr
+    if hp.optimizer == "adamw":
+        return torch.optim.AdamW(
+            params, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=hp.weight_decay
+        )
+    return torch.optim.SGD(params, lr=lr, momentum=MOMENTUM, weight_decay=hp.weight_decay)
 
 
 def schedule(
-    opt: torch.optim.Optimizer, steps_per_epoch: int, epochs: int
-) -> torch.optim.lr_scheduler.LambdaLR:
-    """Linear warm-up, then cosine decay to zero, stepped once per batch."""
+    opt: torch.optim.Optimizer, steps_per_epoch: int, epochs: int, kind: str = "cosine"
+) -> torch.optim.lr_scheduler.LRScheduler:
+    """Stepped once per batch. ``cosine``: linear warm-up, then cosine decay to zero.
+    ``onecycle``: fastai's fit_one_cycle (cosine up for 25% of the steps from lr/25, then
+    down to lr/1e5; momentum or Adam's beta1 cycles 0.95 -> 0.85 -> 0.95)."""
     total = max(1, steps_per_epoch * epochs)
+    if kind == "onecycle":
+        cycle = max(total + 1, 4)  # very short runs: at least 2 steps up (OneCycleLR divides)
+        return torch.optim.lr_scheduler.OneCycleLR(
+            opt,
+            max_lr=[group["lr"] for group in opt.param_groups],
+            total_steps=cycle,
+            pct_start=max(0.25, 2 / cycle),
+            div_factor=25.0,
+            final_div_factor=1e5 / 25.0,
+            base_momentum=0.85,
+            max_momentum=0.95,
+        )
     warmup = min(WARMUP_STEPS, steps_per_epoch, total - 1)
 
     def factor(step: int) -> float:
@@ -105,6 +129,31 @@ def schedule(
         return 0.5 * (1 + math.cos(math.pi * (step - warmup) / max(1, total - warmup)))
 
     return torch.optim.lr_scheduler.LambdaLR(opt, factor)
+
+
+class WeightAverage:
+    """An exponential moving average of the weights and BatchNorm statistics (timm's
+    ModelEmaV3) with its warm-up: the decay grows from 0 towards ``decay`` as steps pass,
+    so short runs average sensibly too."""
+
+    def __init__(self, model: DetectionModel, decay: float) -> None:
+        self.ema = ModelEmaV3(model.module, decay=decay, use_warmup=True)
+        self.steps = 0
+
+    @property
+    def module(self) -> torch.nn.Module:
+        return self.ema.module
+
+    def update(self, module: torch.nn.Module) -> None:
+        self.steps += 1
+        self.ema.update(module, step=self.steps)
+
+    def state_dict(self) -> dict:
+        return {"module": self.ema.module.state_dict(), "steps": self.steps}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.ema.module.load_state_dict(state["module"])
+        self.steps = state["steps"]
 
 
 @dataclass(frozen=True)
@@ -131,6 +180,7 @@ def train_one_epoch(
     stop: threading.Event,
     first_step: int = 0,
     running: tuple[float, int] = (0.0, 0),
+    ema: WeightAverage | None = None,
 ) -> EpochResult:
     """SGD over ``batches``; returns early (completed=False) once ``stop`` is set."""
     model.module.train()
@@ -149,6 +199,8 @@ def train_one_epoch(
         scaler.step(opt)
         scaler.update()
         scheduler.step()
+        if ema is not None:
+            ema.update(model.module)
         value = loss.item()
         if not math.isfinite(value):
             raise TrainingDiverged(

@@ -18,7 +18,7 @@ import threading
 import time
 import traceback
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +34,7 @@ from trainer import (
     distributed,
     engine,
     environment,
+    lr_finder,
     preflight,
 )
 from trainer import model as models
@@ -42,8 +43,8 @@ from trainer.engine import World
 from trainer.environment import TrainingEnvironment
 from trainer.errors import ConfigError, DataError, TrainingStopped, UserError
 from trainer.model import DetectionModel
-from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL
-from trainer_spec.hyperparameters import Hyperparameters
+from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL, recipes
+from trainer_spec.hyperparameters import AUTO, Hyperparameters
 from trainer_spec.metrics import format_line
 
 log = logging.getLogger("trainer")
@@ -92,9 +93,14 @@ def train() -> None:
     train_batches, valid_batches = _data_loaders(
         model, train_table, valid_table, sampler, hp, device
     )
-    optimizer = engine.optimizer(model, hp)
-    distributed.scale_learning_rate(optimizer, batch_size=hp.batch_size, world_size=world.size)
-    scheduler = engine.schedule(optimizer, sampler.steps(), hp.epochs)
+    optimizer = engine.optimizer(
+        model, hp, lr_finder.START if hp.learning_rate == AUTO else hp.learning_rate
+    )
+    if hp.learning_rate != AUTO:
+        distributed.scale_learning_rate(optimizer, batch_size=hp.batch_size, world_size=world.size)
+    scheduler = engine.schedule(optimizer, sampler.steps(), hp.epochs, hp.schedule)
+    ema = engine.WeightAverage(model, hp.ema_decay) if hp.ema else None
+    evaluated = replace(model, module=ema.module, forward_module=None) if ema else model
     scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
     checkpointer = _Checkpointer(
         env.checkpoint_dir,
@@ -104,6 +110,7 @@ def train() -> None:
         optimizer=optimizer,
         scheduler=scheduler,
         scaler=scaler,
+        ema=ema,
     )
     resumed = checkpointer.resume()
     start_epoch, start_step = resumed.get("epoch", 0), resumed.get("step", 0)
@@ -125,6 +132,12 @@ def train() -> None:
         epochs_left=hp.epochs - start_epoch,
         combine=distributed.gather,
     )
+    # ---- learning_rate=auto: the range test (lr_finder.py), after the preflight and once per
+    # job (a resumed job keeps the schedule it checkpointed); the schedule is built on its pick
+    if hp.learning_rate == AUTO and not resumed:
+        _find_learning_rate(env, world, model, train_batches, optimizer, device, use_amp)
+        scheduler = engine.schedule(optimizer, sampler.steps(), hp.epochs, hp.schedule)
+        checkpointer.scheduler = scheduler
 
     # An image that fails to decode mid-epoch (a DataError) leaves a checkpoint of the progress
     # made. The callbacks read the loop's variables when they run (closures see current values).
@@ -158,6 +171,7 @@ def train() -> None:
             stop=shared_stop,
             first_step=first_step,
             running=running if epoch == start_epoch else (0.0, 0),
+            ema=ema,
         )
         if not result.completed:
             checkpointer.save(epoch, result.steps, result.running, history)
@@ -165,7 +179,7 @@ def train() -> None:
                 f"stopped by SIGTERM in epoch {epoch + 1} at step {result.steps}; checkpoint saved"
             )
         validation = engine.validate(
-            model, valid_batches, device=device, stop=stop, combine=distributed.gather
+            evaluated, valid_batches, device=device, stop=stop, combine=distributed.gather
         )
         if shared_stop.is_set():
             checkpointer.save(epoch, result.steps, result.running, history)
@@ -190,7 +204,7 @@ def train() -> None:
 
     if world.is_main:
         log.info("Saving the model to %s", env.model_dir)
-        _save_model(env, model, hp, history)
+        _save_model(env, evaluated, hp, history)
     log.info("Training complete")
 
 
@@ -210,6 +224,51 @@ def _stop_on_sigterm() -> threading.Event:
 
     signal.signal(signal.SIGTERM, handle)
     return stop
+
+
+def _find_learning_rate(
+    env: TrainingEnvironment,
+    world: World,
+    model: DetectionModel,
+    train_batches: Any,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    use_amp: bool,
+) -> None:
+    log.info("Finding the learning rate (range test, at most %d steps)", lr_finder.MAX_STEPS)
+    found = lr_finder.find(
+        model,
+        train_batches,
+        optimizer,
+        device=device,
+        use_amp=use_amp,
+        grad_clip_norm=env.hyperparameters.grad_clip_norm,
+    )
+    hp = env.hyperparameters
+    lr = found.suggestion
+    if lr is None:
+        lr = recipes.recipe(hp.model, hp.pretrained).learning_rate_for(hp.batch_size) * world.size
+        log.warning(
+            "learning_rate=auto: the range test took %d steps in %.1f s, too few to read; "
+            "keeping the recipe's learning rate %.3g",
+            len(found.losses),
+            found.seconds,
+            lr,
+        )
+    else:
+        log.info(
+            "learning_rate=auto: %.3g (fastai's valley rule, %d steps in %.1f s, "
+            "effective batch %d)",
+            lr,
+            len(found.losses),
+            found.seconds,
+            hp.batch_size * world.size,
+        )
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        group.pop("initial_lr", None)  # the schedule built next starts from this lr
+    if world.is_main:
+        log.info("range test plot: %s", lr_finder.plot(found, env.output_data_dir))
 
 
 def _load_data(
@@ -250,7 +309,13 @@ def _data_loaders(
         "multiprocessing_context": "fork" if workers else None,
     }
     train_batches = model.kind.train_dl(
-        data.dataset(train_table, hp.image_size, train=True, max_bad_images=hp.max_bad_images),
+        data.dataset(
+            train_table,
+            hp.image_size,
+            train=True,
+            augmentation=hp.augmentation,
+            max_bad_images=hp.max_bad_images,
+        ),
         sampler=sampler,
         shuffle=False,
         **options,
@@ -274,6 +339,7 @@ class _Checkpointer:
     optimizer: torch.optim.Optimizer
     scheduler: torch.optim.lr_scheduler.LRScheduler
     scaler: torch.amp.GradScaler
+    ema: engine.WeightAverage | None
 
     def resume(self) -> dict[str, Any]:
         """Restore the latest usable checkpoint into the model and optimizer; {} if none."""
@@ -284,6 +350,8 @@ class _Checkpointer:
             self.optimizer.load_state_dict(resumed["optimizer"])
             self.scheduler.load_state_dict(resumed["scheduler"])
             self.scaler.load_state_dict(resumed["scaler"])
+            if self.ema is not None and "ema" in resumed:
+                self.ema.load_state_dict(resumed["ema"])
         return resumed
 
     def save(
@@ -298,6 +366,8 @@ class _Checkpointer:
                 "history": history,
                 "running_loss": running_loss,
             }
+            if self.ema is not None:
+                state["ema"] = self.ema.state_dict()
             checkpoints.save(self.folder, self.identity, epoch=epoch, step=step, state=state)
         distributed.barrier()
 

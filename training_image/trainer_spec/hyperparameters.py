@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from trainer_spec.recipes import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, recipe
+
 BACKBONES: dict[str, tuple[str, ...]] = {
     "faster_rcnn": ("resnet18_fpn", "resnet34_fpn", "resnet50_fpn", "resnet101_fpn"),
     "retinanet": ("resnet18_fpn", "resnet34_fpn", "resnet50_fpn", "resnet101_fpn"),
@@ -38,7 +40,12 @@ class HyperparameterError(ValueError):
 
 @dataclass(frozen=True)
 class Hyperparameters:
-    """Every knob of a training run. Defaults suit a single ml.g5.xlarge."""
+    """Every knob of a training run. Defaults suit a single ml.g5.xlarge.
+
+    Knobs left out (``None`` or empty) take the model family's recipe (trainer_spec/recipes.py),
+    for pretrained weights or from scratch; ``learning_rate`` is the recipe's scaled to
+    ``batch_size``, or ``"auto"``: a learning-rate range test before training (lr_finder.py).
+    """
 
     model: str = "faster_rcnn"
     backbone: str = ""  # empty: DEFAULT_BACKBONE[model]
@@ -46,8 +53,13 @@ class Hyperparameters:
     epochs: int = 20
     batch_size: int = 8
     image_size: int = 512
-    learning_rate: float = 0.01
-    weight_decay: float = 0.0001
+    learning_rate: float | str | None = None  # a number, "auto", or None: the recipe's
+    optimizer: str = ""  # sgd | adamw
+    schedule: str = ""  # onecycle | cosine (linear warm-up, then cosine)
+    weight_decay: float | None = None
+    ema: bool | None = None  # validate and save an exponential moving average of the weights
+    ema_decay: float = 0.9998
+    augmentation: str = ""  # light | standard | none
     grad_clip_norm: float = 10.0
     seed: int = 42
     num_workers: int = 4
@@ -59,6 +71,8 @@ class Hyperparameters:
     def __post_init__(self) -> None:
         if not self.backbone and self.model in BACKBONES:
             object.__setattr__(self, "backbone", DEFAULT_BACKBONE[self.model])
+        if self.model in BACKBONES:
+            _fill_from_recipe(self)
         _validate(self)
 
     def as_dict(self) -> dict[str, Any]:
@@ -71,6 +85,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "image_size": (64, 2048),
     "learning_rate": (1e-7, 10.0),
     "weight_decay": (0.0, 1.0),
+    "ema_decay": (0.5, 0.999999),
     "grad_clip_norm": (0.0, 1000.0),
     "seed": (0, 2**31 - 1),
     "num_workers": (0, 64),
@@ -78,9 +93,32 @@ _RANGES: dict[str, tuple[float, float]] = {
     "checkpoint_every_epochs": (1, 1000),
     "max_bad_images": (0, 1_000_000),
 }
-_TYPES: dict[str, type] = {f.name: f.type for f in fields(Hyperparameters)}  # type: ignore[misc]
+# The first type named in each annotation ("float | str | None" -> float).
+_TYPES: dict[str, str] = {
+    f.name: str(f.type).split("|")[0].strip()
+    for f in fields(Hyperparameters)  # type: ignore[misc]
+}
 _TYPE_NAMES = {"str": str, "bool": bool, "int": int, "float": float}
 NAMES: tuple[str, ...] = tuple(f.name for f in fields(Hyperparameters))
+
+
+AUTO = "auto"
+_CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augmentation": AUGMENTATIONS}
+
+
+def _fill_from_recipe(hp: Hyperparameters) -> None:
+    chosen = recipe(hp.model, hp.pretrained)
+    defaults = {
+        "learning_rate": chosen.learning_rate_for(hp.batch_size),
+        "optimizer": chosen.optimizer,
+        "schedule": chosen.schedule,
+        "weight_decay": chosen.weight_decay,
+        "ema": chosen.ema,
+        "augmentation": chosen.augmentation,
+    }
+    for name, value in defaults.items():
+        if getattr(hp, name) in (None, ""):
+            object.__setattr__(hp, name, value)
 
 
 def _validate(hp: Hyperparameters) -> None:
@@ -94,8 +132,16 @@ def _validate(hp: Hyperparameters) -> None:
             f"hyperparameter 'backbone' = {hp.backbone!r} is not available for model "
             f"{hp.model!r}; allowed: {', '.join(BACKBONES[hp.model])}"
         )
+    for name, allowed in _CHOICES.items():
+        if getattr(hp, name) not in allowed:
+            raise HyperparameterError(
+                f"hyperparameter {name!r} = {getattr(hp, name)!r} is not supported; "
+                f"allowed: {', '.join(allowed)}"
+            )
     for name, (low, high) in _RANGES.items():
         value = getattr(hp, name)
+        if name == "learning_rate" and value == AUTO:
+            continue
         if not low <= value <= high:
             raise HyperparameterError(
                 f"hyperparameter {name!r} = {value!r} is out of range; allowed: {low} to {high}"
@@ -109,9 +155,11 @@ def _validate(hp: Hyperparameters) -> None:
 
 
 def _coerce(name: str, value: Any) -> Any:
-    kind = _TYPE_NAMES[_TYPES[name]] if isinstance(_TYPES[name], str) else _TYPES[name]
+    kind = _TYPE_NAMES[_TYPES[name]]
     if isinstance(value, str):
         value = value.strip()
+    if name == "learning_rate" and isinstance(value, str) and value.lower() == AUTO:
+        return AUTO
     if kind is bool:
         if isinstance(value, bool):
             return value
@@ -137,8 +185,9 @@ def _coerce(name: str, value: Any) -> Any:
         try:
             result = float(value)
         except (TypeError, ValueError):
+            also = f" or {AUTO!r}" if name == "learning_rate" else ""
             raise HyperparameterError(
-                f"hyperparameter {name!r} = {value!r} must be a number"
+                f"hyperparameter {name!r} = {value!r} must be a number{also}"
             ) from None
         if result != result or result in (float("inf"), float("-inf")):
             raise HyperparameterError(

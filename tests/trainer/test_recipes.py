@@ -1,0 +1,187 @@
+"""Per-family recipes, their knobs, EMA, augmentation presets and learning_rate=auto."""
+
+import json
+
+import pytest
+import torch
+from opt_ml_tree import TINY, run_train
+from synthetic import write_coco
+
+from trainer import data, engine, lr_finder
+from trainer import model as models
+from trainer_spec.hyperparameters import HyperparameterError, from_values, to_job_strings
+from trainer_spec.recipes import RECIPES
+
+
+@pytest.mark.parametrize(
+    ("model", "pretrained", "expected"),
+    [
+        ("faster_rcnn", True, ("sgd", 0.02 * 8 / 16, "cosine", 1e-4, False)),
+        ("retinanet", True, ("sgd", 0.01 * 8 / 16, "cosine", 1e-4, False)),
+        ("efficientdet", True, ("sgd", 0.09 * 8 / 64, "cosine", 4e-5, True)),
+        ("faster_rcnn", False, ("adamw", 1e-3, "onecycle", 0.01, False)),
+        ("retinanet", False, ("adamw", 1e-3, "onecycle", 0.01, False)),
+        ("efficientdet", False, ("adamw", 3e-3, "onecycle", 0.01, False)),
+    ],
+)
+def test_left_out_knobs_take_the_familys_recipe(model, pretrained, expected):
+    hp = from_values({"model": model, "pretrained": pretrained, "batch_size": 8})
+
+    assert (hp.optimizer, hp.learning_rate, hp.schedule, hp.weight_decay, hp.ema) == (
+        expected[0],
+        pytest.approx(expected[1]),
+        expected[2],
+        expected[3],
+        expected[4],
+    )
+    assert hp.augmentation == "light"
+
+
+def test_the_recipes_lr_scales_linearly_with_the_batch_and_a_given_value_wins():
+    small = from_values({"model": "retinanet", "batch_size": 4})
+    large = from_values({"model": "retinanet", "batch_size": 32})
+    given = from_values({"model": "retinanet", "learning_rate": "0.003", "optimizer": "adamw"})
+
+    assert large.learning_rate == pytest.approx(8 * small.learning_rate)
+    assert (given.learning_rate, given.optimizer) == (0.003, "adamw")
+    assert set(RECIPES) == {
+        (m, p) for m in ("faster_rcnn", "retinanet", "efficientdet") for p in (True, False)
+    }
+
+
+@pytest.mark.parametrize(
+    ("values", "message"),
+    [
+        ({"optimizer": "adam"}, "'optimizer' = 'adam' is not supported; allowed: sgd, adamw"),
+        ({"schedule": "step"}, "'schedule' = 'step' is not supported; allowed: onecycle, cosine"),
+        ({"augmentation": "heavy"}, "'augmentation' = 'heavy' is not supported; allowed: light"),
+        ({"ema": "maybe"}, "'ema' = 'maybe' must be true or false"),
+        ({"ema_decay": "1.5"}, "'ema_decay' = 1.5 is out of range"),
+        ({"learning_rate": "fast"}, "'learning_rate' = 'fast' must be a number or 'auto'"),
+        ({"learning_rate": "0"}, "'learning_rate' = 0.0 is out of range"),
+    ],
+)
+def test_each_knob_is_validated(values, message):
+    with pytest.raises(HyperparameterError, match=message):
+        from_values(values)
+
+
+def test_auto_and_the_knobs_travel_in_the_raw_encoding():
+    hp = from_values({"learning_rate": "AUTO", "ema": "true", "schedule": "onecycle"})
+
+    strings = to_job_strings(hp)
+
+    assert (strings["learning_rate"], strings["ema"], strings["schedule"]) == (
+        "auto",
+        "true",
+        "onecycle",
+    )
+
+
+@pytest.mark.parametrize("augmentation", ["light", "standard", "none"])
+def test_augmentation_presets_build_square_training_images(tmp_path, augmentation):
+    write_coco(tmp_path / "c", 4)
+    table = data.load(tmp_path / "c")
+
+    image = data.dataset(table, 128, train=True, augmentation=augmentation)[0].img
+
+    assert image.shape[:2] == (128, 128)
+
+
+def _tiny(tmp_path, **values):
+    write_coco(tmp_path / "c", 8)
+    table = data.load(tmp_path / "c")
+    hp = from_values({**TINY, "batch_size": 4, **values})
+    detector = models.create(hp, table.class_names)
+    batches = detector.kind.train_dl(
+        data.dataset(table, 128, train=True), batch_size=4, shuffle=False
+    )
+    return hp, detector, batches
+
+
+def test_the_weight_average_follows_the_model_and_warms_up(tmp_path):
+    hp, detector, batches = _tiny(tmp_path, ema="true")
+    average = engine.WeightAverage(detector, hp.ema_decay)
+    opt = engine.optimizer(detector, hp, 0.01)
+    before = [p.detach().clone() for p in average.module.parameters()]
+
+    engine.train_one_epoch(
+        detector,
+        batches,
+        opt,
+        engine.schedule(opt, 2, 1),
+        torch.amp.GradScaler("cpu", enabled=False),
+        device=torch.device("cpu"),
+        grad_clip_norm=10.0,
+        stop=__import__("threading").Event(),
+        ema=average,
+    )
+
+    after = list(average.module.parameters())
+    assert average.steps == 2
+    assert any(not torch.equal(a, b) for a, b in zip(before, after, strict=True))
+    # with the warm-up the average is close to the trained weights, not stuck at the start
+    trained = list(detector.module.parameters())
+    assert all(torch.allclose(a, t, atol=1e-2) for a, t in zip(after, trained, strict=True))
+
+
+def test_range_test_picks_a_learning_rate_and_restores_the_model(tmp_path):
+    hp, detector, batches = _tiny(tmp_path)
+    opt = engine.optimizer(detector, hp, lr_finder.START)
+    weights = {k: v.clone() for k, v in detector.module.state_dict().items()}
+
+    found = lr_finder.find(
+        detector,
+        batches,
+        opt,
+        device=torch.device("cpu"),
+        use_amp=False,
+        grad_clip_norm=10.0,
+        max_steps=30,
+    )
+    picture = lr_finder.plot(found, tmp_path / "out")
+
+    assert found.suggestion is None or lr_finder.START <= found.suggestion <= lr_finder.END
+    assert 0 < len(found.losses) <= 30
+    assert all(torch.equal(v, detector.module.state_dict()[k]) for k, v in weights.items())
+    assert opt.param_groups[0]["lr"] == lr_finder.START and not opt.state
+    assert picture.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_valley_rule_picks_inside_the_falling_stretch():
+    rates = [10 ** (-6 + i * 0.1) for i in range(60)]
+    losses = [5.0] * 15 + [5.0 - 0.2 * i for i in range(25)] + [0.0 + 0.5 * i for i in range(20)]
+
+    pick = lr_finder.suggest(rates, losses)
+
+    assert rates[15] < pick < rates[40]
+    assert lr_finder.suggest(rates[:8], losses[:8]) is None  # too short to read
+
+
+@pytest.mark.slow
+def test_train_with_no_learning_rate_given_learns(opt_ml):
+    write_coco(opt_ml.channel("training"), 16)
+    opt_ml.declare_channels("training")
+    opt_ml.hyperparameters({**TINY, "epochs": "5", "batch_size": "4", "valid_fraction": "0.25"})
+
+    result = run_train(opt_ml)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    history = json.loads((opt_ml.output_data / "metrics.json").read_text())
+    assert history[-1]["train_loss"] < history[0]["train_loss"]
+    assert max(row["valid_map_50"] for row in history) > 0.0
+    config = json.loads((opt_ml.model_dir / "config.json").read_text())
+    assert config["training"]["hyperparameters"]["learning_rate"] == pytest.approx(3e-3 * 4 / 8)
+
+
+@pytest.mark.slow
+def test_train_with_learning_rate_auto_logs_and_plots_its_pick(opt_ml):
+    write_coco(opt_ml.channel("training"), 12)
+    opt_ml.declare_channels("training")
+    opt_ml.hyperparameters({**TINY, "learning_rate": "auto", "ema": "true"})
+
+    result = run_train(opt_ml)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "learning_rate=auto: " in result.stdout
+    assert (opt_ml.output_data / lr_finder.PLOT_NAME).read_bytes()[:4] == b"\x89PNG"
