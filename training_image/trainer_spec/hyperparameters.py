@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from trainer_spec.metrics import SELECTABLE
+
 BACKBONES: dict[str, tuple[str, ...]] = {
     "faster_rcnn": ("resnet18_fpn", "resnet34_fpn", "resnet50_fpn", "resnet101_fpn"),
     "retinanet": ("resnet18_fpn", "resnet34_fpn", "resnet50_fpn", "resnet101_fpn"),
@@ -54,6 +56,8 @@ class Hyperparameters:
     valid_fraction: float = 0.2
     amp: bool = True
     checkpoint_every_epochs: int = 1
+    select_metric: str = "valid_map"  # the model is the epoch that scored best by it
+    early_stopping_patience: int = 0  # stop after this many epochs without improvement; 0: off
 
     def __post_init__(self) -> None:
         if not self.backbone and self.model in BACKBONES:
@@ -75,6 +79,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "num_workers": (0, 64),
     "valid_fraction": (0.01, 0.9),
     "checkpoint_every_epochs": (1, 1000),
+    "early_stopping_patience": (0, 1000),
 }
 _TYPES: dict[str, type] = {f.name: f.type for f in fields(Hyperparameters)}  # type: ignore[misc]
 _TYPE_NAMES = {"str": str, "bool": bool, "int": int, "float": float}
@@ -91,6 +96,11 @@ def _validate(hp: Hyperparameters) -> None:
         raise HyperparameterError(
             f"hyperparameter 'backbone' = {hp.backbone!r} is not available for model "
             f"{hp.model!r}; allowed: {', '.join(BACKBONES[hp.model])}"
+        )
+    if hp.select_metric not in SELECTABLE:
+        raise HyperparameterError(
+            f"hyperparameter 'select_metric' = {hp.select_metric!r} is not a metric to select by; "
+            f"allowed: {', '.join(SELECTABLE)}"
         )
     for name, (low, high) in _RANGES.items():
         value = getattr(hp, name)
