@@ -180,9 +180,11 @@ def _image_groups(outcomes: list[evaluation.ImageOutcome]) -> dict[str, list[int
         indices, key=lambda i: (outcomes[i].missed, outcomes[i].false, -outcomes[i].found)
     )
     best = [i for i in best if i not in worst and outcomes[i].found][:count]
-    rest = [i for i in indices if i not in worst and i not in best]
+    shown = set(worst + best)
+    rest = [i for i in indices if i not in shown]
+    pool = rest if len(rest) >= count else indices  # a small set: sampled from all its images
     rng = np.random.default_rng(SEED)
-    sample = sorted(rng.choice(rest, size=min(count, len(rest)), replace=False).tolist())
+    sample = sorted(rng.choice(pool, size=min(count, len(pool)), replace=False).tolist())
     return {"best": best, "worst": worst, "random": sample}
 
 

@@ -18,6 +18,7 @@ MAX_CLASSES = 30  # bars shown in a chart (the weakest); the table lists them al
 MAX_CURVES = 12  # precision/recall panels (the weakest classes)
 GRID = 6
 THUMBNAIL = 360
+MAX_UPSCALE = 4.0
 TRUTH_COLOUR = (0, 200, 83)
 PREDICTION_COLOURS = [
     (255, 64, 129),
@@ -56,7 +57,10 @@ def curves(history: Sequence[Mapping[str, float]], metric: str, best_epoch: int)
         loss_axes.plot(epochs, [row[key] for row in history], marker="o", ms=3, label=key)
     for key in ("valid_map", "valid_map_50"):
         map_axes.plot(epochs, [row[key] for row in history], marker="o", ms=3, label=key)
+    from matplotlib.ticker import MaxNLocator
+
     for axes, title in ((loss_axes, "loss"), (map_axes, "COCO mAP (validation)")):
+        axes.xaxis.set_major_locator(MaxNLocator(integer=True))
         if best_epoch:
             axes.axvline(
                 best_epoch, color="grey", ls="--", lw=1, label=f"model: epoch {best_epoch}"
@@ -147,7 +151,12 @@ def dataset_summary(
         low, high = max(float(both.min()), 1.0), max(float(both.max()), 2.0)
         bins = np.geomspace(low, high * 1.01, 25)
         sizes_axes.hist([train_sizes, valid_sizes], bins=bins, label=["train", "validation"])
+        from matplotlib.ticker import ScalarFormatter
+
         sizes_axes.set_xscale("log")
+        for axis in (sizes_axes.xaxis,):
+            axis.set_major_formatter(ScalarFormatter())
+            axis.set_minor_formatter(ScalarFormatter())
         for edge, label in ((32, "small | medium"), (96, "medium | large")):
             if low < edge < high:
                 sizes_axes.axvline(edge, color="grey", ls=":", lw=1)
@@ -163,8 +172,9 @@ def dataset_summary(
                     transform=sizes_axes.get_xaxis_transform(),
                 )
         sizes_axes.legend(fontsize=8)
-    sizes_axes.set_title("box size: sqrt(width * height), pixels (COCO's small/medium/large)")
-    sizes_axes.set_xlabel("pixels")
+    sizes_axes.set_title("box sizes")
+    sizes_axes.set_xlabel("sqrt(width * height), pixels")
+    sizes_axes.set_ylabel("boxes")
     sizes_axes.grid(alpha=0.3)
     return _png(figure)
 
@@ -226,10 +236,9 @@ def draw_thumbnail(
     """The image, shrunk to THUMBNAIL pixels: ground truth dashed green, predictions solid."""
     with Image.open(path) as opened:
         image = ImageOps.exif_transpose(opened).convert("RGB")
-    scale = min(1.0, THUMBNAIL / max(image.size))
-    if scale < 1.0:
-        size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
-        image = image.resize(size, Image.Resampling.LANCZOS)
+    scale = min(THUMBNAIL / max(image.size), MAX_UPSCALE)  # small images grow, for the labels
+    size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
+    image = image.resize(size, Image.Resampling.LANCZOS)
     draw = ImageDraw.Draw(image)
     font = _font(11)
     for box in truth[0]:
@@ -251,7 +260,7 @@ def grid(tiles: Sequence[tuple[Image.Image, str]], columns: int = 3) -> bytes:
         return b""
     font = _font(12)
     caption = 20
-    cell_w = max(t.width for t, _ in tiles) + 8
+    cell_w = max(THUMBNAIL, *(t.width for t, _ in tiles)) + 8
     cell_h = max(t.height for t, _ in tiles) + caption + 8
     rows = math.ceil(len(tiles) / columns)
     sheet = Image.new("RGB", (cell_w * min(columns, len(tiles)), cell_h * rows), (255, 255, 255))
@@ -259,7 +268,9 @@ def grid(tiles: Sequence[tuple[Image.Image, str]], columns: int = 3) -> bytes:
     for index, (tile, text) in enumerate(tiles):
         x, y = (index % columns) * cell_w + 4, (index // columns) * cell_h + 4
         sheet.paste(tile, (x, y))
-        draw.text((x, y + tile.height + 3), _short(text, 52), fill=(40, 40, 40), font=font)
+        while len(text) > 8 and draw.textlength(text, font=font) > cell_w - 8:
+            text = text[:-2] + "…" if text.endswith("…") else text[:-1] + "…"
+        draw.text((x, y + tile.height + 3), text, fill=(40, 40, 40), font=font)
     buffer = io.BytesIO()
     sheet.save(buffer, format="JPEG", quality=82, optimize=True)
     return buffer.getvalue()
