@@ -8,6 +8,7 @@ few MB whatever the dataset's size.
 from __future__ import annotations
 
 import io
+import itertools
 import math
 from collections.abc import Mapping, Sequence
 
@@ -19,7 +20,7 @@ MAX_CURVES = 12  # precision/recall panels (the weakest classes)
 GRID = 6
 THUMBNAIL = 360
 MAX_UPSCALE = 4.0
-TRUTH_COLOUR = (0, 200, 83)
+TRUTH_COLOURS = ((255, 255, 255), (0, 0, 0))
 PREDICTION_COLOURS = [
     (255, 64, 129),
     (41, 121, 255),
@@ -193,24 +194,20 @@ def _font(size: int) -> ImageFont.ImageFont:
         return ImageFont.load_default()
 
 
-def _dashed_rectangle(draw: ImageDraw.ImageDraw, box, colour, width: int, dash: int = 6) -> None:
+def _dashed_rectangle(draw: ImageDraw.ImageDraw, box, width: int, dash: int = 7) -> None:
+    """Alternating black and white dashes: visible on any colour."""
     x1, y1, x2, y2 = box
-    for (ax, ay), (bx, by) in (
-        ((x1, y1), (x2, y1)),
-        ((x2, y1), (x2, y2)),
-        ((x2, y2), (x1, y2)),
-        ((x1, y2), (x1, y1)),
-    ):
-        length = math.hypot(bx - ax, by - ay)
-        for start in np.arange(0, length, 2 * dash):
-            end = min(start + dash, length)
-            t0, t1 = start / max(length, 1e-9), end / max(length, 1e-9)
+    corners = [(x1, y1), (x2, y1), (x2, y2), (x1, y2), (x1, y1)]
+    for (ax, ay), (bx, by) in itertools.pairwise(corners):
+        length = max(math.hypot(bx - ax, by - ay), 1e-9)
+        for n, start in enumerate(np.arange(0, length, dash)):
+            t0, t1 = start / length, min(start + dash, length) / length
             draw.line(
                 [
                     (ax + (bx - ax) * t0, ay + (by - ay) * t0),
                     (ax + (bx - ax) * t1, ay + (by - ay) * t1),
                 ],
-                fill=colour,
+                fill=TRUTH_COLOURS[n % 2],
                 width=width,
             )
 
@@ -233,7 +230,7 @@ def draw_thumbnail(
     class_names: Sequence[str],
     threshold: float,
 ) -> Image.Image:
-    """The image, shrunk to THUMBNAIL pixels: ground truth dashed green, predictions solid."""
+    """The image, THUMBNAIL pixels wide: ground truth dashed black/white, predictions solid."""
     with Image.open(path) as opened:
         image = ImageOps.exif_transpose(opened).convert("RGB")
     scale = min(THUMBNAIL / max(image.size), MAX_UPSCALE)  # small images grow, for the labels
@@ -242,7 +239,7 @@ def draw_thumbnail(
     draw = ImageDraw.Draw(image)
     font = _font(11)
     for box in truth[0]:
-        _dashed_rectangle(draw, (box * scale).tolist(), TRUTH_COLOUR, width=2)
+        _dashed_rectangle(draw, (box * scale).tolist(), width=2)
     boxes, scores, labels = prediction
     keep = np.flatnonzero(scores >= threshold)
     for i in keep[np.argsort(scores[keep])]:  # the most confident drawn last, on top
@@ -278,6 +275,7 @@ def grid(tiles: Sequence[tuple[Image.Image, str]], columns: int = 3) -> bytes:
 
 def legend_note(threshold: float) -> str:
     return (
-        "ground truth: dashed green; predictions: solid, coloured by class, with their score "
-        f"(those scoring at least {threshold:.2f}, the threshold with the best F1 at IoU 0.5)"
+        "ground truth: dashed black and white; predictions: solid, coloured by class, with "
+        f"their score (those scoring at least {threshold:.2f}, the threshold with the best F1 "
+        "at IoU 0.5)"
     )
