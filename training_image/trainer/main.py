@@ -109,7 +109,9 @@ def train() -> None:
     start_epoch, start_step = resumed.get("epoch", 0), resumed.get("step", 0)
     history: list[dict[str, float]] = resumed.get("history", [])
     running = resumed.get("running_loss", (0.0, 0))
-    best = _selection(hp, history, env.checkpoint_dir)
+    best = distributed.broadcast(
+        _selection(hp, history, env.checkpoint_dir) if world.is_main else None
+    )
 
     log.info(
         "Start training: epochs %d to %d, %d steps each",
@@ -303,7 +305,11 @@ class _Checkpointer:
 
 
 def _selection(hp: Hyperparameters, history: list[dict], folder: Path) -> selection.Selection:
-    """The best epoch so far (from a resumed history), whose weights must be in ``folder``."""
+    """The best epoch so far (from a resumed history), whose weights must be in ``folder``.
+
+    Rank 0 decides (it alone writes ``folder``) and every rank gets its answer, so all ranks
+    stop early together.
+    """
     best = selection.replay(hp.select_metric, hp.early_stopping_patience, history)
     if best.best_epoch and selection.load_best(folder, best) is None:
         log.warning(
