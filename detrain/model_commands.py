@@ -140,8 +140,11 @@ def _predict(args: argparse.Namespace) -> int:
         for index, path in enumerate(
             tqdm(images, desc="predict", unit="image", disable=args.no_progress)
         ):
-            with Image.open(path) as opened:
-                image = opened.copy()
+            try:
+                with Image.open(path) as opened:
+                    image = opened.copy()
+            except OSError as error:
+                raise cli.CliError(f"image {str(path)!r} is not readable ({error})") from None
             [found] = detector.predict([image], threshold=args.threshold)
             target = args.out / f"{index:05d}-{path.stem}.jpg"
             draw(image, found, classes).save(target, quality=90)
