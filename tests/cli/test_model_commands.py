@@ -143,3 +143,14 @@ def test_report_names_a_missing_output(stack, dataset_folder, launcher_env, tmp_
 
     assert done.returncode == 2
     assert f"has no output at s3://{BUCKET}/models/{job}/output/output.tar.gz" in done.stderr
+
+
+@pytest.mark.parametrize("command", ["predict", "report"])
+def test_help(command, capsys):
+    from detrain import cli
+
+    with pytest.raises(SystemExit) as exit_:
+        cli.main([command, "--help"])
+
+    assert exit_.value.code == 0
+    assert "usage: detrain " + command in capsys.readouterr().out
