@@ -105,7 +105,7 @@ def test_report_for_coco_and_voc(tmp_path, writer):
     assert "the model is epoch 2's: valid_map 0.3000" in text
     for heading in (
         "Per class, weakest first",
-        "The worst: most boxes missed",
+        "The worst: most boxes missed, then most false",
         "A random sample",
         "Precision and recall at IoU 0.5",
         "Hyperparameters",

@@ -79,8 +79,9 @@ def _to_image_pixels(boxes: np.ndarray, width: int, height: int, model) -> np.nd
 
 def write_safely(output_dir: Path, inputs_factory) -> Path | None:
     """Build the inputs and write the report; any failure is a warning, never the job's."""
+    started = time.monotonic()  # the predictions count as the report's time
     try:
-        return write(output_dir, inputs_factory())
+        return write(output_dir, inputs_factory(), started=started)
     except Exception as error:  # the report is a bonus: the model is already saved
         log.warning(
             "the job report was not written (%s: %s)", type(error).__name__, error, exc_info=True
@@ -101,8 +102,9 @@ def _counts(table: DetectionTable, classes: int) -> np.ndarray:
     return np.bincount(table.labels, minlength=classes + 1)[1 : classes + 1]
 
 
-def write(output_dir: Path, inputs: ReportInputs) -> Path:
-    started = time.monotonic()
+def write(output_dir: Path, inputs: ReportInputs, *, started: float | None = None) -> Path:
+    """report.html and its pictures in ``output_dir``; ``started``: when its work began."""
+    started = time.monotonic() if started is None else started
     names = list(inputs.train_table.class_names)
     truths = _truths(inputs.valid_table)
     scores = evaluation.class_scores(truths, inputs.predictions, len(names))
@@ -298,8 +300,8 @@ def _html(
         f"{empty_images} of {len(outcomes)} validation images have no boxes.</p>",
     ]
     for group, title in (
-        ("best", "The best: every box found, fewest false detections"),
-        ("worst", "The worst: most boxes missed"),
+        ("best", "The best: fewest boxes missed, then fewest false detections"),
+        ("worst", "The worst: most boxes missed, then most false detections"),
         ("random", "A random sample"),
     ):
         parts += [f"<h3>{e(title)}</h3>", _img(pictures, f"report_images_{group}.jpg", title)]
