@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from detrain import local_commands, operator_commands
+from detrain import local_commands, model_commands, operator_commands
 
 
 class CliError(Exception):
@@ -27,6 +27,7 @@ def build_parser() -> argparse.ArgumentParser:
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     operator_commands.register(subcommands)
     local_commands.register(subcommands)
+    model_commands.register(subcommands)
     return parser
 
 

@@ -8,6 +8,7 @@ from pathlib import Path
 from detrain.local_runner import JobResult
 
 PLOT_SUFFIX = ".png"
+REPORT_FILE = "report.html"
 
 
 def _where(path: Path) -> str:
@@ -45,6 +46,9 @@ def format_summary(result: JobResult) -> str:
     plot = _plot(result)
     if plot:
         lines.append(f"plot      {_where(plot)}")
+    report = result.output_data_dir / REPORT_FILE
+    if report.is_file():
+        lines.append(f"report    {_where(report)}")
     lines.append(f"metrics   {_where(result.output_data_dir)}/ ({result.output_uri})")
     lines.append(f"logs      {_where(result.run_folder)}/")
     return "\n".join(lines)

@@ -8,6 +8,7 @@ import sys
 import time
 
 import pytest
+import torch
 from opt_ml_tree import TINY, TRAIN, run_train, train_env
 from synthetic import write_coco, write_voc
 
@@ -85,9 +86,13 @@ def test_sdk_encoded_coco_run_leaves_a_loadable_model(opt_ml):
     assert (opt_ml.output_data / "metrics.csv").read_text().startswith("epoch,train_loss,")
     assert (opt_ml.output_data / "metrics.png").read_bytes()[:4] == b"\x89PNG"
     assert sorted(p.name for p in (opt_ml.base / "checkpoints").iterdir()) == [
+        "best-model.pt",
         "checkpoint-e0001-s000000.pt",
         "checkpoint-e0002-s000000.pt",
     ]
+    assert config["training"]["model_epoch"]["metric"] == "valid_map"
+    assert (opt_ml.output_data / "report.html").is_file()
+    assert "job report: " in result.stdout
 
     image = opt_ml.channel("training") / "images" / "img_0001.jpg"
     predicted = subprocess.run(
@@ -120,6 +125,8 @@ def test_raw_string_voc_with_validation_channel_faster_rcnn(opt_ml):
     assert len(_metric_lines(result.stdout)) == 1
     config = json.loads((opt_ml.model_dir / "config.json").read_text())
     assert (config["model"], config["backbone"]) == ("faster_rcnn", "resnet18_fpn")
+    assert (opt_ml.output_data / "report.html").is_file()
+    assert (opt_ml.output_data / "report_classes.png").read_bytes()[:4] == b"\x89PNG"
 
 
 @pytest.mark.parametrize("dataset", ["coco-sample", "fridge-voc", "voc-sample"])
@@ -273,3 +280,77 @@ def test_sigterm_mid_epoch_checkpoints_then_resume_finishes(opt_ml):
     assert f"resuming from checkpoint-e0000-s{step:06d}.pt (epoch 1, step {step})" in result.stdout
     assert [m["epoch"] for m in _metric_lines(result.stdout)] == [1, 2]
     assert (opt_ml.model_dir / "config.json").is_file()
+
+
+def _weights_equal(model_pt, state: dict) -> bool:
+    """model.pt (EfficientDet without its training bench) against a whole module's state."""
+    shipped = torch.load(model_pt, weights_only=True)
+    return all(torch.equal(value, state[f"model.{key}"]) for key, value in shipped.items())
+
+
+def test_sigterm_keeps_the_best_epoch_then_resume_selects_and_stops_early(opt_ml):
+    write_coco(opt_ml.channel("training"), 10)
+    # A learning rate too small to change the scores: no epoch improves on the first, so
+    # patience 1 stops the run after epoch 2 (of 4), and epoch 1 is the model.
+    opt_ml.hyperparameters(
+        {**TINY, "epochs": "4", "learning_rate": "1e-7", "early_stopping_patience": "1"}
+    )
+    process = subprocess.Popen(
+        [str(TRAIN), "train"],
+        env=train_env(opt_ml),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    seen = []
+    for line in process.stdout:
+        seen.append(line)
+        if line.startswith("[metrics] epoch=1 "):
+            process.send_signal(signal.SIGTERM)
+            break
+    rest, _ = process.communicate(timeout=300)
+    log = "".join(seen) + rest
+
+    assert process.returncode == trainer_main.EXIT_STOPPED, log[-3000:]
+    assert re.match(
+        r"TrainingStopped: stopped by SIGTERM in epoch 2 at step \d+; checkpoint saved; "
+        r"the model is epoch 1's \(valid_map ",
+        opt_ml.failure.read_text(),
+    )
+    config = json.loads((opt_ml.model_dir / "config.json").read_text())
+    assert config["training"]["model_epoch"]["epoch"] == 1
+    best = torch.load(opt_ml.base / "checkpoints" / "best-model.pt", weights_only=True)
+    assert best["epoch"] == 1
+    assert _weights_equal(opt_ml.model_dir / "model.pt", best["model_state"])
+
+    opt_ml.failure.unlink()
+    result = run_train(opt_ml)
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "is not in" not in result.stdout  # the best epoch's weights were found on resume
+    assert [m["epoch"] for m in _metric_lines(result.stdout)] == [2]
+    assert "early stopping: valid_map has not improved for 1 epochs" in result.stdout
+    config = json.loads((opt_ml.model_dir / "config.json").read_text())
+    chosen = config["training"]["model_epoch"]
+    assert (chosen["epoch"], chosen["early_stopped"]) == (1, True)
+    assert _weights_equal(opt_ml.model_dir / "model.pt", best["model_state"])
+    last = torch.load(
+        opt_ml.base / "checkpoints" / "checkpoint-e0002-s000000.pt", weights_only=True
+    )
+    assert not _weights_equal(opt_ml.model_dir / "model.pt", last["model_state"])
+    assert (opt_ml.output_data / "report.html").is_file()
+
+
+def test_a_failing_report_leaves_a_trained_job_succeeded(opt_ml):
+    write_voc(opt_ml.channel("training"), 6)
+    opt_ml.hyperparameters({**TINY, "batch_size": "2", "valid_fraction": "0.3"})
+    (opt_ml.output_data / "report.html").mkdir(parents=True)  # the report cannot be written
+
+    result = run_train(opt_ml)
+
+    assert result.returncode == 0, result.stdout[-3000:]
+    assert "WARNING trainer.report: the job report was not written (IsADirectoryError" in (
+        result.stdout
+    )
+    assert (opt_ml.model_dir / "config.json").is_file()
+    assert not opt_ml.failure.exists()

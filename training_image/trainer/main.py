@@ -36,6 +36,8 @@ from trainer import (
     environment,
     lr_finder,
     preflight,
+    report,
+    selection,
 )
 from trainer import model as models
 from trainer.data import DetectionTable
@@ -57,6 +59,7 @@ FAILURE_LIMIT = 1024
 
 def train() -> None:
     """One training process: the whole job, or one data-parallel rank of it."""
+    job_started = time.monotonic()
     log.info("Reading the training environment")
     env = environment.load()
     hp = env.hyperparameters
@@ -116,6 +119,9 @@ def train() -> None:
     start_epoch, start_step = resumed.get("epoch", 0), resumed.get("step", 0)
     history: list[dict[str, float]] = resumed.get("history", [])
     running = resumed.get("running_loss", (0.0, 0))
+    best = distributed.broadcast(
+        _selection(hp, history, env.checkpoint_dir) if world.is_main else None
+    )
 
     # ---- preflight: fail in the first minute, never after a paid epoch (trainer/preflight.py)
     preflight.run(
@@ -156,6 +162,7 @@ def train() -> None:
         hp.epochs,
         sampler.steps(),
     )
+    training_started = time.monotonic()
     for epoch in range(start_epoch, hp.epochs):
         started = time.monotonic()
         first_step = start_step if epoch == start_epoch else 0
@@ -177,6 +184,7 @@ def train() -> None:
             checkpointer.save(epoch, result.steps, result.running, history)
             raise TrainingStopped(
                 f"stopped by SIGTERM in epoch {epoch + 1} at step {result.steps}; checkpoint saved"
+                + _keep_best_model(env, evaluated, hp, best, history, world)
             )
         validation = engine.validate(
             evaluated, valid_batches, device=device, stop=stop, combine=distributed.gather
@@ -185,6 +193,7 @@ def train() -> None:
             checkpointer.save(epoch, result.steps, result.running, history)
             raise TrainingStopped(
                 f"stopped by SIGTERM while validating epoch {epoch + 1}; checkpoint saved"
+                + _keep_best_model(env, evaluated, hp, best, history, world)
             )
         row = {
             "epoch": epoch + 1,
@@ -196,15 +205,43 @@ def train() -> None:
             "epoch_seconds": round(time.monotonic() - started, 3),
         }
         history.append(row)
+        if best.update(row) and world.is_main:
+            selection.save_best(
+                env.checkpoint_dir, epoch + 1, best.best_score, evaluated.module.state_dict()
+            )
         if world.is_main:
             print(format_line(row), flush=True)
             artifacts.save_metrics(env.output_data_dir, history)
-        if (epoch + 1) % hp.checkpoint_every_epochs == 0 or epoch + 1 == hp.epochs:
+        last = epoch + 1 == hp.epochs or best.should_stop
+        if (epoch + 1) % hp.checkpoint_every_epochs == 0 or last:
             checkpointer.save(epoch + 1, 0, (0.0, 0), history)
+        if best.should_stop:
+            log.info(best.stop_reason())
+            break
 
     if world.is_main:
         log.info("Saving the model to %s", env.model_dir)
-        _save_model(env, evaluated, hp, history)
+        _save_model(env, evaluated, hp, best, history)
+        log.info("Writing the job report")
+        timings = {
+            "setup: data, model, resume": training_started - job_started,
+            f"{len(history)} epochs: training and validation": sum(
+                r["epoch_seconds"] for r in history
+            ),
+        }
+        report.write_safely(
+            env.output_data_dir,
+            lambda: report.ReportInputs(
+                job_name=env.job_name,
+                train_table=train_table,
+                valid_table=valid_table,
+                predictions=report.predict(evaluated, valid_batches, valid_table, device),
+                history=history,
+                model_epoch=best.summary(history),
+                hyperparameters=hp.as_dict(),
+                timings=timings,
+            ),
+        )
     log.info("Training complete")
 
 
@@ -407,17 +444,62 @@ def _save_before_failing(
         log.info("checkpoint saved at epoch %d, step %d, before failing", epoch + 1, step)
 
 
+def _selection(hp: Hyperparameters, history: list[dict], folder: Path) -> selection.Selection:
+    """The best epoch so far (from a resumed history), whose weights must be in ``folder``.
+
+    Rank 0 decides (it alone writes ``folder``) and every rank gets its answer, so all ranks
+    stop early together.
+    """
+    best = selection.replay(hp.select_metric, hp.early_stopping_patience, history)
+    if best.best_epoch and selection.load_best(folder, best) is None:
+        log.warning(
+            "the weights of the best epoch so far (%d) are not in %s: the model is chosen "
+            "among the epochs from %d on",
+            best.best_epoch,
+            folder,
+            len(history) + 1,
+        )
+        best = selection.Selection(hp.select_metric, hp.early_stopping_patience)
+    return best
+
+
 def _save_model(
-    env: TrainingEnvironment, model: DetectionModel, hp: Hyperparameters, history: list[dict]
+    env: TrainingEnvironment,
+    model: DetectionModel,
+    hp: Hyperparameters,
+    best: selection.Selection,
+    history: list[dict],
 ) -> None:
-    best = max(history, key=lambda r: r["valid_map"]) if history else {}
+    """Save the best epoch's weights (the last epoch's when no epoch scored) as the model."""
+    weights = selection.load_best(env.checkpoint_dir, best)
+    if weights is not None:
+        model.module.load_state_dict(weights)
+        log.info("the model is epoch %d's: %s %.6g", best.best_epoch, best.metric, best.best_score)
+    else:
+        log.warning("no epoch has a %s score: the model is the last epoch's", best.metric)
     summary = {
         "epochs": hp.epochs,
         "hyperparameters": hp.as_dict(),
         "last": history[-1] if history else {},
-        "best_valid_map": best,
+        "model_epoch": best.summary(history),
     }
     artifacts.save_model(env.model_dir, model, summary=summary)
+
+
+def _keep_best_model(
+    env: TrainingEnvironment,
+    model: DetectionModel,
+    hp: Hyperparameters,
+    best: selection.Selection,
+    history: list[dict],
+    world: World,
+) -> str:
+    """On SIGTERM: save the best epoch so far as the model; what the failure reason adds."""
+    if not best.best_epoch:
+        return ""
+    if world.is_main:
+        _save_model(env, model, hp, best, history)
+    return f"; the model is epoch {best.best_epoch}'s ({best.metric} {best.best_score:.6g})"
 
 
 # ---- the entry and its failure handler
@@ -446,7 +528,8 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as error:
         text = _failure_text(error)
         log.error("training failed: %s", text[: 4 * FAILURE_LIMIT])
-        artifacts.clear(environment.model_dir(base))
+        if _exit_code(error) != EXIT_STOPPED:  # a stopped job keeps its best epoch's model
+            artifacts.clear(environment.model_dir(base))
         try:
             failure = environment.failure_file(base)
             failure.parent.mkdir(parents=True, exist_ok=True)

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from trainer_spec.metrics import SELECTABLE
 from trainer_spec.recipes import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, recipe
 
 BACKBONES: dict[str, tuple[str, ...]] = {
@@ -67,6 +68,8 @@ class Hyperparameters:
     amp: bool = True
     checkpoint_every_epochs: int = 1
     max_bad_images: int = 0  # unreadable images skipped (and logged) instead of failing
+    select_metric: str = "valid_map"  # the model is the epoch that scored best by it
+    early_stopping_patience: int = 0  # stop after this many epochs without improvement; 0: off
 
     def __post_init__(self) -> None:
         if not self.backbone and self.model in BACKBONES:
@@ -92,6 +95,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "valid_fraction": (0.01, 0.9),
     "checkpoint_every_epochs": (1, 1000),
     "max_bad_images": (0, 1_000_000),
+    "early_stopping_patience": (0, 1000),
 }
 # The first type named in each annotation ("float | str | None" -> float).
 _TYPES: dict[str, str] = {
@@ -138,6 +142,11 @@ def _validate(hp: Hyperparameters) -> None:
                 f"hyperparameter {name!r} = {getattr(hp, name)!r} is not supported; "
                 f"allowed: {', '.join(allowed)}"
             )
+    if hp.select_metric not in SELECTABLE:
+        raise HyperparameterError(
+            f"hyperparameter 'select_metric' = {hp.select_metric!r} is not a metric to select by; "
+            f"allowed: {', '.join(SELECTABLE)}"
+        )
     for name, (low, high) in _RANGES.items():
         value = getattr(hp, name)
         if name == "learning_rate" and value == AUTO:

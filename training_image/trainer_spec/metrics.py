@@ -27,6 +27,13 @@ METRIC_NAMES: tuple[str, ...] = (
     "lr",
     "epoch_seconds",
 )
+# The metrics a job can select its model by (``select_metric``): True where higher is better.
+SELECTABLE: dict[str, bool] = {
+    "valid_map": True,
+    "valid_map_50": True,
+    "valid_loss": False,
+    "train_loss": False,
+}
 _NUMBER = r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?|nan)"
 
 

@@ -1,0 +1,32 @@
+"""The summary printed after a local run names the job report when the run wrote one."""
+
+from detrain.local_runner import JobResult
+from detrain.run_summary import format_summary
+
+
+def _result(tmp_path) -> JobResult:
+    data = tmp_path / "output" / "data"
+    data.mkdir(parents=True)
+    return JobResult(
+        job_name="detrain-x",
+        status="Completed",
+        exit_code=0,
+        failure_reason=None,
+        duration_seconds=1.0,
+        metrics={"epoch": 2, "valid_map": 0.5},
+        run_folder=tmp_path,
+        model_dir=tmp_path / "model",
+        output_data_dir=data,
+        model_uri="s3://b/model.tar.gz",
+        output_uri="s3://b/output.tar.gz",
+    )
+
+
+def test_the_summary_names_the_report(tmp_path):
+    result = _result(tmp_path)
+    assert "report " not in format_summary(result)
+
+    (result.output_data_dir / "report.html").write_text("<html></html>")
+
+    [line] = [x for x in format_summary(result).splitlines() if x.startswith("report ")]
+    assert line.endswith("output/data/report.html")
