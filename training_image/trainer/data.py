@@ -492,12 +492,15 @@ class Records(Sequence):
 
 
 def dataset(table: DetectionTable, image_size: int, *, train: bool):
-    """An IceVision Dataset: resize the longest side, pad to a square, normalize; flip to train."""
+    """An IceVision Dataset of uint8 images: resize the longest side, pad to a square; flip to train.
+
+    The pixels are normalized on the training device (trainer.batches), not in the workers.
+    """
     compat.apply()
     from icevision import tfms
     from icevision.data.dataset import Dataset
 
-    steps = [*tfms.A.resize_and_pad(image_size), tfms.A.Normalize()]
+    steps = [*tfms.A.resize_and_pad(image_size)]
     if train:
         steps.insert(0, tfms.A.HorizontalFlip(p=0.5))
     return Dataset(Records(table), tfms.A.Adapter(steps))

@@ -26,6 +26,7 @@ import torch
 from trainer import (
     accelerator,
     artifacts,
+    batches,
     checkpoints,
     compat,
     data,
@@ -216,14 +217,15 @@ def _data_loaders(
         # start method (spawn) cannot pickle IceVision's collate closures.
         "multiprocessing_context": "fork" if workers else None,
     }
-    train_batches = model.kind.train_dl(
+    train_batches = batches.loader(
         data.dataset(train_table, hp.image_size, train=True),
+        model.name,
+        train=True,
         sampler=sampler,
-        shuffle=False,
         **options,
     )
-    valid_batches = model.kind.valid_dl(
-        data.dataset(valid_table, hp.image_size, train=False), shuffle=False, **options
+    valid_batches = batches.loader(
+        data.dataset(valid_table, hp.image_size, train=False), model.name, train=False, **options
     )
     return train_batches, valid_batches
 
