@@ -33,7 +33,9 @@ def icevision_batch(table, family: str, *, train: bool):
 @pytest.mark.parametrize("train", [True, False])
 def test_device_normalized_batches_equal_icevisions_to_the_bit(table, family, train):
     expected_x, expected_y = icevision_batch(table, family, train=train)
-    loader = batches.loader(data.dataset(table, 128, train=False), family, train=train, batch_size=4)
+    loader = batches.loader(
+        data.dataset(table, 128, train=False), family, train=train, batch_size=4
+    )
     (pixels, targets), records = next(iter(loader))
     assert pixels.dtype == torch.uint8 and pixels.shape == (4, 128, 128, 3)
     assert all(r.img is None for r in records)  # unloaded: nothing big goes back to the trainer

@@ -492,15 +492,29 @@ class Records(Sequence):
 
 
 def dataset(table: DetectionTable, image_size: int, *, train: bool):
-    """An IceVision Dataset of uint8 images: resize the longest side, pad to a square; flip to train.
+    """Records as uint8 images: resize the longest side, pad to a square; flip to train.
 
     The pixels are normalized on the training device (trainer.batches), not in the workers.
     """
     compat.apply()
     from icevision import tfms
-    from icevision.data.dataset import Dataset
 
     steps = [*tfms.A.resize_and_pad(image_size)]
     if train:
         steps.insert(0, tfms.A.HorizontalFlip(p=0.5))
-    return Dataset(Records(table), tfms.A.Adapter(steps))
+    return ImageDataset(Records(table), tfms.A.Adapter(steps))
+
+
+class ImageDataset(Sequence):
+    """IceVision's Dataset without its deep copy of each record (Records builds a fresh one)."""
+
+    def __init__(self, records: Records, transform) -> None:
+        self.records, self.transform = records, transform
+
+    def __len__(self) -> int:
+        return len(self.records)
+
+    def __getitem__(self, i: int):
+        record = self.records[i]
+        record.reduce_on_components("_load")  # decode the image
+        return self.transform(record)
