@@ -7,7 +7,8 @@
 # as wheels in .whl/, fetched for its Python (3.12 here) with:
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux2014_x86_64 -d .whl icevision==0.12.0 fastcore==2.2.41 \
-#     albumentations==1.3.1 qudida effdet==0.4.1 omegaconf==2.4.0 loguru==0.7.3 pycocotools==2.0.11
+#     albumentations==1.3.1 qudida effdet==0.4.1 omegaconf==2.4.0 loguru==0.7.3 pycocotools==2.0.11 \
+#     faster-coco-eval==1.8.0
 # Writes its log and each run's metrics under $OUT (or ./gpu-check-out).
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-check-out}

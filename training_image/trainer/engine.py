@@ -7,8 +7,6 @@ the main rank writes files (see main.py).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import math
 import os
@@ -22,7 +20,8 @@ import torch
 from torch.utils.data import Sampler
 
 from trainer.errors import TrainingDiverged
-from trainer.model import DetectionModel, Predictions
+from trainer.evaluation import coco_map
+from trainer.model import DetectionModel
 from trainer_spec.hyperparameters import Hyperparameters
 
 log = logging.getLogger(__name__)
@@ -194,51 +193,3 @@ def validate(
 def _truth(record) -> tuple[np.ndarray, np.ndarray]:
     boxes = np.array([b.xyxy for b in record.detection.bboxes], dtype=np.float32).reshape(-1, 4)
     return boxes, np.asarray(record.detection.label_ids, dtype=np.int64)
-
-
-def coco_map(truths: list, predictions: Predictions, num_classes: int) -> tuple[float, float]:
-    """COCO mAP@[.5:.95] and mAP@.5 (pycocotools) of xyxy boxes; 0.0 when nothing was found."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    images, annotations, detections = [], [], []
-    for image_id, ((gt_boxes, gt_labels), (boxes, scores, labels)) in enumerate(
-        zip(truths, predictions, strict=True)
-    ):
-        images.append({"id": image_id})
-        for box, label in zip(gt_boxes.tolist(), gt_labels.tolist(), strict=True):
-            w, h = box[2] - box[0], box[3] - box[1]
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": label,
-                    "bbox": [box[0], box[1], w, h],
-                    "area": w * h,
-                    "iscrowd": 0,
-                }
-            )
-        for box, score, label in zip(boxes.tolist(), scores.tolist(), labels.tolist(), strict=True):
-            detections.append(
-                {
-                    "image_id": image_id,
-                    "category_id": int(label),
-                    "score": score,
-                    "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
-                }
-            )
-    if not annotations or not detections:
-        return 0.0, 0.0
-    with contextlib.redirect_stdout(io.StringIO()):
-        ground = COCO()
-        ground.dataset = {
-            "images": images,
-            "annotations": annotations,
-            "categories": [{"id": i} for i in range(1, num_classes + 1)],
-        }
-        ground.createIndex()
-        evaluation = COCOeval(ground, ground.loadRes(detections), "bbox")
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    return max(float(evaluation.stats[0]), 0.0), max(float(evaluation.stats[1]), 0.0)
