@@ -14,6 +14,7 @@ from pathlib import Path
 import torch
 
 from trainer.errors import ConfigError
+from trainer_spec.hyperparameters import Hyperparameters
 
 DRIVER_VERSION_FILE = Path("/proc/driver/nvidia/version")
 CUDA_12_INDEX = "https://download.pytorch.org/whl/cu126"
@@ -43,3 +44,17 @@ def select(local_rank: int = 0, version_file: Path = DRIVER_VERSION_FILE) -> tor
             f"(docker: --build-arg TORCH_INDEX_URL={CUDA_12_INDEX})"
         )
     return torch.device("cpu")
+
+
+def amp_dtype(hp: Hyperparameters, device: torch.device) -> torch.dtype | None:
+    """The autocast type of a run: none on the CPU or with amp off; bfloat16 or float16.
+
+    float16 needs a GradScaler (``needs_loss_scaling``); bfloat16 has float32's range and doesn't.
+    """
+    if not hp.amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if hp.amp_dtype == "bfloat16" else torch.float16
+
+
+def needs_loss_scaling(dtype: torch.dtype | None) -> bool:
+    return dtype == torch.float16

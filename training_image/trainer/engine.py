@@ -130,15 +130,20 @@ def train_one_epoch(
     stop: threading.Event,
     first_step: int = 0,
     running: tuple[float, int] = (0.0, 0),
+    amp_dtype: torch.dtype | None = None,
 ) -> EpochResult:
-    """SGD over ``batches``; returns early (completed=False) once ``stop`` is set."""
+    """SGD over ``batches``; returns early (completed=False) once ``stop`` is set.
+
+    Autocast runs in ``amp_dtype`` when given, else in float16 when ``scaler`` is enabled.
+    """
     model.module.train()
     (total, count), step = running, first_step
     last_log = time.monotonic()
     for (xb, yb), _records in batches:
         if stop.is_set():
             return EpochResult((total, count), step, completed=False)
-        with torch.autocast(device.type, enabled=scaler.is_enabled()):
+        autocast = amp_dtype is not None or scaler.is_enabled()
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float16, enabled=autocast):
             loss = model.losses((xb, yb), device)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()

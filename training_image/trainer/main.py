@@ -9,7 +9,6 @@ traceback for bugs; SageMaker shows the first 1,024 characters), empties
 from __future__ import annotations
 
 import logging
-import os
 import random
 import signal
 import sys
@@ -33,6 +32,7 @@ from trainer import (
     distributed,
     engine,
     environment,
+    loading,
 )
 from trainer import model as models
 from trainer.data import DetectionTable
@@ -59,15 +59,15 @@ def train() -> None:
     hp = env.hyperparameters
     world = World.from_env()
     device = accelerator.select(world.local_rank)
-    use_amp = hp.amp and device.type == "cuda"
+    amp_dtype = accelerator.amp_dtype(hp, device)
     log.info(
-        "job %s on %s (%s of %s), device %s, amp %s, hyperparameters %s",
+        "job %s on %s (%s of %s), device %s, autocast %s, hyperparameters %s",
         env.job_name,
         env.current_host,
         world.rank + 1,
         world.size,
         device,
-        use_amp,
+        amp_dtype or "off",
         hp.as_dict(),
     )
     _seed(hp.seed)
@@ -93,7 +93,7 @@ def train() -> None:
     optimizer = engine.optimizer(model, hp)
     distributed.scale_learning_rate(optimizer, batch_size=hp.batch_size, world_size=world.size)
     scheduler = engine.schedule(optimizer, sampler.steps(), hp.epochs)
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=accelerator.needs_loss_scaling(amp_dtype))
     checkpointer = _Checkpointer(
         env.checkpoint_dir,
         checkpoints.Identity(hp.model, hp.backbone, hp.image_size, train_table.class_names),
@@ -129,6 +129,7 @@ def train() -> None:
             stop=shared_stop,
             first_step=first_step,
             running=running if epoch == start_epoch else (0.0, 0),
+            amp_dtype=amp_dtype,
         )
         if not result.completed:
             checkpointer.save(epoch, result.steps, result.running, history)
@@ -208,15 +209,8 @@ def _data_loaders(
     hp: Hyperparameters,
     device: torch.device,
 ) -> tuple[Any, Any]:
-    workers = min(hp.num_workers, os.cpu_count() or 1)
-    options = {
-        "batch_size": hp.batch_size,
-        "num_workers": workers,
-        "pin_memory": device.type == "cuda",
-        # Loader workers fork: a data-parallel rank is itself a spawned process, whose default
-        # start method (spawn) cannot pickle IceVision's collate closures.
-        "multiprocessing_context": "fork" if workers else None,
-    }
+    options = loading.options(hp.num_workers, hp.batch_size, device)
+    log.info("%d DataLoader workers per process", options["num_workers"])
     train_batches = batches.loader(
         data.dataset(train_table, hp.image_size, train=True),
         model.name,

@@ -24,6 +24,7 @@ DEFAULT_BACKBONE = {
     "retinanet": "resnet50_fpn",
     "efficientdet": "tf_lite0",
 }
+AMP_DTYPES = ("float16", "bfloat16")
 # EfficientDet's feature pyramid halves the image 7 times; the torchvision models need 32.
 IMAGE_SIZE_MULTIPLE = {"faster_rcnn": 32, "retinanet": 32, "efficientdet": 128}
 
@@ -50,9 +51,10 @@ class Hyperparameters:
     weight_decay: float = 0.0001
     grad_clip_norm: float = 10.0
     seed: int = 42
-    num_workers: int = 4
+    num_workers: int = -1  # -1: the vCPUs per GPU (trainer/loading.py)
     valid_fraction: float = 0.2
     amp: bool = True
+    amp_dtype: str = "float16"  # autocast type on a GPU when amp; bfloat16 needs no loss scaling
     checkpoint_every_epochs: int = 1
 
     def __post_init__(self) -> None:
@@ -72,7 +74,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "weight_decay": (0.0, 1.0),
     "grad_clip_norm": (0.0, 1000.0),
     "seed": (0, 2**31 - 1),
-    "num_workers": (0, 64),
+    "num_workers": (-1, 64),
     "valid_fraction": (0.01, 0.9),
     "checkpoint_every_epochs": (1, 1000),
 }
@@ -91,6 +93,11 @@ def _validate(hp: Hyperparameters) -> None:
         raise HyperparameterError(
             f"hyperparameter 'backbone' = {hp.backbone!r} is not available for model "
             f"{hp.model!r}; allowed: {', '.join(BACKBONES[hp.model])}"
+        )
+    if hp.amp_dtype not in AMP_DTYPES:
+        raise HyperparameterError(
+            f"hyperparameter 'amp_dtype' = {hp.amp_dtype!r} is not supported; "
+            f"allowed: {', '.join(AMP_DTYPES)}"
         )
     for name, (low, high) in _RANGES.items():
         value = getattr(hp, name)
