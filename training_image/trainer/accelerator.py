@@ -58,3 +58,8 @@ def amp_dtype(hp: Hyperparameters, device: torch.device) -> torch.dtype | None:
 
 def needs_loss_scaling(dtype: torch.dtype | None) -> bool:
     return dtype == torch.float16
+
+
+def optimizer_options(params: list[torch.Tensor]) -> dict[str, bool]:
+    """One fused kernel per optimizer step where the parameters live on a GPU."""
+    return {"fused": True} if params and all(p.is_cuda for p in params) else {}

@@ -19,6 +19,7 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from trainer import accelerator
 from trainer.errors import TrainingDiverged
 from trainer.evaluation import coco_map
 from trainer.model import DetectionModel
@@ -87,7 +88,11 @@ class EpochSampler(Sampler[int]):
 def optimizer(model: DetectionModel, hp: Hyperparameters) -> torch.optim.Optimizer:
     params = [p for p in model.module.parameters() if p.requires_grad]
     return torch.optim.SGD(
-        params, lr=hp.learning_rate, momentum=MOMENTUM, weight_decay=hp.weight_decay
+        params,
+        lr=hp.learning_rate,
+        momentum=MOMENTUM,
+        weight_decay=hp.weight_decay,
+        **accelerator.optimizer_options(params),
     )
 
 

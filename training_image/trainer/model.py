@@ -75,18 +75,20 @@ class DetectionModel:
     class_names: tuple[str, ...]
     module: nn.Module
     forward_module: nn.Module | None = None  # data-parallel: the DDP wrapper around ``module``
+    channels_last: bool = False  # NHWC weights and images (a GPU lever; see docs/performance.md)
 
     @property
     def kind(self) -> ModuleType:
         return model_type(self.name)
 
     def to(self, device: torch.device) -> DetectionModel:
-        self.module.to(device)
+        memory_format = torch.channels_last if self.channels_last else torch.preserve_format
+        self.module.to(device, memory_format=memory_format)
         return self
 
     def losses(self, batch: Any, device: torch.device) -> torch.Tensor:
         """Training-mode forward pass: the summed loss of one batch."""
-        xb, yb = batches.to_device(batch, device, self.name)
+        xb, yb = batches.to_device(batch, device, self.name, channels_last=self.channels_last)
         forward = self.module if self.forward_module is None else self.forward_module
         out = forward(xb, yb)
         return out["loss"] if self.name == "efficientdet" else sum(out.values())
@@ -96,7 +98,7 @@ class DetectionModel:
         self, batch: Any, records: list, device: torch.device
     ) -> tuple[float, Predictions]:
         """Validation loss and raw detections (in the transformed image's pixels) of one batch."""
-        xb, yb = batches.to_device(batch, device, self.name)
+        xb, yb = batches.to_device(batch, device, self.name, channels_last=self.channels_last)
         if self.name == "efficientdet":
             self.module.eval()
             out = self.module(xb, yb)
