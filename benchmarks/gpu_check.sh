@@ -2,7 +2,8 @@
 # GPU check, run on a lent GPU machine (see docs/performance.md, "GPU check"):
 #   1. the trainer's whole entry (`train train`) on CUDA with AMP, for Faster R-CNN and EfficientDet;
 #   2. the DDP path with one process per GPU (NCCL);
-#   3. resume after SIGTERM on the GPU.
+#   3. resume after SIGTERM on the GPU;
+#   4. throughput: benchmarks/bench_gpu_train.py's table (THROUGHPUT=0 skips it).
 # Packages the GPU machine lacks (it has torch, torchvision, timm, numpy, OpenCV, matplotlib) travel
 # as wheels in .whl/, fetched for its Python (3.12 here) with:
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -83,5 +84,17 @@ code=$?
 grep -E "resum|\[metrics\]" "$OUT/resume.log" | tail -n 4
 echo "resume: exit $code; model files: $(ls "$base/model" 2>/dev/null | tr '\n' ' ')"
 [ $code -eq 0 ] || status=1
+
+# Throughput (issue 14): the whole table, then channels_last at the precisions that matter.
+# About 5 minutes on an H200; its smoke run (`--smoke`, on the CPU) is what CI-sized checks use.
+if [ "${THROUGHPUT:-1}" = 1 ]; then
+  echo "== bench_gpu_train"
+  python3 benchmarks/bench_gpu_train.py 2>&1 | grep -v Warning | tee "$OUT/bench_gpu_train.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  python3 benchmarks/bench_gpu_train.py --channels-last --precisions fp32,bf16 --workers 4 \
+    2>&1 | grep -v Warning | tee "$OUT/bench_gpu_train_channels_last.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  python3 benchmarks/bench_coco_eval.py | tee "$OUT/bench_coco_eval.txt"
+fi
 echo "GPU check status: $status"
 exit $status
