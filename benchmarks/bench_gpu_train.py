@@ -1,16 +1,27 @@
-"""GPU training throughput, AMP off and on, at a realistic image size (run on a GPU machine).
+"""GPU training throughput per model, precision and loader workers, as one table.
 
-    python benchmarks/bench_gpu_train.py            # on a CUDA machine
-    python benchmarks/bench_gpu_train.py --smoke    # a tiny CPU run of the same code
+    python benchmarks/bench_gpu_train.py                  # on a CUDA machine: 512 px, batch 16
+    python benchmarks/bench_gpu_train.py --smoke          # a tiny CPU run of the same code
+    python benchmarks/bench_gpu_train.py --channels-last --precisions bf16 --workers all
 
-For each model: the trainer's epoch loop over the real input pipeline (IceVision
-records, albumentations, DataLoader workers), images/s of the second epoch; and
-the same steps over batches already on the GPU ("step only"), which shows how
-much of the time is the input pipeline. Ratio = AMP images/s over fp32 images/s.
+For each model (Faster R-CNN R50-FPN, EfficientDet-D0 tf_d0), precision (fp32, bf16 autocast,
+fp16 autocast with a GradScaler) and loader worker count (4, what one GPU of an ml.g5.xlarge
+gets, and all of this machine's vCPUs):
+
+- end to end: the trainer's epoch loop (``engine.train_one_epoch``) over the trainer's input
+  pipeline (``data.dataset`` + ``batches.loader`` with ``loading.options``), images/s of the
+  second epoch (the first warms up workers, cuDNN and the allocator);
+- step only: the same loop over batches already on the GPU (once per model and precision);
+- peak GPU memory; validation share: one ``engine.validate`` pass (forward, detections, COCO
+  mAP) over a validation split of 20 % of the images, over that plus the training epoch.
+
+Generated 640x480 JPEGs (the machine needs no dataset). Rows print as they finish; the table
+is repeated at the end, then the mixed-precision / fp32 ratios.
 """
 
 from __future__ import annotations
 
+import argparse
 import sys
 import tempfile
 import threading
@@ -25,102 +36,184 @@ sys.path.insert(0, str(ROOT / "tests" / "trainer"))
 
 from synthetic import write_coco  # noqa: E402
 
-from trainer import data, engine, model  # noqa: E402
-from trainer.model import _to  # noqa: E402
+from trainer import batches, data, engine, loading, model  # noqa: E402
 from trainer_spec.hyperparameters import from_values  # noqa: E402
 
-SMOKE = "--smoke" in sys.argv
-IMAGE_SIZE = 128 if SMOKE else 512
-IMAGES = 16 if SMOKE else 512
-PHOTO = (160, 120) if SMOKE else (640, 480)
-WORKERS = 0 if SMOKE else 12
-CONFIGS = (
-    [("efficientdet", "tf_lite0", 4)]
-    if SMOKE
-    else [("faster_rcnn", "resnet50_fpn", 16), ("efficientdet", "tf_d0", 16)]
+PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
+FULL = {
+    "models": [("faster_rcnn", "resnet50_fpn"), ("efficientdet", "tf_d0")],
+    "image_size": 512,
+    "batch": 16,
+    "images": 640,  # 512 to train, 128 (20 %) to validate
+    "photo": (640, 480),
+    "step_batches": 8,
+}
+SMOKE = {
+    "models": [("faster_rcnn", "resnet18_fpn"), ("efficientdet", "tf_lite0")],
+    "image_size": 128,
+    "batch": 2,
+    "images": 5,
+    "photo": (160, 120),
+    "step_batches": 1,
+}
+HEADER = (
+    "| model | precision | workers | end to end img/s | step only img/s | end to end / step "
+    "| peak GPU memory | validation share |\n|---|---|---|---|---|---|---|---|"
 )
 
 
-def measure(table, name: str, backbone: str, batch: int, amp: bool, device: torch.device) -> dict:
-    hp = from_values(
-        {
-            "model": name,
-            "backbone": backbone,
-            "pretrained": False,
-            "image_size": IMAGE_SIZE,
-            "batch_size": batch,
-            "learning_rate": 0.01,
-            "amp": amp,
-        }
-    )
-    torch.manual_seed(0)
-    detector = model.create(hp, table.class_names).to(device)
-    sampler = engine.EpochSampler(len(table), seed=0, batch_size=batch)
-    loader = detector.kind.train_dl(
-        data.dataset(table, IMAGE_SIZE, train=True),
-        sampler=sampler,
-        batch_size=batch,
-        num_workers=WORKERS,
-        pin_memory=device.type == "cuda",
-        persistent_workers=WORKERS > 0,
-    )
-    opt = engine.optimizer(detector, hp)
-    scheduler = engine.schedule(opt, sampler.steps(), 3)
-    scaler = torch.amp.GradScaler(device.type, enabled=amp and device.type == "cuda")
-    options = {"device": device, "grad_clip_norm": hp.grad_clip_norm, "stop": threading.Event()}
+def _sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize()
 
-    def epoch(batches) -> float:
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+
+class Run:
+    """One model at one precision: its detector, optimizer and timed loops."""
+
+    def __init__(self, size: dict, table, name, backbone, precision, device, channels_last):
+        self.size, self.device, self.dtype = size, device, PRECISIONS[precision]
+        self.train_table, self.valid_table = data.split(table, 0.2, seed=0)
+        self.hp = from_values(
+            {
+                "model": name,
+                "backbone": backbone,
+                "pretrained": False,
+                "image_size": size["image_size"],
+                "batch_size": size["batch"],
+                "learning_rate": 0.01,
+            }
+        )
+        torch.manual_seed(0)
+        self.detector = model.create(self.hp, table.class_names)
+        self.detector.channels_last = channels_last
+        self.detector.to(device)
+        self.sampler = engine.EpochSampler(len(self.train_table), seed=0, batch_size=size["batch"])
+        self.opt = engine.optimizer(self.detector, self.hp)
+        self.scheduler = engine.schedule(self.opt, self.sampler.steps(), 1000)
+        self.scaler = torch.amp.GradScaler(device.type, enabled=self.dtype == torch.float16)
+
+    def epoch(self, batches_) -> float:
+        _sync(self.device)
         started = time.perf_counter()
-        engine.train_one_epoch(detector, batches, opt, scheduler, scaler, **options)
-        if device.type == "cuda":
-            torch.cuda.synchronize()
+        engine.train_one_epoch(
+            self.detector,
+            batches_,
+            self.opt,
+            self.scheduler,
+            self.scaler,
+            device=self.device,
+            grad_clip_norm=self.hp.grad_clip_norm,
+            stop=threading.Event(),
+            amp_dtype=self.dtype,
+        )
+        _sync(self.device)
         return time.perf_counter() - started
 
-    sampler.set_epoch(0)
-    epoch(loader)  # warm-up: workers, cuDNN autotuning, allocator
-    sampler.set_epoch(1)
-    pipeline = sampler.steps() * batch / epoch(loader)
-    on_device = [(_to(b, device), r) for b, r in list(loader)[: min(8, sampler.steps())]]
-    steps = len(on_device) * batch / epoch(on_device)
-    few = table.subset(list(range(min(len(table), 2 * batch))))
-    valid = detector.kind.valid_dl(data.dataset(few, IMAGE_SIZE, train=False), batch_size=batch)
-    validation = engine.validate(detector, valid, device=device, stop=threading.Event())
-    memory = torch.cuda.max_memory_allocated() / 2**30 if device.type == "cuda" else 0.0
-    if device.type == "cuda":
-        torch.cuda.reset_peak_memory_stats()
-    return {"pipeline": pipeline, "steps": steps, "memory": memory, "map": validation.map}
+    def loaders(self, workers: int):
+        options = loading.options(workers, self.size["batch"], self.device)
+        size, family = self.size["image_size"], self.detector.name
+        train = batches.loader(
+            data.dataset(self.train_table, size, train=True),
+            family,
+            train=True,
+            sampler=self.sampler,
+            **options,
+        )
+        valid = batches.loader(
+            data.dataset(self.valid_table, size, train=False), family, train=False, **options
+        )
+        return train, valid
+
+    def end_to_end(self, workers: int) -> dict:
+        if self.device.type == "cuda":
+            torch.cuda.reset_peak_memory_stats()
+        train, valid = self.loaders(workers)
+        self.sampler.set_epoch(0)
+        self.epoch(train)  # warm-up
+        self.sampler.set_epoch(1)
+        seconds = self.epoch(train)
+        started = time.perf_counter()
+        with torch.autocast(self.device.type, dtype=self.dtype or torch.float32,
+                            enabled=self.dtype is not None):  # fmt: skip
+            engine.validate(self.detector, valid, device=self.device, stop=threading.Event())
+        _sync(self.device)
+        validating = time.perf_counter() - started
+        memory = torch.cuda.max_memory_allocated() / 2**30 if self.device.type == "cuda" else 0
+        return {
+            "images_per_s": self.sampler.steps() * self.size["batch"] / seconds,
+            "validation_share": validating / (seconds + validating),
+            "memory_gib": memory,
+        }
+
+    def step_only(self) -> float:
+        train, _ = self.loaders(0)
+        self.sampler.set_epoch(2)
+        ready = []
+        for (pixels, targets), records in train:
+            moved = batches._move((pixels, targets), self.device)
+            ready.append((moved, records))
+            if len(ready) == self.size["step_batches"]:
+                break
+        self.epoch(ready)  # warm-up at this batch's shapes
+        return len(ready) * self.size["batch"] / self.epoch(ready)
 
 
 def main() -> None:
-    device = torch.device("cuda" if torch.cuda.is_available() and not SMOKE else "cpu")
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--smoke", action="store_true", help="tiny sizes, on the CPU")
+    parser.add_argument("--precisions", default="fp32,bf16,fp16")
+    parser.add_argument("--workers", default="4,all", help="counts, or 'all' (the vCPUs)")
+    parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--models", default="", help="e.g. efficientdet (default: both)")
+    parser.add_argument("--images", type=int, default=0, help="instead of the size's own")
+    args = parser.parse_args()
+    size = dict(SMOKE if args.smoke else FULL)
+    size["images"] = args.images or size["images"]
+    device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")
     if device.type == "cuda":
         torch.backends.cudnn.benchmark = True
-        gpu = torch.cuda.get_device_name(0)
-        print(f"{gpu}, torch {torch.__version__} (CUDA {torch.version.cuda})")
+        print(
+            f"{torch.cuda.get_device_name(0)}, torch {torch.__version__} "
+            f"(CUDA {torch.version.cuda})"
+        )
+    all_cpus = loading.vcpus()
+    worker_counts = sorted(
+        {all_cpus if w == "all" else min(int(w), all_cpus) for w in args.workers.split(",")}
+    )
+    precisions = args.precisions.split(",")
+    wanted = set(filter(None, args.models.split(",")))
+    rows, rates = [], {}
     with tempfile.TemporaryDirectory() as tmp:
-        write_coco(Path(tmp), IMAGES, seed=3, size=PHOTO)
+        write_coco(Path(tmp), size["images"], seed=3, size=size["photo"])
         table = data.load(Path(tmp))
         print(
-            f"{IMAGES} generated {PHOTO[0]}x{PHOTO[1]} JPEGs -> {IMAGE_SIZE}px, {WORKERS} workers"
+            f"{size['images']} generated {size['photo'][0]}x{size['photo'][1]} JPEGs (20 % to "
+            f"validate) -> {size['image_size']} px, batch {size['batch']}, device {device}, "
+            f"{all_cpus} vCPUs, channels_last {args.channels_last}\n{HEADER}",
+            flush=True,
         )
-        for name, backbone, batch in CONFIGS:
-            results = {
-                amp: measure(table, name, backbone, batch, amp, device) for amp in (False, True)
-            }
-            for amp, r in results.items():
-                print(
-                    f"{name}/{backbone} batch {batch} amp={str(amp).lower():5} "
-                    f"pipeline {r['pipeline']:7.1f} img/s  step only {r['steps']:7.1f} img/s  "
-                    f"peak {r['memory']:.1f} GiB  (mAP on 2 batches {r['map']:.3f})",
-                    flush=True,
-                )
-            ratio = results[True]["pipeline"] / results[False]["pipeline"]
-            step_ratio = results[True]["steps"] / results[False]["steps"]
-            print(
-                f"{name}: AMP/fp32 pipeline {ratio:.2f}x, step only {step_ratio:.2f}x", flush=True
-            )
+        for name, backbone in size["models"]:
+            if wanted and name not in wanted:
+                continue
+            for precision in precisions:
+                run = Run(size, table, name, backbone, precision, device, args.channels_last)
+                steps = run.step_only()
+                for workers in worker_counts:
+                    r = run.end_to_end(workers)
+                    rates[(name, precision, workers)] = r["images_per_s"]
+                    row = (
+                        f"| {name}/{backbone} | {precision} | {workers} "
+                        f"| {r['images_per_s']:.1f} | {steps:.1f} "
+                        f"| {r['images_per_s'] / steps:.2f} | {r['memory_gib']:.1f} GiB "
+                        f"| {r['validation_share']:.0%} |"
+                    )
+                    rows.append(row)
+                    print(row, flush=True)
+    print(f"\n{HEADER}\n" + "\n".join(rows))
+    for (name, precision, workers), rate in rates.items():
+        base = rates.get((name, "fp32", workers))
+        if precision != "fp32" and base:
+            print(f"{name} {precision}/fp32 with {workers} workers: {rate / base:.2f}x")
 
 
 if __name__ == "__main__":

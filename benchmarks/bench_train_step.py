@@ -27,17 +27,18 @@ sys.path.insert(0, str(ROOT / "tests" / "trainer"))
 
 from synthetic import write_coco  # noqa: E402
 
-from trainer import data, engine, model  # noqa: E402
+from trainer import batches, data, engine, model  # noqa: E402
 from trainer_spec.hyperparameters import from_values  # noqa: E402
 
 BATCH, STEPS, ROUNDS, IMAGE_SIZE = 4, 8, 5, 128
 BACKBONE = {"faster_rcnn": "resnet18_fpn", "efficientdet": "tf_lite0"}
 
 
-def bare_loop(module, batches, lr):
+def bare_loop(module, family, loaded, lr):
     opt = torch.optim.SGD(module.parameters(), lr=lr, momentum=0.9, weight_decay=1e-4)
     module.train()
-    for (xb, yb), _ in batches:
+    for batch, _ in loaded:
+        xb, yb = batches.to_device(batch, torch.device("cpu"), family)
         out = module(xb, yb)
         loss = out["loss"] if "loss" in out else sum(out.values())
         opt.zero_grad()
@@ -45,13 +46,13 @@ def bare_loop(module, batches, lr):
         opt.step()
 
 
-def trainer_loop(detector, batches, hp):
+def trainer_loop(detector, loaded, hp):
     opt = engine.optimizer(detector, hp)
-    scheduler = engine.schedule(opt, len(batches), 1)
+    scheduler = engine.schedule(opt, len(loaded), 1)
     scaler = torch.amp.GradScaler("cpu", enabled=False)
     engine.train_one_epoch(
         detector,
-        batches,
+        loaded,
         opt,
         scheduler,
         scaler,
@@ -78,10 +79,10 @@ def main() -> None:
             }
         )
         detector = model.create(hp, table.class_names)
-        loader = detector.kind.train_dl(
-            data.dataset(table, IMAGE_SIZE, train=False), batch_size=BATCH
+        loader = batches.loader(
+            data.dataset(table, IMAGE_SIZE, train=False), name, train=True, batch_size=BATCH
         )
-        batches = list(loader)
+        loaded = list(loader)
     initial = copy.deepcopy(detector.module.state_dict())
     module = detector.module  # one module object for both loops, reset before every round
 
@@ -92,10 +93,10 @@ def main() -> None:
         return time.perf_counter() - started
 
     def bare() -> None:
-        bare_loop(module, batches, hp.learning_rate)
+        bare_loop(module, name, loaded, hp.learning_rate)
 
     def ours() -> None:
-        trainer_loop(detector, batches, hp)
+        trainer_loop(detector, loaded, hp)
 
     timed(bare), timed(ours), timed(bare), timed(ours)  # warm-up: allocator, oneDNN kernels
     bare_times, trainer_times = [], []

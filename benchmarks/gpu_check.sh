@@ -4,12 +4,14 @@
 #   2. the DDP path with one process per GPU (NCCL);
 #   3. resume after SIGTERM on the GPU;
 #   4. first, the CUDA forward-compatibility start-up on this machine's real driver file (the
-#      decision for the image's compat packages, and `train` starting through it).
+#      decision for the image's compat packages, and `train` starting through it);
+#   5. throughput: benchmarks/bench_gpu_train.py's table (THROUGHPUT=0 skips it).
 # Packages the GPU machine lacks (it has torch, torchvision, timm, numpy, OpenCV, matplotlib) travel
 # as wheels in .whl/, fetched for its Python (3.12 here) with:
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
 #     --platform manylinux2014_x86_64 -d .whl icevision==0.12.0 fastcore==2.2.41 \
-#     albumentations==1.3.1 qudida effdet==0.4.1 omegaconf==2.4.0 loguru==0.7.3 pycocotools==2.0.11
+#     albumentations==1.3.1 qudida effdet==0.4.1 omegaconf==2.4.0 loguru==0.7.3 pycocotools==2.0.11 \
+#     faster-coco-eval==1.8.0
 # Writes its log and each run's metrics under $OUT (or ./gpu-check-out).
 set -uo pipefail
 OUT=${OUT:-$PWD/gpu-check-out}
@@ -112,5 +114,17 @@ code=$?
 grep -E "resum|\[metrics\]" "$OUT/resume.log" | tail -n 4
 echo "resume: exit $code; model files: $(ls "$base/model" 2>/dev/null | tr '\n' ' ')"
 [ $code -eq 0 ] || status=1
+
+# Throughput (issue 14): the whole table, then channels_last at the precisions that matter.
+# About 5 minutes on an H200; its smoke run (`--smoke`, on the CPU) is what CI-sized checks use.
+if [ "${THROUGHPUT:-1}" = 1 ]; then
+  echo "== bench_gpu_train"
+  python3 benchmarks/bench_gpu_train.py 2>&1 | grep -v Warning | tee "$OUT/bench_gpu_train.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  python3 benchmarks/bench_gpu_train.py --channels-last --precisions fp32,bf16 --workers 4 \
+    2>&1 | grep -v Warning | tee "$OUT/bench_gpu_train_channels_last.txt"
+  [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
+  python3 benchmarks/bench_coco_eval.py | tee "$OUT/bench_coco_eval.txt"
+fi
 echo "GPU check status: $status"
 exit $status

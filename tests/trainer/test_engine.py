@@ -5,7 +5,7 @@ import pytest
 import torch
 from synthetic import write_coco
 
-from trainer import data, engine, model
+from trainer import batches, data, engine, model
 from trainer_spec.hyperparameters import from_values
 
 
@@ -63,9 +63,9 @@ def tiny(tmp_path_factory):
         {"model": "efficientdet", "pretrained": False, "image_size": 128, "batch_size": 2}
     )
     detector = model.create(hp, table.class_names)
-    kind = detector.kind
-    batches = kind.train_dl(data.dataset(table, 128, train=True), batch_size=2, shuffle=False)
-    return hp, detector, batches
+    train_set = data.dataset(table, 128, train=True)
+    loader = batches.loader(train_set, "efficientdet", train=True, batch_size=2)
+    return hp, detector, loader
 
 
 def test_stop_event_ends_the_epoch_early(tiny):

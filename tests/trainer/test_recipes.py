@@ -135,7 +135,7 @@ def test_range_test_picks_a_learning_rate_and_restores_the_model(tmp_path):
         batches,
         opt,
         device=torch.device("cpu"),
-        use_amp=False,
+        amp_dtype=None,
         grad_clip_norm=10.0,
         max_steps=30,
     )

@@ -16,6 +16,7 @@ import torch
 
 from trainer import forward_compat
 from trainer.errors import ConfigError
+from trainer_spec.hyperparameters import Hyperparameters
 
 DRIVER_VERSION_FILE = forward_compat.DRIVER_VERSION_FILE
 
@@ -56,3 +57,22 @@ def _advice(cuda: str) -> str:
         "without --build-arg TORCH_INDEX_URL), which runs on drivers >= 470.57.02, or use an "
         "instance with a newer driver."
     )
+
+
+def amp_dtype(hp: Hyperparameters, device: torch.device) -> torch.dtype | None:
+    """The autocast type of a run: none on the CPU or with amp off; bfloat16 or float16.
+
+    float16 needs a GradScaler (``needs_loss_scaling``); bfloat16 has float32's range and doesn't.
+    """
+    if not hp.amp or device.type != "cuda":
+        return None
+    return torch.bfloat16 if hp.amp_dtype == "bfloat16" else torch.float16
+
+
+def needs_loss_scaling(dtype: torch.dtype | None) -> bool:
+    return dtype == torch.float16
+
+
+def optimizer_options(params: list[torch.Tensor]) -> dict[str, bool]:
+    """One fused kernel per optimizer step where the parameters live on a GPU."""
+    return {"fused": True} if params and all(p.is_cuda for p in params) else {}

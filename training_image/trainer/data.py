@@ -589,7 +589,9 @@ DECODE_ERRORS = (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombEr
 
 
 class ReadChecked(Sequence):
-    """IceVision's Dataset, where an image that fails to decode is a DataError naming the file.
+    """Records as transformed uint8 images, where one that fails to decode is a DataError naming
+    the file. (IceVision's Dataset without its deep copy of each record: Records builds a fresh
+    one.)
 
     The header check in ``load`` cannot see every corruption (a full decode of a million
     images is too slow), so the first full decode is checked here. Up to ``max_bad_images``
@@ -607,8 +609,9 @@ class ReadChecked(Sequence):
     def __getitem__(self, i: int):
         for attempt in range(len(self)):
             row = (i + attempt) % len(self)
+            record = self.records[row]
             try:
-                record = self.records[row].load()
+                record.reduce_on_components("_load")  # decode the image
             except DECODE_ERRORS as error:
                 self._skip(self.records.table.paths[row], error)
                 continue
@@ -640,14 +643,17 @@ def dataset(
     augmentation: str = "light",
     max_bad_images: int = 0,
 ):
-    """An IceVision Dataset: resize the longest side, pad to a square, normalize; to train,
-    ``augmentation``: ``light`` flips, ``standard`` is IceVision's aug_tfms, ``none``."""
+    """Records as uint8 images: resize the longest side, pad to a square; to train,
+    ``augmentation``: ``light`` flips, ``standard`` is IceVision's aug_tfms, ``none``.
+
+    The pixels are normalized on the training device (trainer.batches), not in the workers.
+    """
     compat.apply()
     from icevision import tfms
 
-    steps = [*tfms.A.resize_and_pad(image_size), tfms.A.Normalize()]
+    steps = [*tfms.A.resize_and_pad(image_size)]
     if train and augmentation == "standard":
-        steps = [*tfms.A.aug_tfms(image_size), tfms.A.Normalize()]
+        steps = [*tfms.A.aug_tfms(image_size)]
     elif train and augmentation == "light":
         steps.insert(0, tfms.A.HorizontalFlip(p=0.5))
     return ReadChecked(Records(table), tfms.A.Adapter(steps), max_bad_images)

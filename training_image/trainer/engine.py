@@ -7,8 +7,6 @@ the main rank writes files (see main.py).
 
 from __future__ import annotations
 
-import contextlib
-import io
 import logging
 import math
 import os
@@ -22,8 +20,10 @@ import torch
 from timm.utils import ModelEmaV3
 from torch.utils.data import Sampler
 
+from trainer import accelerator
 from trainer.errors import TrainingDiverged
-from trainer.model import DetectionModel, Predictions
+from trainer.evaluation import coco_map
+from trainer.model import DetectionModel
 from trainer_spec.hyperparameters import Hyperparameters
 
 log = logging.getLogger(__name__)
@@ -95,11 +95,12 @@ def optimizer(
     at ``lr`` (default: ``hp.learning_rate``)."""
     params = [p for p in model.module.parameters() if p.requires_grad]
     lr = hp.learning_rate if lr is None else lr
+    fused = accelerator.optimizer_options(params)
     if hp.optimizer == "adamw":
         return torch.optim.AdamW(
-            params, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=hp.weight_decay
+            params, lr=lr, betas=ADAM_BETAS, eps=ADAM_EPS, weight_decay=hp.weight_decay, **fused
         )
-    return torch.optim.SGD(params, lr=lr, momentum=MOMENTUM, weight_decay=hp.weight_decay)
+    return torch.optim.SGD(params, lr=lr, momentum=MOMENTUM, weight_decay=hp.weight_decay, **fused)
 
 
 def schedule(
@@ -181,15 +182,20 @@ def train_one_epoch(
     first_step: int = 0,
     running: tuple[float, int] = (0.0, 0),
     ema: WeightAverage | None = None,
+    amp_dtype: torch.dtype | None = None,
 ) -> EpochResult:
-    """SGD over ``batches``; returns early (completed=False) once ``stop`` is set."""
+    """SGD over ``batches``; returns early (completed=False) once ``stop`` is set.
+
+    Autocast runs in ``amp_dtype`` when given, else in float16 when ``scaler`` is enabled.
+    """
     model.module.train()
     (total, count), step = running, first_step
     last_log = time.monotonic()
     for (xb, yb), _records in batches:
         if stop.is_set():
             return EpochResult((total, count), step, completed=False)
-        with torch.autocast(device.type, enabled=scaler.is_enabled()):
+        autocast = amp_dtype is not None or scaler.is_enabled()
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float16, enabled=autocast):
             loss = model.losses((xb, yb), device)
         opt.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()
@@ -246,51 +252,3 @@ def validate(
 def _truth(record) -> tuple[np.ndarray, np.ndarray]:
     boxes = np.array([b.xyxy for b in record.detection.bboxes], dtype=np.float32).reshape(-1, 4)
     return boxes, np.asarray(record.detection.label_ids, dtype=np.int64)
-
-
-def coco_map(truths: list, predictions: Predictions, num_classes: int) -> tuple[float, float]:
-    """COCO mAP@[.5:.95] and mAP@.5 (pycocotools) of xyxy boxes; 0.0 when nothing was found."""
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    images, annotations, detections = [], [], []
-    for image_id, ((gt_boxes, gt_labels), (boxes, scores, labels)) in enumerate(
-        zip(truths, predictions, strict=True)
-    ):
-        images.append({"id": image_id})
-        for box, label in zip(gt_boxes.tolist(), gt_labels.tolist(), strict=True):
-            w, h = box[2] - box[0], box[3] - box[1]
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": label,
-                    "bbox": [box[0], box[1], w, h],
-                    "area": w * h,
-                    "iscrowd": 0,
-                }
-            )
-        for box, score, label in zip(boxes.tolist(), scores.tolist(), labels.tolist(), strict=True):
-            detections.append(
-                {
-                    "image_id": image_id,
-                    "category_id": int(label),
-                    "score": score,
-                    "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
-                }
-            )
-    if not annotations or not detections:
-        return 0.0, 0.0
-    with contextlib.redirect_stdout(io.StringIO()):
-        ground = COCO()
-        ground.dataset = {
-            "images": images,
-            "annotations": annotations,
-            "categories": [{"id": i} for i in range(1, num_classes + 1)],
-        }
-        ground.createIndex()
-        evaluation = COCOeval(ground, ground.loadRes(detections), "bbox")
-        evaluation.evaluate()
-        evaluation.accumulate()
-        evaluation.summarize()
-    return max(float(evaluation.stats[0]), 0.0), max(float(evaluation.stats[1]), 0.0)

@@ -1,8 +1,12 @@
-"""What the model got right and wrong on the validation images: per class and per image.
+"""How good the detections are: the epoch's COCO mAP, and the report's per-class and per-image view.
 
-Boxes are xyxy in the image's own pixels. Per-class AP comes from pycocotools (the same
-COCOeval as the epoch's mAP); the per-image counts from a greedy match at IoU 0.5, highest
-score first (COCO's rule), at the score threshold with the best F1 over the whole set.
+The mAP of a validation pass is computed by faster-coco-eval (C++), which reimplements
+pycocotools' ``COCOeval``: on the same predictions its 12 summary statistics equal pycocotools'
+(tests/trainer/test_evaluation.py, benchmarks/bench_coco_eval.py), several times faster;
+``library="pycocotools"`` runs the reference. The job report's per-class AP and
+precision/recall come from the same documents through pycocotools' ``accumulate`` arrays; the
+per-image counts from a greedy match at IoU 0.5, highest score first (COCO's rule), at the
+score threshold with the best F1 over the whole set. Boxes are xyxy, labels 1-based.
 """
 
 from __future__ import annotations
@@ -19,6 +23,88 @@ DEFAULT_THRESHOLD = 0.5
 
 Truth = tuple[np.ndarray, np.ndarray]  # boxes (n, 4), labels (n,)
 Prediction = tuple[np.ndarray, np.ndarray, np.ndarray]  # boxes (m, 4), scores (m,), labels (m,)
+Truths = list[Truth]
+Predictions = list[Prediction]
+
+
+def coco_documents(truths: Truths, predictions: Predictions, num_classes: int):
+    """The ground-truth COCO document and the detection list, xyxy boxes made xywh."""
+    images, annotations, detections = [], [], []
+    for image_id, ((gt_boxes, gt_labels), (boxes, scores, labels)) in enumerate(
+        zip(truths, predictions, strict=True)
+    ):
+        images.append({"id": image_id})
+        for box, label in zip(gt_boxes.tolist(), gt_labels.tolist(), strict=True):
+            w, h = box[2] - box[0], box[3] - box[1]
+            annotations.append(
+                {
+                    "id": len(annotations) + 1,
+                    "image_id": image_id,
+                    "category_id": int(label),
+                    "bbox": [box[0], box[1], w, h],
+                    "area": w * h,
+                    "iscrowd": 0,
+                }
+            )
+        for box, score, label in zip(boxes.tolist(), scores.tolist(), labels.tolist(), strict=True):
+            detections.append(
+                {
+                    "image_id": image_id,
+                    "category_id": int(label),
+                    "score": float(score),
+                    "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
+                }
+            )
+    ground = {
+        "images": images,
+        "annotations": annotations,
+        "categories": [{"id": i} for i in range(1, num_classes + 1)],
+    }
+    return ground, detections
+
+
+def _library(name: str) -> tuple[type, type]:
+    if name == "faster_coco_eval":
+        from faster_coco_eval import COCO, COCOeval_faster
+
+        return COCO, COCOeval_faster
+    if name == "pycocotools":
+        from pycocotools.coco import COCO
+        from pycocotools.cocoeval import COCOeval
+
+        return COCO, COCOeval
+    raise ValueError(f"COCO evaluator {name!r} is unknown; allowed: faster_coco_eval, pycocotools")
+
+
+def _accumulated(ground: dict, detections: list, library: str, summarize: bool = False):
+    coco, cocoeval = _library(library)
+    with contextlib.redirect_stdout(io.StringIO()):
+        truth = coco()
+        truth.dataset = ground
+        truth.createIndex()
+        evaluation = cocoeval(truth, truth.loadRes(detections), "bbox")
+        evaluation.evaluate()
+        evaluation.accumulate()
+        if summarize:
+            evaluation.summarize()
+    return evaluation
+
+
+def evaluate(ground: dict, detections: list, library: str = "faster_coco_eval") -> np.ndarray:
+    """COCOeval's 12 box statistics (AP@[.5:.95], AP@.5, ..., AR@100 large)."""
+    evaluation = _accumulated(ground, detections, library, summarize=True)
+    return np.asarray(evaluation.stats, dtype=np.float64)
+
+
+def coco_map(
+    truths: Truths, predictions: Predictions, num_classes: int, library: str = "faster_coco_eval"
+) -> tuple[float, float]:
+    """COCO mAP@[.5:.95] and mAP@.5 of xyxy boxes; 0.0 when nothing was found."""
+    ground, detections = coco_documents(truths, predictions, num_classes)
+    if not ground["annotations"] or not detections:
+        return 0.0, 0.0
+    stats = evaluate(ground, detections, library)
+    return max(float(stats[0]), 0.0), max(float(stats[1]), 0.0)
 
 
 @dataclass(frozen=True)
@@ -50,7 +136,7 @@ def class_scores(truths: list[Truth], predictions: list[Prediction], classes: in
     if not any(len(p[0]) for p in predictions) or not has_truth.any():
         zeros = np.where(has_truth, 0.0, np.nan)
         return ClassScores(zeros, zeros.copy(), recall, np.full((101, classes), np.nan))
-    evaluation = _cocoeval(truths, predictions, classes)
+    evaluation = _accumulated(*coco_documents(truths, predictions, classes), "pycocotools")
     precision = evaluation.eval["precision"][:, :, :, 0, -1]  # (iou, recall, class), all areas
     precision = np.where(precision < 0, np.nan, precision)
     with warnings.catch_warnings():
@@ -60,50 +146,6 @@ def class_scores(truths: list[Truth], predictions: list[Prediction], classes: in
     ap = np.where(has_truth, np.nan_to_num(ap), np.nan)
     ap_50 = np.where(has_truth, np.nan_to_num(ap_50), np.nan)
     return ClassScores(ap, ap_50, recall, precision[0])
-
-
-def _cocoeval(truths: list[Truth], predictions: list[Prediction], classes: int):
-    from pycocotools.coco import COCO
-    from pycocotools.cocoeval import COCOeval
-
-    images, annotations, detections = [], [], []
-    for image_id, ((gt_boxes, gt_labels), (boxes, scores, labels)) in enumerate(
-        zip(truths, predictions, strict=True)
-    ):
-        images.append({"id": image_id})
-        for box, label in zip(gt_boxes.tolist(), gt_labels.tolist(), strict=True):
-            w, h = box[2] - box[0], box[3] - box[1]
-            annotations.append(
-                {
-                    "id": len(annotations) + 1,
-                    "image_id": image_id,
-                    "category_id": int(label),
-                    "bbox": [box[0], box[1], w, h],
-                    "area": w * h,
-                    "iscrowd": 0,
-                }
-            )
-        for box, score, label in zip(boxes.tolist(), scores.tolist(), labels.tolist(), strict=True):
-            detections.append(
-                {
-                    "image_id": image_id,
-                    "category_id": int(label),
-                    "score": float(score),
-                    "bbox": [box[0], box[1], box[2] - box[0], box[3] - box[1]],
-                }
-            )
-    with contextlib.redirect_stdout(io.StringIO()):
-        ground = COCO()
-        ground.dataset = {
-            "images": images,
-            "annotations": annotations,
-            "categories": [{"id": i} for i in range(1, classes + 1)],
-        }
-        ground.createIndex()
-        evaluation = COCOeval(ground, ground.loadRes(detections), "bbox")
-        evaluation.evaluate()
-        evaluation.accumulate()
-    return evaluation
 
 
 def iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:

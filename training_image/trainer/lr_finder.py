@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from trainer import distributed
+from trainer import accelerator, distributed
 from trainer.model import DetectionModel
 
 log = logging.getLogger(__name__)
@@ -60,7 +60,7 @@ def find(
     optimizer: torch.optim.Optimizer,
     *,
     device: torch.device,
-    use_amp: bool,
+    amp_dtype: torch.dtype | None,
     grad_clip_norm: float,
     max_steps: int = MAX_STEPS,
     max_seconds: float = MAX_SECONDS,
@@ -68,7 +68,7 @@ def find(
     """Run the range test and return its curve and pick; leaves model and optimizer as found."""
     saved_model = copy.deepcopy(model.module.state_dict())
     saved_optimizer = copy.deepcopy(optimizer.state_dict())
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=accelerator.needs_loss_scaling(amp_dtype))
     started = time.monotonic()
     rates, smoothed, average, best = [], [], 0.0, math.inf
     model.module.train()
@@ -76,7 +76,8 @@ def find(
         lr = START * (END / START) ** (step / max(1, max_steps - 1))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        with torch.autocast(device.type, enabled=use_amp):
+        autocast = amp_dtype is not None
+        with torch.autocast(device.type, dtype=amp_dtype or torch.float16, enabled=autocast):
             loss = model.losses((xb, yb), device)
         optimizer.zero_grad(set_to_none=True)
         scaler.scale(loss).backward()

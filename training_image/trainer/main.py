@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import logging
 import math
-import os
 import random
 import signal
 import sys
@@ -28,12 +27,14 @@ import torch
 from trainer import (
     accelerator,
     artifacts,
+    batches,
     checkpoints,
     compat,
     data,
     distributed,
     engine,
     environment,
+    loading,
     lr_finder,
     preflight,
     report,
@@ -65,15 +66,15 @@ def train() -> None:
     hp = env.hyperparameters
     world = World.from_env()
     device = accelerator.select(world.local_rank)
-    use_amp = hp.amp and device.type == "cuda"
+    amp_dtype = accelerator.amp_dtype(hp, device)
     log.info(
-        "job %s on %s (%s of %s), device %s, amp %s, hyperparameters %s",
+        "job %s on %s (%s of %s), device %s, autocast %s, hyperparameters %s",
         env.job_name,
         env.current_host,
         world.rank + 1,
         world.size,
         device,
-        use_amp,
+        amp_dtype or "off",
         hp.as_dict(),
     )
     _seed(hp.seed)
@@ -104,7 +105,7 @@ def train() -> None:
     scheduler = engine.schedule(optimizer, sampler.steps(), hp.epochs, hp.schedule)
     ema = engine.WeightAverage(model, hp.ema_decay) if hp.ema else None
     evaluated = replace(model, module=ema.module, forward_module=None) if ema else model
-    scaler = torch.amp.GradScaler(device.type, enabled=use_amp)
+    scaler = torch.amp.GradScaler(device.type, enabled=accelerator.needs_loss_scaling(amp_dtype))
     checkpointer = _Checkpointer(
         env.checkpoint_dir,
         checkpoints.Identity(hp.model, hp.backbone, hp.image_size, train_table.class_names),
@@ -141,7 +142,7 @@ def train() -> None:
     # ---- learning_rate=auto: the range test (lr_finder.py), after the preflight and once per
     # job (a resumed job keeps the schedule it checkpointed); the schedule is built on its pick
     if hp.learning_rate == AUTO and not resumed:
-        _find_learning_rate(env, world, model, train_batches, optimizer, device, use_amp)
+        _find_learning_rate(env, world, model, train_batches, optimizer, device, amp_dtype)
         scheduler = engine.schedule(optimizer, sampler.steps(), hp.epochs, hp.schedule)
         checkpointer.scheduler = scheduler
 
@@ -179,6 +180,7 @@ def train() -> None:
             first_step=first_step,
             running=running if epoch == start_epoch else (0.0, 0),
             ema=ema,
+            amp_dtype=amp_dtype,
         )
         if not result.completed:
             checkpointer.save(epoch, result.steps, result.running, history)
@@ -270,7 +272,7 @@ def _find_learning_rate(
     train_batches: Any,
     optimizer: torch.optim.Optimizer,
     device: torch.device,
-    use_amp: bool,
+    amp_dtype: torch.dtype | None,
 ) -> None:
     log.info("Finding the learning rate (range test, at most %d steps)", lr_finder.MAX_STEPS)
     found = lr_finder.find(
@@ -278,7 +280,7 @@ def _find_learning_rate(
         train_batches,
         optimizer,
         device=device,
-        use_amp=use_amp,
+        amp_dtype=amp_dtype,
         grad_clip_norm=env.hyperparameters.grad_clip_norm,
     )
     hp = env.hyperparameters
@@ -336,16 +338,9 @@ def _data_loaders(
     hp: Hyperparameters,
     device: torch.device,
 ) -> tuple[Any, Any]:
-    workers = min(hp.num_workers, os.cpu_count() or 1)
-    options = {
-        "batch_size": hp.batch_size,
-        "num_workers": workers,
-        "pin_memory": device.type == "cuda",
-        # Loader workers fork: a data-parallel rank is itself a spawned process, whose default
-        # start method (spawn) cannot pickle IceVision's collate closures.
-        "multiprocessing_context": "fork" if workers else None,
-    }
-    train_batches = model.kind.train_dl(
+    options = loading.options(hp.num_workers, hp.batch_size, device)
+    log.info("%d DataLoader workers per process", options["num_workers"])
+    train_batches = batches.loader(
         data.dataset(
             train_table,
             hp.image_size,
@@ -353,13 +348,15 @@ def _data_loaders(
             augmentation=hp.augmentation,
             max_bad_images=hp.max_bad_images,
         ),
+        model.name,
+        train=True,
         sampler=sampler,
-        shuffle=False,
         **options,
     )
-    valid_batches = model.kind.valid_dl(
+    valid_batches = batches.loader(
         data.dataset(valid_table, hp.image_size, train=False, max_bad_images=hp.max_bad_images),
-        shuffle=False,
+        model.name,
+        train=False,
         **options,
     )
     return train_batches, valid_batches

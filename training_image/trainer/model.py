@@ -16,7 +16,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from trainer import compat
+from trainer import batches, compat
 from trainer.errors import ConfigError
 from trainer_spec.hyperparameters import Hyperparameters
 
@@ -74,16 +74,6 @@ def cap_detection_points(bench: nn.Module) -> nn.Module:
     return bench
 
 
-def _to(value: Any, device: torch.device) -> Any:
-    if isinstance(value, torch.Tensor):
-        return value.to(device, non_blocking=True)
-    if isinstance(value, dict):
-        return {k: _to(v, device) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return type(value)(_to(v, device) for v in value)
-    return value
-
-
 @dataclass
 class DetectionModel:
     """A model with what the engine needs from it, the same for every family."""
@@ -94,18 +84,20 @@ class DetectionModel:
     class_names: tuple[str, ...]
     module: nn.Module
     forward_module: nn.Module | None = None  # data-parallel: the DDP wrapper around ``module``
+    channels_last: bool = False  # NHWC weights and images (a GPU lever; see docs/performance.md)
 
     @property
     def kind(self) -> ModuleType:
         return model_type(self.name)
 
     def to(self, device: torch.device) -> DetectionModel:
-        self.module.to(device)
+        memory_format = torch.channels_last if self.channels_last else torch.preserve_format
+        self.module.to(device, memory_format=memory_format)
         return self
 
     def losses(self, batch: Any, device: torch.device) -> torch.Tensor:
         """Training-mode forward pass: the summed loss of one batch."""
-        xb, yb = _to(batch, device)
+        xb, yb = batches.to_device(batch, device, self.name, channels_last=self.channels_last)
         forward = self.module if self.forward_module is None else self.forward_module
         out = forward(xb, yb)
         return out["loss"] if self.name == "efficientdet" else sum(out.values())
@@ -115,7 +107,7 @@ class DetectionModel:
         self, batch: Any, records: list, device: torch.device
     ) -> tuple[float, Predictions]:
         """Validation loss and raw detections (in the transformed image's pixels) of one batch."""
-        xb, yb = _to(batch, device)
+        xb, yb = batches.to_device(batch, device, self.name, channels_last=self.channels_last)
         if self.name == "efficientdet":
             self.module.eval()
             out = self.module(xb, yb)
@@ -125,10 +117,7 @@ class DetectionModel:
             loss = sum(self.module(xb, yb).values())
             self.module.eval()
             raw = self.module(xb)
-        converted = self.kind.convert_raw_predictions(
-            batch=(xb, yb), raw_preds=raw, records=records, detection_threshold=0.0
-        )
-        return float(loss), [_arrays(p.detection) for p in converted]
+        return float(loss), detections(self.name, raw)
 
     def weights(self) -> dict[str, torch.Tensor]:
         """The state dict the artifact ships (EfficientDet without its training bench)."""
@@ -143,9 +132,23 @@ def _train_with_frozen_norm(module: nn.Module) -> None:
             layer.eval()
 
 
-def _arrays(detection: Any) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    boxes = np.array([b.xyxy for b in detection.bboxes], dtype=np.float32).reshape(-1, 4)
-    return boxes, np.asarray(detection.scores, dtype=np.float32), np.asarray(detection.label_ids)
+def detections(name: str, raw: Any) -> Predictions:
+    """A batch's raw detections as arrays per image: one device-to-host copy, no per-box objects.
+
+    The same numbers as IceVision's ``convert_raw_predictions`` (threshold 0), without its
+    ``BBox`` per detection (and, for torchvision's models, a device sync per box).
+    """
+    if name == "efficientdet":  # (batch, detections, [x1, y1, x2, y2, score, class])
+        rows = raw.detach().float().cpu().numpy()
+        return [(r[:, :4].copy(), r[:, 4].copy(), r[:, 5].astype(int)) for r in rows]
+    return [
+        (
+            p["boxes"].detach().float().cpu().numpy().reshape(-1, 4),
+            p["scores"].detach().float().cpu().numpy(),
+            p["labels"].detach().cpu().numpy(),
+        )
+        for p in raw
+    ]
 
 
 def create(hp: Hyperparameters, class_names: tuple[str, ...]) -> DetectionModel:

@@ -30,7 +30,7 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer import data, engine
+from trainer import accelerator, batches, data, engine, loading
 from trainer.data import DetectionTable
 from trainer.errors import ConfigError
 from trainer.model import DetectionModel
@@ -109,10 +109,16 @@ def _first_batch(
     model: DetectionModel, table: DetectionTable, hp: Hyperparameters, batch_size: int, *, train
 ):
     subset = largest(table, batch_size) if train else largest(table, min(batch_size, len(table)))
-    dataset = data.dataset(subset, hp.image_size, train=train, max_bad_images=hp.max_bad_images)
-    make = model.kind.train_dl if train else model.kind.valid_dl
+    dataset = data.dataset(
+        subset,
+        hp.image_size,
+        train=train,
+        augmentation=hp.augmentation,
+        max_bad_images=hp.max_bad_images,
+    )
+    loader = batches.loader(dataset, model.name, train=train, batch_size=batch_size)
     started = time.perf_counter()
-    batch = next(iter(make(dataset, batch_size=batch_size, num_workers=0, shuffle=False)))
+    batch = next(iter(loader))
     return batch, time.perf_counter() - started
 
 
@@ -140,11 +146,12 @@ def _train_steps(
             device=device,
             grad_clip_norm=hp.grad_clip_norm,
             stop=threading.Event(),
+            amp_dtype=accelerator.amp_dtype(hp, device),
         )
         _synchronize(device)
         seconds.append(time.perf_counter() - started)
-    loading = load_seconds / max(1, min(hp.num_workers, os.cpu_count() or 1))
-    return max(seconds[-1], loading)
+    per_worker = load_seconds / max(1, loading.workers(hp.num_workers))
+    return max(seconds[-1], per_worker)
 
 
 def _valid_step(

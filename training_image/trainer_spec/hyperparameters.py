@@ -27,6 +27,7 @@ DEFAULT_BACKBONE = {
     "retinanet": "resnet50_fpn",
     "efficientdet": "tf_lite0",
 }
+AMP_DTYPES = ("float16", "bfloat16")
 # EfficientDet's feature pyramid halves the image 7 times; the torchvision models need 32.
 IMAGE_SIZE_MULTIPLE = {"faster_rcnn": 32, "retinanet": 32, "efficientdet": 128}
 
@@ -63,9 +64,10 @@ class Hyperparameters:
     augmentation: str = ""  # light | standard | none
     grad_clip_norm: float = 10.0
     seed: int = 42
-    num_workers: int = 4
+    num_workers: int = -1  # -1: the vCPUs per GPU (trainer/loading.py)
     valid_fraction: float = 0.2
     amp: bool = True
+    amp_dtype: str = "float16"  # autocast type on a GPU when amp; bfloat16 needs no loss scaling
     checkpoint_every_epochs: int = 1
     max_bad_images: int = 0  # unreadable images skipped (and logged) instead of failing
     select_metric: str = "valid_map"  # the model is the epoch that scored best by it
@@ -91,7 +93,7 @@ _RANGES: dict[str, tuple[float, float]] = {
     "ema_decay": (0.5, 0.999999),
     "grad_clip_norm": (0.0, 1000.0),
     "seed": (0, 2**31 - 1),
-    "num_workers": (0, 64),
+    "num_workers": (-1, 64),
     "valid_fraction": (0.01, 0.9),
     "checkpoint_every_epochs": (1, 1000),
     "max_bad_images": (0, 1_000_000),
@@ -107,7 +109,12 @@ NAMES: tuple[str, ...] = tuple(f.name for f in fields(Hyperparameters))
 
 
 AUTO = "auto"
-_CHOICES = {"optimizer": OPTIMIZERS, "schedule": SCHEDULES, "augmentation": AUGMENTATIONS}
+_CHOICES = {
+    "optimizer": OPTIMIZERS,
+    "schedule": SCHEDULES,
+    "augmentation": AUGMENTATIONS,
+    "amp_dtype": AMP_DTYPES,
+}
 
 
 def _fill_from_recipe(hp: Hyperparameters) -> None:

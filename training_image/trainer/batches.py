@@ -1,0 +1,116 @@
+"""Batches as each model family takes them, with the pixels normalized on the training device.
+
+DataLoader workers hand over uint8 pixels, one ``(batch, height, width, 3)`` tensor: a quarter
+of float32's bytes through the worker queue, pinned memory and the host-to-device copy, and no
+per-pixel float work on the CPU. ``to_device`` copies the batch (``non_blocking``) and
+normalizes it there with albumentations' ``Normalize`` arithmetic (float32: subtract
+``255 * mean``, multiply by ``1 / (255 * std)``), so the model sees the same numbers, to the bit,
+as when the workers normalized (tests/trainer/test_batches.py). The images leave as NCHW
+(``channels_last`` on request: the NHWC pixels already are that layout).
+
+Targets are IceVision's, per family: EfficientDet's ``dict(bbox=[yxyx], cls=[...])`` and
+torchvision's list of ``dict(boxes=xyxy, labels=...)``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import Any
+
+import numpy as np
+import torch
+from torch.utils.data import DataLoader
+
+MEAN = (0.485, 0.456, 0.406)  # albumentations' Normalize defaults (ImageNet)
+STD = (0.229, 0.224, 0.225)
+MAX_PIXEL_VALUE = 255.0
+
+
+def _normalizer() -> tuple[torch.Tensor, torch.Tensor]:
+    mean = np.array(MEAN, dtype=np.float32) * np.float32(MAX_PIXEL_VALUE)
+    scale = np.reciprocal(np.array(STD, dtype=np.float32) * np.float32(MAX_PIXEL_VALUE))
+    return torch.from_numpy(mean), torch.from_numpy(scale)
+
+
+def _pixels(records: Sequence) -> torch.Tensor:
+    return torch.from_numpy(np.stack([np.asarray(r.img, dtype=np.uint8) for r in records]))
+
+
+def _efficientdet_targets(records: Sequence, *, train: bool) -> dict[str, Any]:
+    boxes, classes = [], []
+    for record in records:
+        labels = record.detection.label_ids
+        yxyx = [b.yxyx for b in record.detection.bboxes] if labels else [[0, 0, 0, 0]]
+        boxes.append(torch.tensor(yxyx, dtype=torch.float32))
+        classes.append(torch.tensor(labels or [0], dtype=torch.float32))
+    targets = {"bbox": boxes, "cls": classes}
+    return targets if train else {"img_size": None, "img_scale": None, **targets}
+
+
+def _torchvision_targets(records: Sequence, *, train: bool) -> list[dict[str, torch.Tensor]]:
+    targets = []
+    for record in records:
+        xyxy = [b.xyxy for b in record.detection.bboxes]
+        targets.append(
+            {
+                "labels": torch.tensor(record.detection.label_ids, dtype=torch.int64),
+                "boxes": torch.tensor(xyxy, dtype=torch.float32).reshape(-1, 4),
+            }
+        )
+    return targets
+
+
+TARGETS: dict[str, Callable[..., Any]] = {
+    "efficientdet": _efficientdet_targets,
+    "faster_rcnn": _torchvision_targets,
+    "retinanet": _torchvision_targets,
+}
+
+
+class Collate:
+    """Records -> ((uint8 pixels, targets), records), the records' pixels dropped (picklable)."""
+
+    def __init__(self, family: str, *, train: bool) -> None:
+        if family not in TARGETS:
+            raise ValueError(f"model family {family!r} is unknown; allowed: {', '.join(TARGETS)}")
+        self.family, self.train = family, train
+
+    def __call__(self, records: Sequence) -> tuple[tuple[torch.Tensor, Any], Sequence]:
+        batch = (_pixels(records), TARGETS[self.family](records, train=self.train))
+        for record in records:
+            record.unload()
+        return batch, records
+
+
+def loader(dataset, family: str, *, train: bool, **options) -> DataLoader:
+    """A DataLoader of uint8 batches for ``family`` (options: DataLoader's own)."""
+    return DataLoader(dataset, collate_fn=Collate(family, train=train), **options)
+
+
+def _move(value: Any, device: torch.device) -> Any:
+    if isinstance(value, torch.Tensor):
+        return value.to(device, non_blocking=True)
+    if isinstance(value, dict):
+        return {k: _move(v, device) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return type(value)(_move(v, device) for v in value)
+    return value
+
+
+def normalize(pixels: torch.Tensor, *, channels_last: bool = False) -> torch.Tensor:
+    """uint8 (B, H, W, 3) -> float32 (B, 3, H, W), albumentations' Normalize to the bit."""
+    mean, scale = (t.to(pixels.device) for t in _normalizer())
+    images = (pixels.float() - mean).mul_(scale).permute(0, 3, 1, 2)
+    memory_format = torch.channels_last if channels_last else torch.contiguous_format
+    return images.contiguous(memory_format=memory_format)
+
+
+def to_device(
+    batch: tuple[torch.Tensor, Any], device: torch.device, family: str, *, channels_last=False
+) -> tuple[Any, Any]:
+    """A collated batch on ``device``, images normalized, in the family's input form."""
+    pixels, targets = batch
+    images = normalize(pixels.to(device, non_blocking=True), channels_last=channels_last)
+    if family != "efficientdet":
+        images = list(images.unbind(0))
+    return images, _move(targets, device)
