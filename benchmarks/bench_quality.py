@@ -134,7 +134,7 @@ def reference_run(family: str, setup: Setup, training: Path, validation: Path, w
     import torch
     from fastai.callback.core import Callback
 
-    from trainer import compat, data, engine
+    from trainer import batches, compat, data, engine
     from trainer import model as models
     from trainer_spec.hyperparameters import from_values
 
@@ -145,11 +145,12 @@ def reference_run(family: str, setup: Setup, training: Path, validation: Path, w
     torch.manual_seed(SEED)
     detector = models.create(hp, train_table.class_names)
     kind = detector.kind
-    train_dl = kind.train_dl(
-        data.dataset(train_table, IMAGE_SIZE, train=True), batch_size=BATCH, shuffle=True
-    )
-    valid_dl = kind.valid_dl(
-        data.dataset(valid_table, IMAGE_SIZE, train=False), batch_size=BATCH, shuffle=False
+    # IceVision's own data path (its Dataset, Normalize in the transforms, its collate) feeds
+    # the reference loop; the score uses the trainer's validation batches, as for our run.
+    train_dl = kind.train_dl(_icevision_dataset(train_table, train=True), batch_size=BATCH, shuffle=True)
+    valid_dl = kind.valid_dl(_icevision_dataset(valid_table, train=False), batch_size=BATCH, shuffle=False)
+    scored_batches = batches.loader(
+        data.dataset(valid_table, IMAGE_SIZE, train=False), detector.name, train=False, batch_size=BATCH
     )
     maps: list[float] = []
 
@@ -160,7 +161,7 @@ def reference_run(family: str, setup: Setup, training: Path, validation: Path, w
             if getattr(self.learn, "lr_finder", None) is not None:
                 return
             scored = engine.validate(
-                detector, valid_dl, device=torch.device("cpu"), stop=threading.Event()
+                detector, scored_batches, device=torch.device("cpu"), stop=threading.Event()
             )
             maps.append(scored.map)
 
@@ -171,6 +172,19 @@ def reference_run(family: str, setup: Setup, training: Path, validation: Path, w
     maps.clear()
     learn.fit_one_cycle(setup.epochs, lr)
     return max(maps), maps, time.monotonic() - started, lr
+
+
+def _icevision_dataset(table, *, train: bool):
+    """IceVision 0.12's Dataset as its own examples build it: resize, pad, normalize; flip."""
+    from icevision import tfms
+    from icevision.data.dataset import Dataset
+
+    from trainer import data
+
+    steps = [*tfms.A.resize_and_pad(IMAGE_SIZE), tfms.A.Normalize()]
+    if train:
+        steps.insert(0, tfms.A.HorizontalFlip(p=0.5))
+    return Dataset(data.Records(table), tfms.A.Adapter(steps))
 
 
 def main(families: list[str]) -> None:

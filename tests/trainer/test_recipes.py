@@ -7,7 +7,7 @@ import torch
 from opt_ml_tree import TINY, run_train
 from synthetic import write_coco
 
-from trainer import data, engine, lr_finder
+from trainer import batches, data, engine, lr_finder
 from trainer import model as models
 from trainer_spec.hyperparameters import HyperparameterError, from_values, to_job_strings
 from trainer_spec.recipes import RECIPES
@@ -93,21 +93,21 @@ def _tiny(tmp_path, **values):
     table = data.load(tmp_path / "c")
     hp = from_values({**TINY, "batch_size": 4, **values})
     detector = models.create(hp, table.class_names)
-    batches = detector.kind.train_dl(
-        data.dataset(table, 128, train=True), batch_size=4, shuffle=False
+    loader = batches.loader(
+        data.dataset(table, 128, train=True), detector.name, train=True, batch_size=4
     )
-    return hp, detector, batches
+    return hp, detector, loader
 
 
 def test_the_weight_average_follows_the_model_and_warms_up(tmp_path):
-    hp, detector, batches = _tiny(tmp_path, ema="true")
+    hp, detector, loader = _tiny(tmp_path, ema="true")
     average = engine.WeightAverage(detector, hp.ema_decay)
     opt = engine.optimizer(detector, hp, 0.01)
     before = [p.detach().clone() for p in average.module.parameters()]
 
     engine.train_one_epoch(
         detector,
-        batches,
+        loader,
         opt,
         engine.schedule(opt, 2, 1),
         torch.amp.GradScaler("cpu", enabled=False),
@@ -126,13 +126,13 @@ def test_the_weight_average_follows_the_model_and_warms_up(tmp_path):
 
 
 def test_range_test_picks_a_learning_rate_and_restores_the_model(tmp_path):
-    hp, detector, batches = _tiny(tmp_path)
+    hp, detector, loader = _tiny(tmp_path)
     opt = engine.optimizer(detector, hp, lr_finder.START)
     weights = {k: v.clone() for k, v in detector.module.state_dict().items()}
 
     found = lr_finder.find(
         detector,
-        batches,
+        loader,
         opt,
         device=torch.device("cpu"),
         amp_dtype=None,
