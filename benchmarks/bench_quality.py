@@ -147,10 +147,17 @@ def reference_run(family: str, setup: Setup, training: Path, validation: Path, w
     kind = detector.kind
     # IceVision's own data path (its Dataset, Normalize in the transforms, its collate) feeds
     # the reference loop; the score uses the trainer's validation batches, as for our run.
-    train_dl = kind.train_dl(_icevision_dataset(train_table, train=True), batch_size=BATCH, shuffle=True)
-    valid_dl = kind.valid_dl(_icevision_dataset(valid_table, train=False), batch_size=BATCH, shuffle=False)
+    train_dl = kind.train_dl(
+        _icevision_dataset(train_table, train=True), batch_size=BATCH, shuffle=True
+    )
+    valid_dl = kind.valid_dl(
+        _icevision_dataset(valid_table, train=False), batch_size=BATCH, shuffle=False
+    )
     scored_batches = batches.loader(
-        data.dataset(valid_table, IMAGE_SIZE, train=False), detector.name, train=False, batch_size=BATCH
+        data.dataset(valid_table, IMAGE_SIZE, train=False),
+        detector.name,
+        train=False,
+        batch_size=BATCH,
     )
     maps: list[float] = []
 
