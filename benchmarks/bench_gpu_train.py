@@ -25,9 +25,9 @@ sys.path.insert(0, str(ROOT / "tests" / "trainer"))
 
 from synthetic import write_coco  # noqa: E402
 
+from contract.hyperparameters import from_values  # noqa: E402
 from trainer import data, engine, model  # noqa: E402
 from trainer.model import _to  # noqa: E402
-from trainer_spec.hyperparameters import from_values  # noqa: E402
 
 SMOKE = "--smoke" in sys.argv
 IMAGE_SIZE = 128 if SMOKE else 512

@@ -7,9 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
+from contract.hyperparameters import NAMES, HyperparameterError, parse
 from detrain import cli
 from detrain.sample_data import DEFAULT_IMAGES as SAMPLE_IMAGES
-from trainer_spec.hyperparameters import NAMES, HyperparameterError, parse
 
 REHEARSAL_FOLDER = Path(".rehearsal")
 LOCAL_RUNS_FOLDER = Path(".local-runs")

@@ -30,11 +30,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from contract import metrics
 from detrain import opt_ml
 from detrain.opt_ml import Layout
 from detrain.storage import Storage
 from detrain.training_job import JobSpecError, TrainingJob
-from trainer_spec import metrics
 
 log = logging.getLogger(__name__)
 

@@ -24,10 +24,10 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from tqdm import tqdm
 
+from contract.hyperparameters import NAMES
 from detrain import cli, doctor, stack, upload
 from launch_training.names import JOB_NAME_PREFIX, STACK_NAME, Env
 from launch_training.request import CLIENT_TOKEN, INPUT_MODES, S3_DISTRIBUTIONS
-from trainer_spec.hyperparameters import NAMES
 
 ENDED = ("Completed", "Failed", "Stopped")
 log = logging.getLogger(__name__)

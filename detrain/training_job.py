@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL
+from contract import TRAINING_CHANNEL, VALIDATION_CHANNEL
 
 CONTAINER_ROOT = "/opt/ml"
 DEFAULT_CHECKPOINT_PATH = f"{CONTAINER_ROOT}/checkpoints"

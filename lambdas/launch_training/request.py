@@ -13,6 +13,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from contract import TRAINING_CHANNEL
+from contract.hyperparameters import HyperparameterError, from_values, to_job_strings
+from contract.metrics import metric_definitions
 from launch_training.events import Refused
 from launch_training.names import (
     CHECKPOINTS_PREFIX,
@@ -25,9 +28,6 @@ from launch_training.names import (
     TAG_TRIGGER,
 )
 from launch_training.settings import Settings
-from trainer_spec import TRAINING_CHANNEL
-from trainer_spec.hyperparameters import HyperparameterError, from_values, to_job_strings
-from trainer_spec.metrics import metric_definitions
 
 TRIGGER_UPLOAD = "upload"
 TRIGGER_CONSOLE = "console"

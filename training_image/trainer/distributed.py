@@ -56,11 +56,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.multiprocessing.spawn import ProcessContext, ProcessException
 
+from contract import TRAINING_CHANNEL, VALIDATION_CHANNEL
 from trainer import environment
 from trainer.engine import World
 from trainer.environment import TrainingEnvironment
 from trainer.errors import ConfigError, DataError, TrainingStopped, UserError
-from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL
 
 log = logging.getLogger(__name__)
 

@@ -21,9 +21,9 @@ import numpy as np
 import torch
 from torch.utils.data import Sampler
 
+from contract.hyperparameters import Hyperparameters
 from trainer.errors import TrainingDiverged
 from trainer.model import DetectionModel, Predictions
-from trainer_spec.hyperparameters import Hyperparameters
 
 log = logging.getLogger(__name__)
 

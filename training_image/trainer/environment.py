@@ -24,9 +24,9 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from contract import CHANNELS, TRAINING_CHANNEL
+from contract.hyperparameters import HyperparameterError, Hyperparameters, parse
 from trainer.errors import ConfigError
-from trainer_spec import CHANNELS, TRAINING_CHANNEL
-from trainer_spec.hyperparameters import HyperparameterError, Hyperparameters, parse
 
 DEFAULT_BASE_DIR = Path("/opt/ml")
 BASE_DIR_VARIABLE = "SAGEMAKER_BASE_DIR"

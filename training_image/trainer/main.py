@@ -23,6 +23,9 @@ from typing import Any
 import numpy as np
 import torch
 
+from contract import TRAINING_CHANNEL, VALIDATION_CHANNEL
+from contract.hyperparameters import Hyperparameters
+from contract.metrics import format_line
 from trainer import (
     accelerator,
     artifacts,
@@ -39,9 +42,6 @@ from trainer.engine import World
 from trainer.environment import TrainingEnvironment
 from trainer.errors import ConfigError, TrainingStopped, UserError
 from trainer.model import DetectionModel
-from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL
-from trainer_spec.hyperparameters import Hyperparameters
-from trainer_spec.metrics import format_line
 
 log = logging.getLogger("trainer")
 

@@ -9,12 +9,12 @@ from datetime import UTC, datetime
 import pytest
 from launcher_world import BUCKET, ENVIRONMENT, IMAGE_URI, SAMPLE_EVENTS, sample_event
 
+from contract import TRAINING_CHANNEL
+from contract.metrics import metric_definitions
 from infra import settings as infra_settings
 from launch_training import events, request, settings
 from launch_training.events import Refused
 from launch_training.request import LaunchRequest, Overrides, parse_overrides
-from trainer_spec import TRAINING_CHANNEL
-from trainer_spec.metrics import metric_definitions
 
 SETTINGS = settings.from_environ(ENVIRONMENT)
 WHEN = datetime(2025, 6, 2, 8, 30, 15, tzinfo=UTC)
