@@ -25,8 +25,8 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from tqdm import tqdm
 
 from contract.hyperparameters import NAMES
+from contract.names import JOB_NAME_PREFIX, STACK_NAME, Env
 from detrain import cli, doctor, stack, upload
-from launch_training.names import JOB_NAME_PREFIX, STACK_NAME, Env
 from launch_training.request import CLIENT_TOKEN, INPUT_MODES, S3_DISTRIBUTIONS
 
 ENDED = ("Completed", "Failed", "Stopped")

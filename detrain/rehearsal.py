@@ -27,19 +27,19 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import unquote_plus
 
-from detrain import emulator, sample_data
-from detrain.local_runner import REPO_ROOT, JobResult, LocalRunner
-from detrain.storage import Storage
-from detrain.training_job import from_description
-from infra import image_tag
-from infra.settings import from_context, launcher_environment, load_context
-from launch_training.names import (
+from contract.names import (
     DATASETS_PREFIX,
     REPOSITORY_NAME,
     TRIGGER_FILENAME,
     TRIGGER_KEY_SUFFIX,
     data_bucket_name,
 )
+from detrain import emulator, sample_data
+from detrain.local_runner import REPO_ROOT, JobResult, LocalRunner
+from detrain.storage import Storage
+from detrain.training_job import from_description
+from infra import image_tag
+from infra.settings import from_context, launcher_environment, load_context
 
 log = logging.getLogger(__name__)
 

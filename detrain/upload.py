@@ -21,8 +21,8 @@ import boto3
 from tqdm import tqdm
 
 from contract.hyperparameters import HyperparameterError, from_values
+from contract.names import DATASETS_PREFIX, TRIGGER_FILENAME
 from launch_training.events import Refused, check_dataset_name
-from launch_training.names import DATASETS_PREFIX, TRIGGER_FILENAME
 from launch_training.request import check_job_name, parse_overrides
 
 log = logging.getLogger(__name__)

@@ -14,10 +14,10 @@ from pathlib import Path
 
 import boto3
 import pytest
-from cli_world import BUCKET, LAUNCHER_ENVIRONMENT, TEMPLATE, Stack, register_image
+from cli_world import BUCKET, TEMPLATE, Stack, register_image
 
+from contract.names import STACK_NAME
 from detrain import emulator
-from launch_training.names import STACK_NAME
 
 
 @pytest.fixture
@@ -30,13 +30,6 @@ def stack(aws: str) -> Iterator[Stack]:
     boto3.client("sqs").purge_queue(QueueUrl=queue_url)  # the s3:TestEvent
     env = {**os.environ, "COLUMNS": "100"}
     yield Stack(bucket=BUCKET, env=env, queue_url=queue_url)
-
-
-@pytest.fixture
-def launcher_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    for key, value in LAUNCHER_ENVIRONMENT.items():
-        monkeypatch.setenv(key, value)
-    return dict(LAUNCHER_ENVIRONMENT)
 
 
 @pytest.fixture

@@ -257,10 +257,7 @@ def test_print_request_is_a_console_event_the_launcher_accepts(stack, dataset_fo
     assert (result["spot"], result["input_mode"]) == (False, "FastFile")
 
 
-def test_launch_asks_for_two_instances_with_sharded_data(
-    stack, dataset_folder, launcher_env, monkeypatch
-):
-    monkeypatch.setenv("MAX_INSTANCE_COUNT", "2")  # the deployment's allow-list
+def test_launch_asks_for_two_instances_with_sharded_data(stack, dataset_folder, launcher_env):
     stack.detrain("upload", "fridge", str(dataset_folder), "--no-trigger", "--no-progress")
 
     printed = stack.detrain(
@@ -331,7 +328,7 @@ def test_launch_exits_1_with_the_reason_when_refused(stack, launcher_env, simple
 
     assert done.returncode == 1
     assert (
-        "refused: 'instance_count' = 4 is not allowed by this deployment; allowed: 1 to 1"
+        "refused: 'instance_count' = 4 is not allowed by this deployment; allowed: 1 to 2"
         in done.stderr
     )
 

@@ -26,6 +26,7 @@ import torch
 from contract import TRAINING_CHANNEL, VALIDATION_CHANNEL
 from contract.hyperparameters import Hyperparameters
 from contract.metrics import format_line
+from contract.sagemaker import EXIT_STOPPED, FAILURE_REASON_CHARS
 from trainer import (
     accelerator,
     artifacts,
@@ -47,8 +48,6 @@ log = logging.getLogger("trainer")
 
 EXIT_USER_ERROR = 1
 EXIT_BUG = 2
-EXIT_STOPPED = 143  # 128 + SIGTERM
-FAILURE_LIMIT = 1024
 
 
 def train() -> None:
@@ -305,7 +304,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as error:
         text = _failure_text(error)
-        log.error("training failed: %s", text[: 4 * FAILURE_LIMIT])
+        log.error("training failed: %s", text[: 4 * FAILURE_REASON_CHARS])
         artifacts.clear(environment.model_dir(base))
         try:
             failure = environment.failure_file(base)
