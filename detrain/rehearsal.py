@@ -70,7 +70,7 @@ class RehearsalError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Stack:
+class EmulatedStack:
     """What the rehearsal created in the emulator, as the deployed stack would have it."""
 
     account: str
@@ -82,7 +82,7 @@ class Stack:
     topic_arn: str
 
 
-def create_stack(region: str = REGION) -> Stack:
+def create_stack(region: str = REGION) -> EmulatedStack:
     """Bucket, repository + tagged image, training role, platform key, notifications topic,
     trigger notification -> SQS."""
     import boto3
@@ -113,12 +113,12 @@ def create_stack(region: str = REGION) -> Stack:
         "Arn"
     ]
     topic_arn = boto3.client("sns").create_topic(Name=NOTIFICATIONS_TOPIC)["TopicArn"]
-    return Stack(
+    return EmulatedStack(
         account, bucket, f"{repository_uri}:{tag}", role_arn, queue_url, key_arn, topic_arn
     )
 
 
-def launcher_settings_environment(stack: Stack) -> dict[str, str]:
+def launcher_settings_environment(stack: EmulatedStack) -> dict[str, str]:
     """The launcher function's environment, built from cdk.json as the stack builds it."""
     settings = from_context(load_context(REPO_ROOT / "cdk.json"))
     return launcher_environment(

@@ -29,7 +29,9 @@ TEMPLATE = {
 
 
 @dataclass
-class Stack:
+class CliWorld:
+    """A deployed-looking stack in the moto server, and the CLI run against it."""
+
     bucket: str
     env: dict[str, str]
     queue_url: str
