@@ -1,6 +1,6 @@
 """The data bucket (datasets/ in, models/ and checkpoints/ out) and its access-log bucket.
 
-Layout (names.py): ``datasets/<name>/`` holds a dataset and its ``_launch.json`` trigger;
+Layout (contract/names.py): ``datasets/<name>/`` holds a dataset and its ``_launch.json`` trigger;
 ``models/<job>/output/model.tar.gz`` is a job's output; ``checkpoints/<job>/`` its checkpoints.
 """
 
