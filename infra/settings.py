@@ -21,7 +21,7 @@ from typing import Any
 import botocore
 import botocore.session
 
-from contract.launcher_settings import RANGES, LauncherSettings
+from contract.launcher_settings import RANGES, LauncherSettings, whole_number
 from contract.names import SPOT_MODES, Env
 
 INSTANCE_TYPES = "detrain:instanceTypes"
@@ -215,13 +215,9 @@ def _launcher_concurrency(value: Any) -> int | None:
 
 
 def _integer(key: str, value: Any, bounds: tuple[int, int], *, or_else: str = "") -> int:
-    low, high = bounds
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
-        number = int(value)
-    if number is None or not low <= number <= high:
+    number = whole_number(value, bounds)
+    if number is None:
+        low, high = bounds
         alternative = f", or {or_else!r}" if or_else else ""
         raise SettingsError(
             f"{key}={value!r} is not allowed; allowed: an integer from {low} to {high}{alternative}"

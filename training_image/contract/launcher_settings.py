@@ -147,15 +147,22 @@ class LauncherSettings:
         )
 
 
-def check_number(name: str, value: object) -> int:
-    """A whole number within ``RANGES[name]``: an int, or its decimal spelling."""
-    low, high = RANGES[name]
+def whole_number(value: object, bounds: tuple[int, int]) -> int | None:
+    """An int, or its decimal spelling, within ``bounds`` (both ends allowed); else None."""
+    low, high = bounds
     number: int | None = None
     if isinstance(value, int) and not isinstance(value, bool):
         number = value
     elif isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
         number = int(value)
-    if number is None or not low <= number <= high:
+    return number if number is not None and low <= number <= high else None
+
+
+def check_number(name: str, value: object) -> int:
+    """A whole number within ``RANGES[name]``; SettingsError naming the variable otherwise."""
+    number = whole_number(value, RANGES[name])
+    if number is None:
+        low, high = RANGES[name]
         raise SettingsError(
             f"{name} = {value!r} is not allowed; allowed: an integer from {low} to {high}"
         )
