@@ -7,9 +7,9 @@ import sys
 import aws_cdk as cdk
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
+from contract.names import STACK_NAME
 from infra.settings import SettingsError, from_context, setting_keys
 from infra.stack import DetrainStack
-from launch_training.names import STACK_NAME
 
 app = cdk.App()
 try:

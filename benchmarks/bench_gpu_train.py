@@ -36,8 +36,8 @@ sys.path.insert(0, str(ROOT / "tests" / "trainer"))
 
 from synthetic import write_coco  # noqa: E402
 
+from contract.hyperparameters import from_values  # noqa: E402
 from trainer import batches, data, engine, loading, model  # noqa: E402
-from trainer_spec.hyperparameters import from_values  # noqa: E402
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 FULL = {

@@ -21,8 +21,8 @@ sys.path[:0] = [str(ROOT / "lambdas"), str(ROOT / "training_image"), str(ROOT)]
 from detrain import emulator  # noqa: E402
 
 DELIVERIES = 1000
-BUCKET = "detrain-data-123456789012-us-east-1"
-IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/detrain-training:v1"
+LAUNCHER = emulator.launcher_settings()  # the tests' launcher environment
+BUCKET = LAUNCHER.data_bucket
 
 
 def fresh_import_seconds(module: str, repeats: int = 5) -> float:
@@ -52,15 +52,7 @@ def main() -> None:
 
 
 def measure() -> None:
-    os.environ.update(
-        DATA_BUCKET=BUCKET,
-        TRAINING_IMAGE_URI=IMAGE,
-        TRAINING_ROLE_ARN="arn:aws:iam::123456789012:role/detrain-training",
-        ALLOWED_INSTANCE_TYPES="ml.g5.xlarge",
-        SPOT="preferred",
-        OUTPUT_KMS_KEY_ARN="arn:aws:kms:us-east-1:123456789012:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789",
-        NOTIFICATIONS_TOPIC_ARN="arn:aws:sns:us-east-1:123456789012:detrain-notifications",
-    )
+    os.environ.update(LAUNCHER.to_environ())
     import logging
 
     import boto3
@@ -69,7 +61,7 @@ def measure() -> None:
     s3.create_bucket(Bucket=BUCKET)
     s3.put_object(Bucket=BUCKET, Key="datasets/fridge/images/0.jpg", Body=b"jpg")
     s3.put_object(Bucket=BUCKET, Key="datasets/fridge/_launch.json", Body=b"{}")
-    emulator.register_image("detrain-training", "v1")
+    emulator.register_image(LAUNCHER.image.repository, LAUNCHER.image.tag)
     event = json.loads((ROOT / "events" / "s3-put-trigger.json").read_text())
     event["Records"][0]["s3"]["object"]["key"] = "datasets/fridge/_launch.json"
 

@@ -134,9 +134,9 @@ def reference_run(family: str, setup: Setup, training: Path, validation: Path, w
     import torch
     from fastai.callback.core import Callback
 
+    from contract.hyperparameters import from_values
     from trainer import batches, compat, data, engine
     from trainer import model as models
-    from trainer_spec.hyperparameters import from_values
 
     compat.apply()
     hp = from_values(_hyperparameters(family, setup))

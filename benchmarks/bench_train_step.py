@@ -27,8 +27,8 @@ sys.path.insert(0, str(ROOT / "tests" / "trainer"))
 
 from synthetic import write_coco  # noqa: E402
 
+from contract.hyperparameters import from_values  # noqa: E402
 from trainer import batches, data, engine, model  # noqa: E402
-from trainer_spec.hyperparameters import from_values  # noqa: E402
 
 BATCH, STEPS, ROUNDS, IMAGE_SIZE = 4, 8, 5, 128
 BACKBONE = {"faster_rcnn": "resnet18_fpn", "efficientdet": "tf_lite0"}

@@ -12,10 +12,7 @@ import logging
 import sys
 
 from detrain import local_commands, model_commands, operator_commands
-
-
-class CliError(Exception):
-    """A problem the user can fix; printed as one line, exit status 2."""
+from detrain.cli_error import CliError
 
 
 def build_parser() -> argparse.ArgumentParser:

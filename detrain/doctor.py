@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
-from launch_training.names import STACK_NAME, Output
+from contract.names import STACK_NAME, Output
 from launch_training.refusals import QUOTAS_CONSOLE, training_quota_name
 
 BOOTSTRAP_PARAMETER = "/cdk-bootstrap/hnb659fds/version"

@@ -2,7 +2,8 @@
 
 Used by the rehearsal, the tests and the benchmarks, so each sets up the emulator the same
 way: an image "pushed" to ECR without Docker, and S3 notifications captured in an SQS queue
-(moto delivers real ObjectCreated events there; it cannot invoke a Lambda function).
+(moto delivers real ObjectCreated events there; it cannot invoke a Lambda function), and
+the launcher's settings as a stack deployed into the emulated account would set them.
 """
 
 from __future__ import annotations
@@ -15,6 +16,11 @@ import time
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+
+from contract.launcher_settings import LauncherSettings
+from contract.names import PROJECT, REPOSITORY_NAME, data_bucket_name
+
+EMULATED_ACCOUNT = "123456789012"  # moto's default account
 
 # A valid image manifest: what `docker push` would register. moto stores it as the image.
 FAKE_IMAGE_MANIFEST = {
@@ -36,36 +42,72 @@ def free_port() -> int:
 
 
 @contextmanager
-def emulated_aws(region: str, credentials: str = "emulated") -> Iterator[str]:
-    """A moto server on loopback; this process and its children talk to it while inside."""
+def moto_server() -> Iterator[str]:
+    """A moto server on a free loopback port while inside; yields its endpoint URL."""
     from moto.server import ThreadedMotoServer
 
     logging.getLogger("werkzeug").setLevel(logging.ERROR)  # no line per emulated request
     port = free_port()
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
     server.start()
-    endpoint = f"http://127.0.0.1:{port}"
-    # moto keeps its state per process, not per server: start from an empty account.
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        server.stop()
+
+
+def reset(endpoint: str) -> None:
+    """Empty the emulated account (moto keeps its state per process, not per server)."""
     urllib.request.urlopen(
         urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
     ).close()
-    with environment(
-        {
-            "AWS_ENDPOINT_URL": endpoint,
-            "AWS_ACCESS_KEY_ID": credentials,
-            "AWS_SECRET_ACCESS_KEY": credentials,
-            "AWS_SESSION_TOKEN": credentials,
-            "AWS_DEFAULT_REGION": region,
-            "AWS_REGION": region,
-            "AWS_PROFILE": None,
-            "AWS_CONFIG_FILE": None,
-            "AWS_SHARED_CREDENTIALS_FILE": None,
-        }
-    ):
-        try:
+
+
+def client_environment(endpoint: str, region: str, credentials: str) -> dict[str, str | None]:
+    """What boto3 (here and in child processes) needs to talk to the emulator, and nothing else:
+    None unsets a variable that could point it at a real account."""
+    return {
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_ACCESS_KEY_ID": credentials,
+        "AWS_SECRET_ACCESS_KEY": credentials,
+        "AWS_SESSION_TOKEN": credentials,
+        "AWS_DEFAULT_REGION": region,
+        "AWS_REGION": region,
+        "AWS_PROFILE": None,
+        "AWS_CONFIG_FILE": None,
+        "AWS_SHARED_CREDENTIALS_FILE": None,
+    }
+
+
+@contextmanager
+def emulated_aws(region: str, credentials: str = "emulated") -> Iterator[str]:
+    """A moto server on loopback with an empty account; this process and its children talk
+    to it while inside."""
+    with moto_server() as endpoint:
+        reset(endpoint)
+        with environment(client_environment(endpoint, region, credentials)):
             yield endpoint
-        finally:
-            server.stop()
+
+
+def launcher_settings(
+    account: str = EMULATED_ACCOUNT, region: str = "us-east-1"
+) -> LauncherSettings:
+    """The launcher's settings in an emulated deployment: the tests' and the benchmarks' one
+    launcher environment (``.to_environ()``). The image is ``register_image``'s tag ``v1``."""
+    return LauncherSettings(
+        data_bucket=data_bucket_name(account, region),
+        image_uri=f"{account}.dkr.ecr.{region}.amazonaws.com/{REPOSITORY_NAME}:v1",
+        role_arn=f"arn:aws:iam::{account}:role/{PROJECT}-training",
+        allowed_instance_types=("ml.g5.xlarge", "ml.g5.2xlarge"),
+        default_instance_type="ml.g5.xlarge",
+        max_instance_count=2,
+        max_runtime_hours=12,
+        spot="preferred",
+        output_kms_key_arn=(
+            f"arn:aws:kms:{region}:{account}:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
+        ),
+        notifications_topic_arn=f"arn:aws:sns:{region}:{account}:{PROJECT}-notifications",
+    )
 
 
 @contextmanager

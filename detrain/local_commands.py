@@ -7,28 +7,14 @@ import logging
 import sys
 from pathlib import Path
 
-from detrain import cli
+from detrain import hyperparameter_options
+from detrain.cli_error import CliError
+from detrain.hyperparameter_options import hyperparameter_strings
 from detrain.sample_data import DEFAULT_IMAGES as SAMPLE_IMAGES
-from trainer_spec.hyperparameters import NAMES, HyperparameterError, parse
 
 REHEARSAL_FOLDER = Path(".rehearsal")
 LOCAL_RUNS_FOLDER = Path(".local-runs")
 MAX_LOCAL_HOSTS = 8
-
-
-def parse_hyperparameters(pairs: list[str]) -> dict[str, str]:
-    """``key=value`` words -> SageMaker's raw-string map, checked by the trainer's rules."""
-    values: dict[str, str] = {}
-    for pair in pairs:
-        key, sep, value = pair.partition("=")
-        if not sep or not key.strip():
-            raise cli.CliError(f"--hp {pair!r} is not key=value; allowed keys: {', '.join(NAMES)}")
-        values[key.strip()] = value.strip()
-    try:
-        parse(values)
-    except HyperparameterError as error:
-        raise cli.CliError(str(error)) from None
-    return values
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:
@@ -50,12 +36,8 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         default=SAMPLE_IMAGES,
         help=f"images in the sample dataset (default {SAMPLE_IMAGES})",
     )
-    rehearse.add_argument(
-        "--hp",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help="hyperparameter for the trigger object, over the rehearsal's fast defaults",
+    hyperparameter_options.add_option(
+        rehearse, "a hyperparameter for the trigger object, over the rehearsal's fast defaults"
     )
     rehearse.add_argument(
         "--instance-count",
@@ -80,9 +62,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     )
     train.add_argument("dataset", type=Path, help="dataset folder (COCO or Pascal VOC)")
     train.add_argument("--validation", type=Path, help="a separate validation dataset folder")
-    train.add_argument(
-        "--hp", action="append", default=[], metavar="KEY=VALUE", help="a hyperparameter"
-    )
+    hyperparameter_options.add_option(train)
     train.add_argument(
         "--workdir",
         type=Path,
@@ -120,8 +100,8 @@ def _local_train(args: argparse.Namespace) -> int:
     from detrain.training_job import JobSpecError, check_job_name, for_local_folder
 
     if args.gpus and not args.docker:
-        raise cli.CliError("--gpus is for --docker runs; a local process uses this machine's GPUs")
-    hyperparameters = parse_hyperparameters(args.hp)
+        raise CliError("--gpus is for --docker runs; a local process uses this machine's GPUs")
+    hyperparameters = hyperparameter_strings(args.hp)
     _quiet_libraries(args.verbose)
     try:
         job = for_local_folder(
@@ -135,18 +115,16 @@ def _local_train(args: argparse.Namespace) -> int:
         runner = LocalRunner(args.workdir, docker_image=args.docker, gpus=args.gpus)
         return _report(runner.run(job))
     except JobSpecError as error:
-        raise cli.CliError(str(error)) from None
+        raise CliError(str(error)) from None
     except FileNotFoundError as error:
         if args.docker and error.filename == "docker":
-            raise cli.CliError(
-                "--docker needs the docker command, which is not installed"
-            ) from None
+            raise CliError("--docker needs the docker command, which is not installed") from None
         raise
 
 
 def _instance_count(count: int) -> int:
     if not 1 <= count <= MAX_LOCAL_HOSTS:
-        raise cli.CliError(
+        raise CliError(
             f"--instance-count {count} is not allowed; allowed: 1 to {MAX_LOCAL_HOSTS} locally"
         )
     return count
@@ -156,10 +134,10 @@ def _rehearse(args: argparse.Namespace) -> int:
     from detrain import rehearsal
 
     if args.dataset is not None and not args.dataset.is_dir():
-        raise cli.CliError(f"--dataset {str(args.dataset)!r} is not a folder")
+        raise CliError(f"--dataset {str(args.dataset)!r} is not a folder")
     if args.images < 2:
-        raise cli.CliError(f"--images {args.images} is too few; allowed: 2 or more")
-    overrides = parse_hyperparameters(args.hp)
+        raise CliError(f"--images {args.images} is too few; allowed: 2 or more")
+    overrides = hyperparameter_strings(args.hp)
     _quiet_libraries(args.verbose)
     if args.instance_count is not None:
         _instance_count(args.instance_count)
@@ -173,5 +151,5 @@ def _rehearse(args: argparse.Namespace) -> int:
             out=sys.stdout,
         )
     except rehearsal.RehearsalError as error:
-        raise cli.CliError(str(error)) from None
+        raise CliError(str(error)) from None
     return _report(result)

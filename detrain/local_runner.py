@@ -30,21 +30,19 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TextIO
 
+from contract import metrics
+from contract.layout import BASE_DIR_VARIABLE, CONTAINER_ROOT, Layout
+from contract.names import MASTER_ADDR_VARIABLE, MASTER_PORT_VARIABLE
+from contract.sagemaker import FAILURE_REASON_CHARS, STOP_GRACE_SECONDS
 from detrain import opt_ml
-from detrain.opt_ml import Layout
 from detrain.storage import Storage
 from detrain.training_job import JobSpecError, TrainingJob
-from trainer_spec import metrics
 
 log = logging.getLogger(__name__)
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO_ROOT / "training_image" / "train"
-STOP_GRACE_SECONDS = 120  # SageMaker: SIGTERM, then SIGKILL 120 s later
 CHECKPOINT_SYNC_SECONDS = 30  # SageMaker syncs checkpoints to S3 while the job runs
-FAILURE_REASON_CHARS = 1024
-MASTER_ADDR_VARIABLE = "DETRAIN_MASTER_ADDR"
-MASTER_PORT_VARIABLE = "DETRAIN_MASTER_PORT"
 MODEL_ARTIFACT = "model.tar.gz"
 OUTPUT_ARTIFACT = "output.tar.gz"
 
@@ -78,7 +76,7 @@ def docker_command(
 ) -> list[str]:
     """``docker run`` as SageMaker starts the container: the tree on /opt/ml, argument ``train``."""
     command = ["docker", "run", "--rm", "--name", f"{job.name}-{host}", "--hostname", host]
-    command += ["-v", f"{layout.base}:{opt_ml.CONTAINER_ROOT}", "--shm-size", "2g"]
+    command += ["-v", f"{layout.base}:{CONTAINER_ROOT}", "--shm-size", "2g"]
     for key, value in platform_environment(job).items():
         command += ["-e", f"{key}={value}"]
     if job.network_isolation:
@@ -110,7 +108,7 @@ def process_environment(
     job: TrainingJob, layout: Layout, cluster: dict[str, str] | None = None
 ) -> dict[str, str]:
     env = {**os.environ, **platform_environment(job), **(cluster or {})}
-    env["SAGEMAKER_BASE_DIR"] = str(layout.base)
+    env[BASE_DIR_VARIABLE] = str(layout.base)
     env["PYTHONUNBUFFERED"] = "1"
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
     return env

@@ -24,10 +24,12 @@ from botocore.config import Config
 from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from tqdm import tqdm
 
-from detrain import cli, doctor, stack, upload
-from launch_training.names import JOB_NAME_PREFIX, STACK_NAME, Env
-from launch_training.request import CLIENT_TOKEN, INPUT_MODES, S3_DISTRIBUTIONS
-from trainer_spec.hyperparameters import NAMES
+from contract.names import JOB_NAME_PREFIX, STACK_NAME, Env
+from contract.sagemaker import INPUT_MODES, S3_DISTRIBUTIONS
+from detrain import deployment, doctor, hyperparameter_options, upload
+from detrain.cli_error import CliError
+from detrain.hyperparameter_options import hyperparameter_values
+from launch_training.request import CLIENT_TOKEN
 
 ENDED = ("Completed", "Failed", "Stopped")
 log = logging.getLogger(__name__)
@@ -40,15 +42,15 @@ def _command(func):
     def run(args: argparse.Namespace) -> int:
         try:
             return func(args)
-        except (stack.DeploymentError, upload.UploadError) as error:
-            raise cli.CliError(str(error)) from None
+        except (deployment.DeploymentError, upload.UploadError) as error:
+            raise CliError(str(error)) from None
         except NoCredentialsError:
-            raise cli.CliError(stack.NO_CREDENTIALS) from None
+            raise CliError(deployment.NO_CREDENTIALS) from None
         except ClientError as error:
             details = error.response["Error"]
-            raise cli.CliError(f"{details.get('Code')}: {details.get('Message')}") from None
+            raise CliError(f"{details.get('Code')}: {details.get('Message')}") from None
         except (BotoCoreError, Boto3Error) as error:  # no connection, a failed transfer, ...
-            raise cli.CliError(str(error)) from None
+            raise CliError(str(error)) from None
 
     return run
 
@@ -57,11 +59,11 @@ def _session(args: argparse.Namespace):
     if not args.verbose:
         for noisy in ("botocore", "boto3", "urllib3"):
             logging.getLogger(noisy).setLevel(logging.WARNING)
-    return stack.session(region=args.region, profile=args.profile)
+    return deployment.session(region=args.region, profile=args.profile)
 
 
-def _deployment(args: argparse.Namespace, aws, *need: str) -> stack.Deployment:
-    return stack.find(
+def _deployment(args: argparse.Namespace, aws, *need: str) -> deployment.Deployment:
+    return deployment.find(
         aws,
         need=need,
         stack_name=args.stack,
@@ -73,21 +75,9 @@ def _deployment(args: argparse.Namespace, aws, *need: str) -> stack.Deployment:
 # ---- requests ---------------------------------------------------------------------------
 
 
-def _value(raw: str) -> Any:
-    try:
-        return json.loads(raw)
-    except ValueError:
-        return raw
-
-
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
     """The override fields of a console request / trigger body, from the command line."""
-    hyperparameters = {}
-    for pair in args.hp:
-        key, sep, raw = pair.partition("=")
-        if not sep or not key.strip():
-            raise cli.CliError(f"--hp {pair!r} is not KEY=VALUE; keys: {', '.join(NAMES)}")
-        hyperparameters[key.strip()] = _value(raw.strip())
+    hyperparameters = hyperparameter_values(args.hp)
     fields = {
         "hyperparameters": hyperparameters or None,
         "instance_type": args.instance_type,
@@ -179,7 +169,7 @@ def check_launch_quota(args: argparse.Namespace, aws, function_name: str) -> Non
     if finding.detail.startswith("could not check"):
         print(f"warning: the quota was not checked: {finding.detail}", file=sys.stderr)
         return
-    raise cli.CliError(f"refused before launching:\n{finding.text()}")
+    raise CliError(f"refused before launching:\n{finding.text()}")
 
 
 def _cdk_settings():
@@ -210,12 +200,12 @@ def print_launch_result(payload: bytes, function_error: str | None) -> int:
     try:
         result = json.loads(payload)
     except ValueError:
-        raise cli.CliError(f"the launcher answered {payload[:200]!r}, not JSON") from None
+        raise CliError(f"the launcher answered {payload[:200]!r}, not JSON") from None
     if function_error:
         message = result.get("errorMessage") if isinstance(result, dict) else result
-        raise cli.CliError(f"the launcher failed ({function_error}): {message}")
+        raise CliError(f"the launcher failed ({function_error}): {message}")
     if not isinstance(result, dict):
-        raise cli.CliError(f"the launcher answered {result!r}, not a launch result")
+        raise CliError(f"the launcher answered {result!r}, not a launch result")
     if result.get("status") == "refused":
         print(f"refused: {result.get('reason')}", file=sys.stderr)
         return 1
@@ -304,7 +294,7 @@ def _stop(args: argparse.Namespace) -> int:
 
 def check_stoppable(job: str, status: str) -> None:
     if status in ENDED or status == "Stopping":
-        raise cli.CliError(f"job {job!r} is {status}; only an InProgress job can be stopped")
+        raise CliError(f"job {job!r} is {status}; only an InProgress job can be stopped")
 
 
 @_command
@@ -327,7 +317,7 @@ def _fetch(args: argparse.Namespace) -> int:
     job = aws.client("sagemaker").describe_training_job(TrainingJobName=args.job)
     uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     if job["TrainingJobStatus"] != "Completed" or not uri:
-        raise cli.CliError(
+        raise CliError(
             f"job {args.job!r} is {job['TrainingJobStatus']}; only a Completed job has a model"
         )
     target = args.output / args.job
@@ -344,9 +334,7 @@ def fetch_model(s3, uri: str, target: Path, *, progress: bool = True) -> Path:
     try:
         size = s3.head_object(Bucket=bucket, Key=key)["ContentLength"]
     except ClientError as error:
-        raise cli.CliError(
-            f"model {uri} cannot be read: {error.response['Error']['Code']}"
-        ) from None
+        raise CliError(f"model {uri} cannot be read: {error.response['Error']['Code']}") from None
     partial = archive.with_suffix(".part")
     with tqdm(total=size, unit="B", unit_scale=True, desc="fetch", disable=not progress) as bar:
         s3.download_file(bucket, key, str(partial), Callback=bar.update)
@@ -355,7 +343,7 @@ def fetch_model(s3, uri: str, target: Path, *, progress: bool = True) -> Path:
         with tarfile.open(archive) as tar:
             tar.extractall(target / "model", filter="data")
     except (tarfile.TarError, OSError) as error:
-        raise cli.CliError(f"cannot unpack {archive}: {error}") from None
+        raise CliError(f"cannot unpack {archive}: {error}") from None
     return archive
 
 
@@ -381,13 +369,7 @@ def _aws_options() -> argparse.ArgumentParser:
 def _override_options() -> argparse.ArgumentParser:
     parent = argparse.ArgumentParser(add_help=False)
     group = parent.add_argument_group("training overrides (checked against the deployment)")
-    group.add_argument(
-        "--hp",
-        action="append",
-        default=[],
-        metavar="KEY=VALUE",
-        help=f"a hyperparameter, repeatable; keys: {', '.join(NAMES)}",
-    )
+    hyperparameter_options.add_option(group)
     group.add_argument("--instance-type", help="e.g. ml.g5.xlarge (must be allowed)")
     group.add_argument("--instance-count", type=int, help="instances (default 1; must be allowed)")
     spot = group.add_mutually_exclusive_group()

@@ -27,19 +27,19 @@ from pathlib import Path
 from typing import TextIO
 from urllib.parse import unquote_plus
 
-from detrain import emulator, sample_data
-from detrain.local_runner import REPO_ROOT, JobResult, LocalRunner
-from detrain.storage import Storage
-from detrain.training_job import from_description
-from infra import image_tag
-from infra.settings import from_context, launcher_environment, load_context
-from launch_training.names import (
+from contract.names import (
     DATASETS_PREFIX,
     REPOSITORY_NAME,
     TRIGGER_FILENAME,
     TRIGGER_KEY_SUFFIX,
     data_bucket_name,
 )
+from detrain import emulator, sample_data
+from detrain.local_runner import REPO_ROOT, JobResult, LocalRunner
+from detrain.storage import Storage
+from detrain.training_job import from_description
+from infra import image_tag
+from infra.settings import from_context, launcher_environment, load_context
 
 log = logging.getLogger(__name__)
 
@@ -51,7 +51,7 @@ NOTIFICATIONS_TOPIC = "detrain-rehearsal-notifications"
 EVENT_WAIT_SECONDS = 20
 # About a minute of training on 2 idle CPU cores (64 images, 25 epochs), with the recipe's
 # defaults for EfficientDet from scratch (no learning_rate: AdamW + one-cycle, see
-# trainer_spec/recipes.py), so the summary shows a model that learns; no network here, so not
+# contract/recipes.py), so the summary shows a model that learns; no network here, so not
 # pretrained.
 REHEARSAL_HYPERPARAMETERS = {
     "model": "efficientdet",
@@ -71,7 +71,7 @@ class RehearsalError(RuntimeError):
 
 
 @dataclass(frozen=True)
-class Stack:
+class EmulatedStack:
     """What the rehearsal created in the emulator, as the deployed stack would have it."""
 
     account: str
@@ -83,7 +83,7 @@ class Stack:
     topic_arn: str
 
 
-def create_stack(region: str = REGION) -> Stack:
+def create_stack(region: str = REGION) -> EmulatedStack:
     """Bucket, repository + tagged image, training role, platform key, notifications topic,
     trigger notification -> SQS."""
     import boto3
@@ -114,12 +114,12 @@ def create_stack(region: str = REGION) -> Stack:
         "Arn"
     ]
     topic_arn = boto3.client("sns").create_topic(Name=NOTIFICATIONS_TOPIC)["TopicArn"]
-    return Stack(
+    return EmulatedStack(
         account, bucket, f"{repository_uri}:{tag}", role_arn, queue_url, key_arn, topic_arn
     )
 
 
-def launcher_settings_environment(stack: Stack) -> dict[str, str]:
+def launcher_settings_environment(stack: EmulatedStack) -> dict[str, str]:
     """The launcher function's environment, built from cdk.json as the stack builds it."""
     settings = from_context(load_context(REPO_ROOT / "cdk.json"))
     return launcher_environment(

@@ -14,16 +14,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL
+from contract import TRAINING_CHANNEL, VALIDATION_CHANNEL
+from contract.layout import CHECKPOINT_PATH
+from contract.names import JobNameError
+from contract.names import check_job_name as _check_job_name
+from contract.sagemaker import (
+    FILE_MODE,
+    FULLY_REPLICATED,
+    INPUT_MODES,
+    JOB_NAME_MAX,
+    S3_DISTRIBUTIONS,
+)
 
-CONTAINER_ROOT = "/opt/ml"
-DEFAULT_CHECKPOINT_PATH = f"{CONTAINER_ROOT}/checkpoints"
-INPUT_MODES = ("File", "FastFile")  # Pipe needs SageMaker's FIFOs: not rehearsed locally
-DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 LOCAL_INSTANCE_TYPE = "local"
-JOB_NAME_MAX = 63
 _JOB_NAME_INVALID = re.compile(r"[^a-zA-Z0-9]+")
-_JOB_NAME = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 
 
 class JobSpecError(ValueError):
@@ -34,8 +38,8 @@ class JobSpecError(ValueError):
 class Channel:
     name: str
     uri: str  # a prefix (s3:// or file://)
-    input_mode: str = "File"
-    distribution: str = "FullyReplicated"
+    input_mode: str = FILE_MODE
+    distribution: str = FULLY_REPLICATED
     content_type: str | None = None
     record_wrapper: str = "None"
 
@@ -52,7 +56,7 @@ class TrainingJob:
     instance_count: int = 1
     max_runtime_seconds: int = 86400
     checkpoint_uri: str | None = None
-    checkpoint_path: str = DEFAULT_CHECKPOINT_PATH
+    checkpoint_path: str = CHECKPOINT_PATH
     environment: Mapping[str, str] = field(default_factory=dict)
     network_isolation: bool = False
 
@@ -79,7 +83,7 @@ def _channel(raw: Mapping[str, Any], default_mode: str) -> Channel:
         name=name,
         uri=source["S3Uri"],
         input_mode=raw.get("InputMode") or default_mode,
-        distribution=source.get("S3DataDistributionType", "FullyReplicated"),
+        distribution=source.get("S3DataDistributionType", FULLY_REPLICATED),
         content_type=raw.get("ContentType"),
         record_wrapper=raw.get("RecordWrapperType", "None"),
     )
@@ -88,10 +92,10 @@ def _channel(raw: Mapping[str, Any], default_mode: str) -> Channel:
             f"channel {name!r}: input mode {channel.input_mode!r} is not supported locally; "
             f"allowed: {', '.join(INPUT_MODES)}"
         )
-    if channel.distribution not in DISTRIBUTIONS:
+    if channel.distribution not in S3_DISTRIBUTIONS:
         raise JobSpecError(
             f"channel {name!r}: S3DataDistributionType {channel.distribution!r} is not known; "
-            f"allowed: {', '.join(DISTRIBUTIONS)}"
+            f"allowed: {', '.join(S3_DISTRIBUTIONS)}"
         )
     return channel
 
@@ -99,7 +103,7 @@ def _channel(raw: Mapping[str, Any], default_mode: str) -> Channel:
 def from_description(description: Mapping[str, Any]) -> TrainingJob:
     """DescribeTrainingJob's response -> the job the runner executes."""
     algorithm = description.get("AlgorithmSpecification", {})
-    default_mode = algorithm.get("TrainingInputMode", "File")
+    default_mode = algorithm.get("TrainingInputMode", FILE_MODE)
     checkpoint = description.get("CheckpointConfig") or {}
     resources = description.get("ResourceConfig", {})
     return TrainingJob(
@@ -115,19 +119,18 @@ def from_description(description: Mapping[str, Any]) -> TrainingJob:
             description.get("StoppingCondition", {}).get("MaxRuntimeInSeconds", 86400)
         ),
         checkpoint_uri=checkpoint.get("S3Uri"),
-        checkpoint_path=checkpoint.get("LocalPath") or DEFAULT_CHECKPOINT_PATH,
+        checkpoint_path=checkpoint.get("LocalPath") or CHECKPOINT_PATH,
         environment=dict(description.get("Environment") or {}),
         network_isolation=bool(description.get("EnableNetworkIsolation", False)),
     )
 
 
 def check_job_name(name: str) -> str:
-    if len(name) > JOB_NAME_MAX or not _JOB_NAME.match(name):
-        raise JobSpecError(
-            f"job name {name!r} is not allowed; allowed: 1-{JOB_NAME_MAX} letters, digits and "
-            "single or repeated hyphens, starting and ending with a letter or digit"
-        )
-    return name
+    """SageMaker's job-name rule (contract/names.py), as a JobSpecError."""
+    try:
+        return _check_job_name(name)
+    except JobNameError as error:
+        raise JobSpecError(str(error)) from None
 
 
 def local_job_name(dataset: Path, now: datetime | None = None) -> str:

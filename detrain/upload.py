@@ -20,10 +20,10 @@ from typing import Any
 import boto3
 from tqdm import tqdm
 
+from contract.hyperparameters import HyperparameterError, from_values
+from contract.names import DATASETS_PREFIX, TRIGGER_FILENAME
 from launch_training.events import Refused, check_dataset_name
-from launch_training.names import DATASETS_PREFIX, TRIGGER_FILENAME
 from launch_training.request import check_job_name, parse_overrides
-from trainer_spec.hyperparameters import HyperparameterError, from_values
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """The data bucket (datasets/ in, models/ and checkpoints/ out) and its access-log bucket.
 
-Layout (names.py): ``datasets/<name>/`` holds a dataset and its ``_launch.json`` trigger;
+Layout (contract/names.py): ``datasets/<name>/`` holds a dataset and its ``_launch.json`` trigger;
 ``models/<job>/output/model.tar.gz`` is a job's output; ``checkpoints/<job>/`` its checkpoints.
 """
 
@@ -11,9 +11,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from contract.names import CHECKPOINTS_PREFIX, data_bucket_name
 from infra.nag import acknowledge
 from infra.runtime import removal_policy
-from launch_training.names import CHECKPOINTS_PREFIX, data_bucket_name
 
 NONCURRENT_VERSIONS_DAYS = 30
 INCOMPLETE_UPLOADS_DAYS = 7

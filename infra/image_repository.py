@@ -5,8 +5,8 @@ from __future__ import annotations
 from aws_cdk import aws_ecr as ecr
 from constructs import Construct
 
+from contract.names import REPOSITORY_NAME
 from infra.runtime import removal_policy
-from launch_training.names import REPOSITORY_NAME
 
 
 class ImageRepository(Construct):

@@ -24,9 +24,9 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 from constructs import Construct
 
-from infra.launcher_policy import TRIGGER_SUFFIX, acknowledge_launcher, launcher_statements
+from contract.names import DATASETS_PREFIX, TRIGGER_KEY_SUFFIX
+from infra.launcher_policy import acknowledge_launcher, launcher_statements
 from infra.runtime import LAMBDA_RUNTIME, LOG_RETENTION, removal_policy
-from launch_training.names import DATASETS_PREFIX
 
 HANDLER = "launch_training.handler.handler"
 RETRY_ATTEMPTS = 2
@@ -102,7 +102,7 @@ class Launcher(Construct):
         bucket.add_event_notification(
             s3.EventType.OBJECT_CREATED,
             s3n.LambdaDestination(self.function),
-            s3.NotificationKeyFilter(prefix=DATASETS_PREFIX, suffix=TRIGGER_SUFFIX),
+            s3.NotificationKeyFilter(prefix=DATASETS_PREFIX, suffix=TRIGGER_KEY_SUFFIX),
         )
         acknowledge_launcher(
             role=self.role,

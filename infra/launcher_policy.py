@@ -24,11 +24,10 @@ from aws_cdk import aws_s3 as s3
 from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
+from contract.names import DATASETS_PREFIX, JOB_NAME_PREFIX, TRIGGER_KEY_SUFFIX
 from infra.nag import INLINE_POLICY_REASON, acknowledge, logical_arn, region_arn
 from infra.platform_key import via_service
-from launch_training.names import DATASETS_PREFIX, JOB_NAME_PREFIX, TRIGGER_FILENAME
 
-TRIGGER_SUFFIX = f"/{TRIGGER_FILENAME}"
 SAGEMAKER_SERVICE = "sagemaker.amazonaws.com"
 
 
@@ -55,7 +54,7 @@ def launcher_statements(
         iam.PolicyStatement(
             sid="ReadTriggers",
             actions=["s3:GetObject"],
-            resources=[bucket.arn_for_objects(f"{DATASETS_PREFIX}*{TRIGGER_SUFFIX}")],
+            resources=[bucket.arn_for_objects(f"{DATASETS_PREFIX}*{TRIGGER_KEY_SUFFIX}")],
         ),
         iam.PolicyStatement(
             sid="DecryptTriggers",
@@ -107,8 +106,9 @@ def acknowledge_launcher(
 ) -> None:
     """The launcher's accepted findings, each on the construct that owns it."""
     stack = Stack.of(role)
+    triggers = f"{logical_arn(bucket)}/{DATASETS_PREFIX}*{TRIGGER_KEY_SUFFIX}"
     findings = {
-        f"AwsSolutions-IAM5[Resource::{logical_arn(bucket)}/{DATASETS_PREFIX}*{TRIGGER_SUFFIX}]": (
+        f"AwsSolutions-IAM5[Resource::{triggers}]": (
             "GetObject on the trigger object of a dataset only; dataset names are chosen "
             "after deploy."
         ),

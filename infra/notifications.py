@@ -13,7 +13,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sns_subscriptions as subscriptions
 from constructs import Construct
 
-from launch_training.names import JOB_NAME_PREFIX
+from contract.names import JOB_NAME_PREFIX
 
 DETAIL_TYPE = "SageMaker Training Job State Change"
 FINAL_STATUSES = ("Completed", "Failed", "Stopped")

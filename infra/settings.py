@@ -21,7 +21,8 @@ from typing import Any
 import botocore
 import botocore.session
 
-from launch_training.names import SPOT_MODES, Env
+from contract.launcher_settings import RANGES, LauncherSettings, whole_number
+from contract.names import SPOT_MODES, Env
 
 INSTANCE_TYPES = "detrain:instanceTypes"
 DEFAULT_INSTANCE_TYPE = "detrain:defaultInstanceType"
@@ -35,9 +36,9 @@ LAUNCHER_CONCURRENCY = "detrain:launcherConcurrency"
 CUDA = "detrain:cuda"
 
 REMOVAL_POLICIES = ("retain", "destroy")
-# SageMaker's own ceilings: 28 days of runtime; instance counts far above this need quotas.
-MAX_RUNTIME_HOURS_RANGE = (1, 672)
-MAX_INSTANCE_COUNT_RANGE = (1, 100)
+# The launcher's ranges are the contract's (the function reads them back with the same table).
+MAX_RUNTIME_HOURS_RANGE = RANGES[Env.MAX_RUNTIME_HOURS]
+MAX_INSTANCE_COUNT_RANGE = RANGES[Env.MAX_INSTANCE_COUNT]
 IMAGES_KEPT_RANGE = (1, 1000)
 LAUNCHER_CONCURRENCY_RANGE = (1, 100)
 # No reserved concurrency unless asked for: a reservation must leave the account's unreserved
@@ -170,19 +171,19 @@ def launcher_environment(
     output_kms_key_arn: str,
     notifications_topic_arn: str,
 ) -> dict[str, str]:
-    """The launcher function's environment (names.Env -> value), as its reader parses it."""
-    return {
-        Env.DATA_BUCKET: bucket_name,
-        Env.TRAINING_IMAGE_URI: image_uri,
-        Env.TRAINING_ROLE_ARN: training_role_arn,
-        Env.ALLOWED_INSTANCE_TYPES: ",".join(settings.instance_types),
-        Env.DEFAULT_INSTANCE_TYPE: settings.default_instance_type,
-        Env.MAX_INSTANCE_COUNT: str(settings.max_instance_count),
-        Env.MAX_RUNTIME_HOURS: str(settings.max_runtime_hours),
-        Env.SPOT: settings.spot,
-        Env.OUTPUT_KMS_KEY_ARN: output_kms_key_arn,
-        Env.NOTIFICATIONS_TOPIC_ARN: notifications_topic_arn,
-    }
+    """The launcher function's environment, written by the class its reader parses it with."""
+    return LauncherSettings(
+        data_bucket=bucket_name,
+        image_uri=image_uri,
+        role_arn=training_role_arn,
+        allowed_instance_types=settings.instance_types,
+        default_instance_type=settings.default_instance_type,
+        max_instance_count=settings.max_instance_count,
+        max_runtime_hours=settings.max_runtime_hours,
+        spot=settings.spot,
+        output_kms_key_arn=output_kms_key_arn,
+        notifications_topic_arn=notifications_topic_arn,
+    ).to_environ()
 
 
 def _text(key: str, value: Any) -> str:
@@ -214,13 +215,9 @@ def _launcher_concurrency(value: Any) -> int | None:
 
 
 def _integer(key: str, value: Any, bounds: tuple[int, int], *, or_else: str = "") -> int:
-    low, high = bounds
-    number: int | None = None
-    if isinstance(value, int) and not isinstance(value, bool):
-        number = value
-    elif isinstance(value, str) and re.fullmatch(r"\s*\d+\s*", value):
-        number = int(value)
-    if number is None or not low <= number <= high:
+    number = whole_number(value, bounds)
+    if number is None:
+        low, high = bounds
         alternative = f", or {or_else!r}" if or_else else ""
         raise SettingsError(
             f"{key}={value!r} is not allowed; allowed: an integer from {low} to {high}{alternative}"

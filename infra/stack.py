@@ -7,6 +7,7 @@ from pathlib import Path
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
+from contract.names import Output
 from infra.data_bucket import DataBucket
 from infra.image_build import ImageBuild
 from infra.image_repository import ImageRepository
@@ -16,7 +17,6 @@ from infra.notifications import Notifications
 from infra.platform_key import PlatformKey
 from infra.settings import Settings, launcher_environment
 from infra.training_role import TrainingRole
-from launch_training.names import Output
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 IMAGE_CONTEXT = REPO_ROOT / "training_image"

@@ -17,9 +17,9 @@ from aws_cdk import aws_kms as kms
 from aws_cdk import aws_s3 as s3
 from constructs import Construct
 
+from contract.names import CHECKPOINTS_PREFIX, DATASETS_PREFIX, MODELS_PREFIX
 from infra.nag import INLINE_POLICY_REASON, acknowledge, logical_arn, region_arn
 from infra.platform_key import via_service
-from launch_training.names import CHECKPOINTS_PREFIX, DATASETS_PREFIX, MODELS_PREFIX
 
 TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
 METRICS_NAMESPACE = "/aws/sagemaker/TrainingJobs"

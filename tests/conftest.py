@@ -3,64 +3,52 @@
 ``moto_server``: one real moto server on loopback for the session (AWS APIs over
 HTTP, visible to subprocesses such as the CLI). ``aws``: per test, a clean state
 and an environment whose boto3 clients (in this process and in children) talk to it.
+Both come from detrain/emulator.py, as the rehearsal's and the benchmarks' do.
+``launcher_env``: the launcher function's one test environment, set in os.environ.
 """
 
 from __future__ import annotations
 
 import os
-import socket
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from detrain import emulator
+
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 REGION = "us-east-1"
-ACCOUNT = "123456789012"  # moto's default account
-
-
-def _free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
+ACCOUNT = emulator.EMULATED_ACCOUNT
 
 
 @pytest.fixture(scope="session")
 def moto_server() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    port = _free_port()
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
-    server.start()
-    try:
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        server.stop()
+    with emulator.moto_server() as endpoint:
+        yield endpoint
 
 
 @pytest.fixture
 def aws(moto_server: str, monkeypatch: pytest.MonkeyPatch) -> Iterator[str]:
     """A clean emulated AWS for one test; returns the endpoint URL."""
-    import urllib.request
-
-    urllib.request.urlopen(
-        urllib.request.Request(f"{moto_server}/moto-api/reset", method="POST")
-    ).close()
-    env = {
-        "AWS_ENDPOINT_URL": moto_server,
-        "AWS_ACCESS_KEY_ID": "testing",
-        "AWS_SECRET_ACCESS_KEY": "testing",
-        "AWS_SESSION_TOKEN": "testing",
-        "AWS_DEFAULT_REGION": REGION,
-        "AWS_REGION": REGION,
-        "AWS_MAX_ATTEMPTS": "1",
-    }
-    for key in ("AWS_PROFILE", "AWS_CONFIG_FILE", "AWS_SHARED_CREDENTIALS_FILE"):
-        monkeypatch.delenv(key, raising=False)
+    emulator.reset(moto_server)
+    env = {**emulator.client_environment(moto_server, REGION, "testing"), "AWS_MAX_ATTEMPTS": "1"}
     for key, value in env.items():
-        monkeypatch.setenv(key, value)
+        if value is None:
+            monkeypatch.delenv(key, raising=False)
+        else:
+            monkeypatch.setenv(key, value)
     yield moto_server
+
+
+@pytest.fixture
+def launcher_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
+    """The launcher function's environment (emulator.launcher_settings), set in os.environ."""
+    environment = emulator.launcher_settings(ACCOUNT, REGION).to_environ()
+    for key, value in environment.items():
+        monkeypatch.setenv(key, value)
+    return environment
 
 
 @pytest.fixture(scope="session")

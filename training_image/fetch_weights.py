@@ -1,6 +1,6 @@
 """Bake pretrained weights into the image at build time, then prove they load offline.
 
-    python fetch_weights.py                      # every model/backbone in trainer_spec
+    python fetch_weights.py                      # every model/backbone in contract
     python fetch_weights.py faster_rcnn/resnet18_fpn efficientdet/tf_lite0
     python fetch_weights.py none                 # no pretrained weights (pretrained=false only)
 
@@ -14,9 +14,9 @@ from __future__ import annotations
 import socket
 import sys
 
+from contract.hyperparameters import BACKBONES, IMAGE_SIZE_MULTIPLE
 from trainer import compat
 from trainer.model import build_module
-from trainer_spec.hyperparameters import BACKBONES, IMAGE_SIZE_MULTIPLE
 
 
 def selected(args: list[str]) -> list[tuple[str, str]]:

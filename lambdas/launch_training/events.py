@@ -25,7 +25,7 @@ from datetime import UTC, datetime
 from typing import Any
 from urllib.parse import unquote_plus
 
-from launch_training.names import DATASETS_PREFIX, TRIGGER_FILENAME
+from contract.names import DATASETS_PREFIX, TRIGGER_FILENAME
 
 MAX_DATASET_NAME_CHARS = 200
 EVENTBRIDGE_OBJECT_CREATED = "Object Created"

@@ -23,9 +23,10 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError
 
+from contract.launcher_settings import LauncherSettings
+from contract.names import DATASETS_PREFIX, TRIGGER_FILENAME
 from launch_training import events, refusals
 from launch_training.events import SUPPORTED_SHAPES, ConsoleRequest, ObjectCreated, Refused, Skipped
-from launch_training.names import DATASETS_PREFIX, TRIGGER_FILENAME
 from launch_training.request import (
     CLIENT_TOKEN,
     TRIGGER_CONSOLE,
@@ -35,7 +36,6 @@ from launch_training.request import (
     create_training_job_request,
     parse_overrides,
 )
-from launch_training.settings import Settings
 
 log = logging.getLogger("launch_training")
 MAX_TRIGGER_BYTES = 64 * 1024
@@ -49,7 +49,7 @@ class Clients:
     sns: Any = None
 
 
-def handle(event: Any, request_id: str, settings: Settings, aws: Clients) -> dict[str, Any]:
+def handle(event: Any, request_id: str, settings: LauncherSettings, aws: Clients) -> dict[str, Any]:
     """One invocation: a console request -> one result; an S3 event -> one per record.
 
     Whatever the event, only errors a retry may fix escape (throttling, 5xx, no connection).
@@ -80,7 +80,9 @@ def handle(event: Any, request_id: str, settings: Settings, aws: Clients) -> dic
     return {"results": results}
 
 
-def notify_refusal(record: ObjectCreated, reason: str, settings: Settings, aws: Clients) -> None:
+def notify_refusal(
+    record: ObjectCreated, reason: str, settings: LauncherSettings, aws: Clients
+) -> None:
     """Publish an upload's refusal to the notifications topic; a failed publish is only logged
     (the refusal is in the log already, and retrying the launch would not fix the publish)."""
     where = f"s3://{record.bucket}/{record.key}"
@@ -96,7 +98,7 @@ def notify_refusal(record: ObjectCreated, reason: str, settings: Settings, aws: 
         )
 
 
-def _as_trigger(record: ObjectCreated, settings: Settings) -> ObjectCreated | Skipped:
+def _as_trigger(record: ObjectCreated, settings: LauncherSettings) -> ObjectCreated | Skipped:
     if record.bucket != settings.data_bucket:
         return Skipped(
             f"object in bucket {record.bucket!r}, not the data bucket {settings.data_bucket!r}"
@@ -106,7 +108,7 @@ def _as_trigger(record: ObjectCreated, settings: Settings) -> ObjectCreated | Sk
     return record
 
 
-def _guarded(build, settings: Settings, aws: Clients) -> dict[str, Any]:
+def _guarded(build, settings: LauncherSettings, aws: Clients) -> dict[str, Any]:
     try:
         try:
             request = build()
@@ -130,7 +132,9 @@ def _refused(refusal: Refused) -> dict[str, Any]:
     return {"status": "refused", "reason": str(refusal)}
 
 
-def _console_request(request: ConsoleRequest, request_id: str, settings: Settings) -> LaunchRequest:
+def _console_request(
+    request: ConsoleRequest, request_id: str, settings: LauncherSettings
+) -> LaunchRequest:
     """The request's identity is its client token (or, without one, the invocation's request
     id, which Lambda keeps for its retries of an asynchronous invocation) and its content."""
     body = request.body
@@ -186,7 +190,7 @@ def read_trigger(record: ObjectCreated, aws: Clients) -> dict[str, Any]:
     return body
 
 
-def launch(request: LaunchRequest, settings: Settings, aws: Clients) -> dict[str, Any]:
+def launch(request: LaunchRequest, settings: LauncherSettings, aws: Clients) -> dict[str, Any]:
     """Create the job for a request, unless its name exists already."""
     job = create_training_job_request(request, settings)
     name = job["TrainingJobName"]
@@ -261,7 +265,7 @@ def _result(status: str, job: dict[str, Any], arn: str | None) -> dict[str, Any]
     }
 
 
-def check_dataset(aws: Clients, settings: Settings, dataset: str) -> None:
+def check_dataset(aws: Clients, settings: LauncherSettings, dataset: str) -> None:
     """The dataset prefix must hold data: an object other than the trigger and folder markers."""
     prefix = f"{DATASETS_PREFIX}{dataset}/"
     where = f"s3://{settings.data_bucket}/{prefix}"
@@ -277,7 +281,7 @@ def check_dataset(aws: Clients, settings: Settings, dataset: str) -> None:
         )
 
 
-def check_image(aws: Clients, settings: Settings) -> None:
+def check_image(aws: Clients, settings: LauncherSettings) -> None:
     image = settings.image
     try:
         aws.ecr.describe_images(

@@ -13,28 +13,28 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from launch_training.events import Refused
-from launch_training.names import (
-    CHECKPOINTS_PREFIX,
+from contract import TRAINING_CHANNEL
+from contract.hyperparameters import HyperparameterError, from_values, to_job_strings
+from contract.launcher_settings import LauncherSettings
+from contract.layout import CHECKPOINT_PATH
+from contract.metrics import metric_definitions
+from contract.names import (
     DATASETS_PREFIX,
     JOB_NAME_PREFIX,
-    MODELS_PREFIX,
     PROJECT,
     TAG_DATASET,
     TAG_PROJECT,
     TAG_TRIGGER,
+    JobNameError,
+    checkpoints_uri,
+    models_uri,
+    prefixed_job_name,
 )
-from launch_training.settings import Settings
-from trainer_spec import TRAINING_CHANNEL
-from trainer_spec.hyperparameters import HyperparameterError, from_values, to_job_strings
-from trainer_spec.metrics import metric_definitions
+from contract.sagemaker import FILE_MODE, INPUT_MODES, JOB_NAME_MAX, S3_DISTRIBUTIONS
+from launch_training.events import Refused
 
 TRIGGER_UPLOAD = "upload"
 TRIGGER_CONSOLE = "console"
-INPUT_MODES = ("File", "FastFile")
-# FullyReplicated: every instance gets the whole dataset; ShardedByS3Key: each gets ~1/N of
-# the objects (see training_image/trainer/distributed.py for how the trainer splits either).
-S3_DISTRIBUTIONS = ("FullyReplicated", "ShardedByS3Key")
 OVERRIDE_FIELDS = (
     "hyperparameters",
     "instance_type",
@@ -45,10 +45,7 @@ OVERRIDE_FIELDS = (
     "input_mode",
     "s3_distribution",
 )
-JOB_NAME_MAX = 63
-JOB_NAME_PATTERN = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 VOLUME_SIZE_GB = 50
-CHECKPOINT_LOCAL_PATH = "/opt/ml/checkpoints"
 _DATASET_SLUG_MAX = JOB_NAME_MAX - len(JOB_NAME_PREFIX) - len("-20250101-000000-12345678")
 _TAG_VALUE_EXTRA = set("_.:/=+-@ ")
 
@@ -184,16 +181,14 @@ def client_token(value: Any) -> str:
 
 def check_job_name(name: str) -> str:
     """A requested job name gets the project prefix (the launcher may create only those)."""
-    given = name
-    if not name.startswith(JOB_NAME_PREFIX):
-        name = JOB_NAME_PREFIX + name
-    if len(name) > JOB_NAME_MAX or not JOB_NAME_PATTERN.match(name):
+    try:
+        return prefixed_job_name(name)
+    except JobNameError:
         raise Refused(
-            f"'job_name' = {given!r} is not a valid training job name; allowed: at most "
+            f"'job_name' = {name!r} is not a valid training job name; allowed: at most "
             f"{JOB_NAME_MAX} characters (with the {JOB_NAME_PREFIX!r} prefix), letters, "
             "digits and hyphens, starting and ending with a letter or digit"
-        )
-    return name
+        ) from None
 
 
 def _tag_value(value: str) -> str:
@@ -205,7 +200,7 @@ def dataset_uri(bucket: str, dataset: str) -> str:
     return f"s3://{bucket}/{DATASETS_PREFIX}{dataset}/"
 
 
-def _instance_type(value: str | None, settings: Settings) -> str:
+def _instance_type(value: str | None, settings: LauncherSettings) -> str:
     instance_type = value or settings.default_instance_type
     if instance_type not in settings.allowed_instance_types:
         raise Refused(
@@ -215,7 +210,7 @@ def _instance_type(value: str | None, settings: Settings) -> str:
     return instance_type
 
 
-def _instance_count(value: int | None, settings: Settings) -> int:
+def _instance_count(value: int | None, settings: LauncherSettings) -> int:
     count = 1 if value is None else value
     if not 1 <= count <= settings.max_instance_count:
         raise Refused(
@@ -225,7 +220,7 @@ def _instance_count(value: int | None, settings: Settings) -> int:
     return count
 
 
-def _runtime_seconds(value: float | None, settings: Settings) -> int:
+def _runtime_seconds(value: float | None, settings: LauncherSettings) -> int:
     hours = settings.max_runtime_hours if value is None else value
     if not 0 < hours <= settings.max_runtime_hours:
         raise Refused(
@@ -235,7 +230,7 @@ def _runtime_seconds(value: float | None, settings: Settings) -> int:
     return max(60, round(hours * 3600))
 
 
-def _spot(value: bool | None, settings: Settings) -> bool:
+def _spot(value: bool | None, settings: LauncherSettings) -> bool:
     if settings.spot == "required" and value is False:
         raise Refused("'spot' = false is not allowed: this deployment runs every job on spot")
     if settings.spot == "off" and value is True:
@@ -252,7 +247,9 @@ def _hyperparameters(values: Mapping[str, Any]) -> dict[str, str]:
         raise Refused(str(error)) from None
 
 
-def create_training_job_request(launch: LaunchRequest, settings: Settings) -> dict[str, Any]:
+def create_training_job_request(
+    launch: LaunchRequest, settings: LauncherSettings
+) -> dict[str, Any]:
     """The keyword arguments of sagemaker.create_training_job; raises Refused."""
     overrides = launch.overrides
     name = (
@@ -260,7 +257,7 @@ def create_training_job_request(launch: LaunchRequest, settings: Settings) -> di
         if overrides.job_name
         else job_name(launch.dataset, launch.requested_at, launch.identity)
     )
-    input_mode = overrides.input_mode or "File"
+    input_mode = overrides.input_mode or FILE_MODE
     runtime = _runtime_seconds(overrides.max_runtime_hours, settings)
     spot = _spot(overrides.spot, settings)
     stopping = {"MaxRuntimeInSeconds": runtime}
@@ -290,7 +287,7 @@ def create_training_job_request(launch: LaunchRequest, settings: Settings) -> di
             }
         ],
         "OutputDataConfig": {
-            "S3OutputPath": f"s3://{bucket}/{MODELS_PREFIX}",
+            "S3OutputPath": models_uri(bucket),
             "KmsKeyId": settings.output_kms_key_arn,
         },
         "ResourceConfig": {
@@ -301,8 +298,8 @@ def create_training_job_request(launch: LaunchRequest, settings: Settings) -> di
         "StoppingCondition": stopping,
         "EnableManagedSpotTraining": spot,
         "CheckpointConfig": {
-            "S3Uri": f"s3://{bucket}/{CHECKPOINTS_PREFIX}{name}/",
-            "LocalPath": CHECKPOINT_LOCAL_PATH,
+            "S3Uri": checkpoints_uri(bucket, name),
+            "LocalPath": CHECKPOINT_PATH,
         },
         "EnableNetworkIsolation": True,  # the image needs no network; hosts still reach each other
         "EnableInterContainerTrafficEncryption": True,

@@ -9,28 +9,15 @@ from dataclasses import dataclass
 
 import boto3
 
+from contract.names import REPOSITORY_NAME, Output
 from detrain import emulator
-from launch_training.names import Env, Output, data_bucket_name
 
-ACCOUNT, REGION = "123456789012", "us-east-1"
-BUCKET = data_bucket_name(ACCOUNT, REGION)
+ACCOUNT, REGION = emulator.EMULATED_ACCOUNT, "us-east-1"
+# The launcher's one test environment (the `launcher_env` fixture of tests/conftest.py).
+LAUNCHER = emulator.launcher_settings(ACCOUNT, REGION)
+BUCKET = LAUNCHER.data_bucket
+IMAGE_URI = LAUNCHER.image_uri
 FUNCTION = "detrain-launcher"
-IMAGE_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/detrain-training:v1"
-# The platform key and the notifications topic as the stack names them (a test that needs them
-# to exist in moto creates them under these names).
-OUTPUT_KMS_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
-TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:detrain-notifications"
-LAUNCHER_ENVIRONMENT = {
-    Env.DATA_BUCKET: BUCKET,
-    Env.TRAINING_IMAGE_URI: IMAGE_URI,
-    Env.TRAINING_ROLE_ARN: f"arn:aws:iam::{ACCOUNT}:role/detrain-training",
-    Env.ALLOWED_INSTANCE_TYPES: "ml.g5.xlarge,ml.g5.2xlarge",
-    Env.MAX_INSTANCE_COUNT: "1",
-    Env.MAX_RUNTIME_HOURS: "12",
-    Env.SPOT: "preferred",
-    Env.OUTPUT_KMS_KEY_ARN: OUTPUT_KMS_KEY_ARN,
-    Env.NOTIFICATIONS_TOPIC_ARN: TOPIC_ARN,
-}
 TEMPLATE = {
     "Resources": {"DataBucket": {"Type": "AWS::S3::Bucket", "Properties": {"BucketName": BUCKET}}},
     "Outputs": {
@@ -42,7 +29,9 @@ TEMPLATE = {
 
 
 @dataclass
-class Stack:
+class CliWorld:
+    """A deployed-looking stack in the moto server, and the CLI run against it."""
+
     bucket: str
     env: dict[str, str]
     queue_url: str
@@ -76,4 +65,4 @@ class Stack:
 
 
 def register_image() -> None:
-    emulator.register_image("detrain-training", "v1")
+    emulator.register_image(REPOSITORY_NAME, "v1")

@@ -14,14 +14,14 @@ from pathlib import Path
 
 import boto3
 import pytest
-from cli_world import BUCKET, LAUNCHER_ENVIRONMENT, TEMPLATE, Stack, register_image
+from cli_world import BUCKET, TEMPLATE, CliWorld, register_image
 
+from contract.names import STACK_NAME
 from detrain import emulator
-from launch_training.names import STACK_NAME
 
 
 @pytest.fixture
-def stack(aws: str) -> Iterator[Stack]:
+def stack(aws: str) -> Iterator[CliWorld]:
     boto3.client("cloudformation").create_stack(
         StackName=STACK_NAME, TemplateBody=json.dumps(TEMPLATE)
     )
@@ -29,14 +29,7 @@ def stack(aws: str) -> Iterator[Stack]:
     queue_url = emulator.capture_s3_events(BUCKET, "created-events")
     boto3.client("sqs").purge_queue(QueueUrl=queue_url)  # the s3:TestEvent
     env = {**os.environ, "COLUMNS": "100"}
-    yield Stack(bucket=BUCKET, env=env, queue_url=queue_url)
-
-
-@pytest.fixture
-def launcher_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    for key, value in LAUNCHER_ENVIRONMENT.items():
-        monkeypatch.setenv(key, value)
-    return dict(LAUNCHER_ENVIRONMENT)
+    yield CliWorld(bucket=BUCKET, env=env, queue_url=queue_url)
 
 
 @pytest.fixture

@@ -18,8 +18,8 @@ import pytest
 from botocore.stub import Stubber
 from cli_world import ACCOUNT, FUNCTION, IMAGE_URI, REGION
 
+from contract.names import STACK_NAME
 from detrain import cli, doctor, operator_commands
-from launch_training.names import STACK_NAME
 
 INSTANCE_TYPES = ("ml.g5.xlarge", "ml.g5.2xlarge")
 NEW_ACCOUNT_LIMITS = {

@@ -18,9 +18,9 @@ CLASSES = ("cup", "bottle")
 @pytest.fixture(scope="module")
 def model_folder(tmp_path_factory) -> Path:
     """A model folder as the trainer writes it (an EfficientDet-Lite0 at 128 px, not trained)."""
+    from contract.hyperparameters import Hyperparameters
     from trainer import artifacts, compat
     from trainer import model as models
-    from trainer_spec.hyperparameters import Hyperparameters
 
     compat.apply()
     hp = Hyperparameters(model="efficientdet", pretrained=False, image_size=128)

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import boto3
 import pytest
-from cli_world import BUCKET, FUNCTION, Stack
+from cli_world import BUCKET, FUNCTION, CliWorld
 
 from detrain import cli, operator_commands
 from detrain.upload import UploadError, upload_dataset
@@ -116,7 +116,7 @@ def test_upload_refuses_a_bad_name(stack, dataset_folder):
 def test_upload_with_an_explicit_bucket_needs_no_stack(aws, dataset_folder):
     boto3.client("s3").create_bucket(Bucket="my-bucket")
 
-    done = Stack("my-bucket", dict(os.environ), "").detrain(
+    done = CliWorld("my-bucket", dict(os.environ), "").detrain(
         "upload", "fridge", str(dataset_folder), "--bucket", "my-bucket", "--no-progress"
     )
 
@@ -125,14 +125,14 @@ def test_upload_with_an_explicit_bucket_needs_no_stack(aws, dataset_folder):
 
 
 def test_a_missing_stack_is_named(aws, dataset_folder):
-    done = Stack("", dict(os.environ), "").detrain("upload", "fridge", str(dataset_folder))
+    done = CliWorld("", dict(os.environ), "").detrain("upload", "fridge", str(dataset_folder))
 
     assert done.returncode == 2
     assert "stack 'Detrain' is not deployed in us-east-1; run `npx cdk deploy` first" in done.stderr
 
 
 def test_a_missing_stack_names_the_options_that_replace_it(aws):
-    done = Stack("", dict(os.environ), "").detrain("launch", "fridge")
+    done = CliWorld("", dict(os.environ), "").detrain("launch", "fridge")
 
     assert done.returncode == 2
     assert "stack 'Detrain' is not deployed in us-east-1" in done.stderr
@@ -144,7 +144,7 @@ def test_an_unknown_profile_is_named_with_the_configured_ones(aws, tmp_path):
     config.write_text("[default]\nregion = us-east-1\n[profile work]\nregion = eu-west-1\n")
     env = {**os.environ, "AWS_CONFIG_FILE": str(config)}
 
-    done = Stack("", env, "").detrain("list", "--profile", "wrok")
+    done = CliWorld("", env, "").detrain("list", "--profile", "wrok")
 
     assert done.returncode == 2
     assert "AWS profile 'wrok' is not configured; configured: default, work" in done.stderr
@@ -153,7 +153,7 @@ def test_an_unknown_profile_is_named_with_the_configured_ones(aws, tmp_path):
 def test_an_unreachable_endpoint_is_one_line_not_a_traceback(aws):
     env = {**os.environ, "AWS_ENDPOINT_URL": "http://127.0.0.1:9"}
 
-    done = Stack("", env, "").detrain("list")
+    done = CliWorld("", env, "").detrain("list")
 
     assert done.returncode == 2
     assert "Could not connect to the endpoint URL" in done.stderr
@@ -257,10 +257,7 @@ def test_print_request_is_a_console_event_the_launcher_accepts(stack, dataset_fo
     assert (result["spot"], result["input_mode"]) == (False, "FastFile")
 
 
-def test_launch_asks_for_two_instances_with_sharded_data(
-    stack, dataset_folder, launcher_env, monkeypatch
-):
-    monkeypatch.setenv("MAX_INSTANCE_COUNT", "2")  # the deployment's allow-list
+def test_launch_asks_for_two_instances_with_sharded_data(stack, dataset_folder, launcher_env):
     stack.detrain("upload", "fridge", str(dataset_folder), "--no-trigger", "--no-progress")
 
     printed = stack.detrain(
@@ -331,7 +328,7 @@ def test_launch_exits_1_with_the_reason_when_refused(stack, launcher_env, simple
 
     assert done.returncode == 1
     assert (
-        "refused: 'instance_count' = 4 is not allowed by this deployment; allowed: 1 to 1"
+        "refused: 'instance_count' = 4 is not allowed by this deployment; allowed: 1 to 2"
         in done.stderr
     )
 

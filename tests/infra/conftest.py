@@ -35,9 +35,9 @@ def _synthesize(overrides: dict[str, Any], env: dict[str, str] | None) -> Synthe
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
 
+    from contract.names import STACK_NAME
     from infra.settings import from_context, load_context
     from infra.stack import DetrainStack
-    from launch_training.names import STACK_NAME
 
     context = {**load_context(REPO_ROOT / "cdk.json"), **overrides}
     app = cdk.App(context=context)

@@ -7,7 +7,7 @@ import json
 
 from aws_cdk.assertions import Match
 
-from launch_training.names import CHECKPOINTS_PREFIX
+from contract.names import CHECKPOINTS_PREFIX
 
 
 def _data_bucket(synthesized) -> dict:

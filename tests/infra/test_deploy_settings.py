@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from contract.launcher_settings import LauncherSettings
+from contract.names import SPOT_MODES, Env
 from infra import settings as s
-from launch_training import settings as launcher_settings
-from launch_training.names import SPOT_MODES, Env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 
@@ -197,7 +197,7 @@ def test_the_launcher_reads_back_the_environment_the_stack_sets(context):
     )
 
     assert set(environment) == {v for k, v in vars(Env).items() if not k.startswith("_")}
-    parsed = launcher_settings.from_environ(environment)
+    parsed = LauncherSettings.from_environ(environment)
     assert parsed.allowed_instance_types == settings.instance_types
     assert parsed.default_instance_type == settings.default_instance_type
     assert parsed.max_instance_count == 3

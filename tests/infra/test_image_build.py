@@ -8,6 +8,7 @@ from pathlib import Path
 
 import yaml
 
+from contract.names import Env
 from infra.build_on_deploy.handler import IMAGE_TAG_VARIABLE
 from infra.image_build import (
     BUILD_MINUTES,
@@ -18,7 +19,6 @@ from infra.image_build import (
 )
 from infra.image_tag import content_hash
 from infra.settings import CUDA, TORCH_INDEX_URL, TORCH_INDEX_URLS
-from launch_training.names import Env
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

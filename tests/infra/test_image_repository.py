@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 
-from launch_training.names import REPOSITORY_NAME
+from contract.names import REPOSITORY_NAME
 
 
 def test_the_repository_scans_on_push_and_has_immutable_tags(template):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import pytest
 from infra_policies import actions, by_sid, statements_of, text
 
+from contract.names import DATASETS_PREFIX, TRIGGER_FILENAME, Env
 from infra.launcher import HANDLER
-from launch_training.names import DATASETS_PREFIX, TRIGGER_FILENAME, Env
 
 
 @pytest.fixture(scope="module")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from infra_policies import text
 
-from launch_training.names import JOB_NAME_PREFIX
+from contract.names import JOB_NAME_PREFIX
 
 
 def test_the_rule_matches_this_projects_finished_training_jobs(synthesized):

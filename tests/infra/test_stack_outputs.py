@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from launch_training.names import Output
+from contract.names import Output
 
 
 def test_every_output_key_is_exported(template):

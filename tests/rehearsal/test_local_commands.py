@@ -1,28 +1,6 @@
 import pytest
 
 from detrain import cli
-from detrain.local_commands import parse_hyperparameters
-
-
-def test_hyperparameters_stay_raw_strings_after_the_trainers_checks():
-    assert parse_hyperparameters(["epochs=3", "model = efficientdet", "amp=false"]) == {
-        "epochs": "3",
-        "model": "efficientdet",
-        "amp": "false",
-    }
-
-
-@pytest.mark.parametrize(
-    ("pairs", "message"),
-    [
-        (["epochs"], "'epochs' is not key=value; allowed keys: model, backbone"),
-        (["colour=red"], "unknown hyperparameter 'colour'; allowed: model"),
-        (["epochs=many"], "'epochs' = 'many' must be an integer"),
-    ],
-)
-def test_bad_hyperparameters_name_the_value_and_what_is_allowed(pairs, message):
-    with pytest.raises(cli.CliError, match=message):
-        parse_hyperparameters(pairs)
 
 
 @pytest.mark.parametrize("command", ["rehearse", "local-train"])

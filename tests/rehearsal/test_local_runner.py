@@ -13,8 +13,8 @@ from pathlib import Path
 import boto3
 import pytest
 
+from contract.layout import Layout
 from detrain.local_runner import LocalRunner, docker_command, pack
-from detrain.opt_ml import Layout
 from detrain.storage import Storage
 from detrain.training_job import JobSpecError, from_description
 

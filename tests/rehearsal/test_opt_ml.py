@@ -5,8 +5,8 @@ from dataclasses import replace
 
 import pytest
 
+from contract.layout import Layout
 from detrain import opt_ml
-from detrain.opt_ml import Layout
 from detrain.training_job import JobSpecError, from_description
 
 

@@ -9,6 +9,9 @@ import sys
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.layout import BASE_DIR_VARIABLE, Layout
+from contract.sagemaker import FILE_MODE, FULLY_REPLICATED
+
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN = REPO_ROOT / "training_image" / "train"
 TINY = {
@@ -22,18 +25,13 @@ TINY = {
 }
 
 
-@dataclass
-class OptMl:
-    """A SageMaker-style /opt/ml tree; ``base`` is what SAGEMAKER_BASE_DIR points at."""
-
-    base: Path
-
-    @property
-    def config(self) -> Path:
-        return self.base / "input" / "config"
+@dataclass(frozen=True)
+class OptMl(Layout):
+    """The contract's /opt/ml layout, with helpers that fill it; ``base`` is what
+    SAGEMAKER_BASE_DIR points at."""
 
     def channel(self, name: str) -> Path:
-        path = self.base / "input" / "data" / name
+        path = super().channel(name)
         path.mkdir(parents=True, exist_ok=True)
         return path
 
@@ -44,33 +42,22 @@ class OptMl:
     def hyperparameters(self, values: dict[str, str]) -> None:
         self.write_config("hyperparameters.json", values)
 
-    def declare_channels(self, *names: str, mode: str = "File") -> None:
+    def declare_channels(self, *names: str, mode: str = FILE_MODE) -> None:
         self.write_config(
-            "inputdataconfig.json",
-            {
-                n: {"TrainingInputMode": mode, "S3DistributionType": "FullyReplicated"}
-                for n in names
-            },
+            self.input_data_config_file.name,
+            {n: {"TrainingInputMode": mode, "S3DistributionType": FULLY_REPLICATED} for n in names},
         )
 
     @property
     def model_dir(self) -> Path:
-        return self.base / "model"
-
-    @property
-    def failure(self) -> Path:
-        return self.base / "output" / "failure"
-
-    @property
-    def output_data(self) -> Path:
-        return self.base / "output" / "data"
+        return self.model
 
 
 def train_env(opt_ml: OptMl) -> dict[str, str]:
     """The child's environment: the dev venv's python first on PATH, as the brief's local run."""
     env = dict(os.environ)
     env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    env["SAGEMAKER_BASE_DIR"] = str(opt_ml.base)
+    env[BASE_DIR_VARIABLE] = str(opt_ml.base)
     env["TRAINING_JOB_NAME"] = "detrain-test"
     env.pop("PYTHONPATH", None)
     return env

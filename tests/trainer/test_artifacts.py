@@ -8,9 +8,9 @@ import pytest
 import torch
 from PIL import Image
 
+from contract.hyperparameters import from_values
 from trainer import artifacts
 from trainer import model as models
-from trainer_spec.hyperparameters import from_values
 
 
 def _standalone_detector(model_dir):

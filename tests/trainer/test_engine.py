@@ -5,8 +5,8 @@ import pytest
 import torch
 from synthetic import write_coco
 
+from contract.hyperparameters import from_values
 from trainer import batches, data, engine, model
-from trainer_spec.hyperparameters import from_values
 
 
 def test_epoch_sampler_is_seeded_resumable_and_split_by_rank():

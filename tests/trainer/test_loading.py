@@ -3,8 +3,8 @@
 import pytest
 import torch
 
+from contract.hyperparameters import HyperparameterError, from_values
 from trainer import loading
-from trainer_spec.hyperparameters import HyperparameterError, from_values
 
 
 @pytest.mark.parametrize(

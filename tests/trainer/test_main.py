@@ -12,8 +12,8 @@ import torch
 from opt_ml_tree import TINY, TRAIN, run_train, train_env
 from synthetic import write_coco, write_voc
 
+from contract.metrics import METRIC_NAMES, metric_definitions
 from trainer import main as trainer_main
-from trainer_spec.metrics import METRIC_NAMES, metric_definitions
 
 pytestmark = pytest.mark.slow
 MODEL_FILES = {"model.pt", "config.json", "class_map.json", "detector.py"}

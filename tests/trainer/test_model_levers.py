@@ -6,8 +6,8 @@ import pytest
 import torch
 from synthetic import write_coco
 
+from contract.hyperparameters import from_values
 from trainer import accelerator, batches, data, engine, model
-from trainer_spec.hyperparameters import from_values
 
 
 @pytest.mark.parametrize("family", ["efficientdet", "faster_rcnn"])

@@ -7,8 +7,8 @@ import pytest
 import torch
 from synthetic import write_coco
 
+from contract.hyperparameters import HyperparameterError, from_values
 from trainer import accelerator, batches, data, engine, model
-from trainer_spec.hyperparameters import HyperparameterError, from_values
 
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 

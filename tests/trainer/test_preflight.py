@@ -14,11 +14,11 @@ import pytest
 import torch
 from synthetic import write_coco
 
+from contract import hyperparameters
+from contract.hyperparameters import BACKBONES, IMAGE_SIZE_MULTIPLE, Hyperparameters
 from trainer import data, engine, preflight
 from trainer import model as models
 from trainer.errors import ConfigError
-from trainer_spec import hyperparameters
-from trainer_spec.hyperparameters import BACKBONES, IMAGE_SIZE_MULTIPLE, Hyperparameters
 
 CPU = torch.device("cpu")
 

@@ -7,10 +7,10 @@ import torch
 from opt_ml_tree import TINY, run_train
 from synthetic import write_coco
 
+from contract.hyperparameters import HyperparameterError, from_values, to_job_strings
+from contract.recipes import RECIPES
 from trainer import batches, data, engine, lr_finder
 from trainer import model as models
-from trainer_spec.hyperparameters import HyperparameterError, from_values, to_job_strings
-from trainer_spec.recipes import RECIPES
 
 
 @pytest.mark.parametrize(

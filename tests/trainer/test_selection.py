@@ -66,7 +66,7 @@ def test_best_weights_of_another_epoch_are_not_taken(tmp_path, caplog):
 
 @pytest.mark.parametrize("metric", ["lr", "epoch", "valid_mAP"])
 def test_only_known_metrics_can_select(metric):
-    from trainer_spec.hyperparameters import HyperparameterError, from_values
+    from contract.hyperparameters import HyperparameterError, from_values
 
     with pytest.raises(HyperparameterError, match="allowed: valid_map, valid_map_50, valid_loss"):
         from_values({"select_metric": metric})

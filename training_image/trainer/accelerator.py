@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
+from contract.hyperparameters import Hyperparameters
 from trainer import forward_compat
 from trainer.errors import ConfigError
-from trainer_spec.hyperparameters import Hyperparameters
 
 DRIVER_VERSION_FILE = forward_compat.DRIVER_VERSION_FILE
 

@@ -56,16 +56,16 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.multiprocessing.spawn import ProcessContext, ProcessException
 
+from contract import TRAINING_CHANNEL, VALIDATION_CHANNEL
+from contract.names import MASTER_ADDR_VARIABLE, MASTER_PORT_VARIABLE
+from contract.sagemaker import EXIT_STOPPED, SHARDED_BY_S3_KEY
 from trainer import environment
 from trainer.engine import World
 from trainer.environment import TrainingEnvironment
 from trainer.errors import ConfigError, DataError, TrainingStopped, UserError
-from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL
 
 log = logging.getLogger(__name__)
 
-MASTER_ADDR_VARIABLE = "DETRAIN_MASTER_ADDR"
-MASTER_PORT_VARIABLE = "DETRAIN_MASTER_PORT"
 PROCESSES_VARIABLE = "DETRAIN_PROCESSES_PER_HOST"
 FORCE_VARIABLE = "DETRAIN_DISTRIBUTED"
 INIT_TIMEOUT_VARIABLE = "DETRAIN_INIT_TIMEOUT_SECONDS"
@@ -73,12 +73,10 @@ COLLECTIVE_TIMEOUT_VARIABLE = "DETRAIN_COLLECTIVE_TIMEOUT_SECONDS"
 DEFAULT_PORT = 29500
 DEFAULT_INIT_TIMEOUT = 900
 DEFAULT_COLLECTIVE_TIMEOUT = 1800
-SHARDED = "ShardedByS3Key"
 POLL_SECONDS = 1.0
 GRACE_SECONDS = 10.0  # after a failure: time for the other workers to fail on their own
 SETTLE_SECONDS = 3.0
 EXIT_LOST = 2
-EXIT_STOPPED = 143  # 128 + SIGTERM, as the trainer's own stop
 _FAILURE_KEY = "detrain/failure"
 
 
@@ -404,7 +402,7 @@ def active() -> bool:
 
 def host_local(env: TrainingEnvironment, channel: str) -> bool:
     """True when each host holds its own part of the channel (ShardedByS3Key on several hosts)."""
-    return len(env.hosts) > 1 and env.distributions.get(channel) == SHARDED
+    return len(env.hosts) > 1 and env.distributions.get(channel) == SHARDED_BY_S3_KEY
 
 
 def shares(env: TrainingEnvironment, world: World) -> tuple[World, World]:

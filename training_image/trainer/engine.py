@@ -20,11 +20,11 @@ import torch
 from timm.utils import ModelEmaV3
 from torch.utils.data import Sampler
 
+from contract.hyperparameters import Hyperparameters
 from trainer import accelerator
 from trainer.errors import TrainingDiverged
 from trainer.evaluation import coco_map
 from trainer.model import DetectionModel
-from trainer_spec.hyperparameters import Hyperparameters
 
 log = logging.getLogger(__name__)
 

@@ -11,7 +11,8 @@ in files (https://docs.aws.amazon.com/sagemaker/latest/dg/your-algorithms-traini
 - ``model/``, ``output/data/``: uploaded as model.tar.gz and output.tar.gz
 - ``output/failure``: its first 1,024 characters become the FailureReason
 
-``SAGEMAKER_BASE_DIR`` (the training toolkit's convention) replaces /opt/ml.
+``SAGEMAKER_BASE_DIR`` (the training toolkit's convention) replaces /opt/ml. The paths are
+the contract's ``Layout`` (contract/layout.py), the same one the local runner writes.
 """
 
 from __future__ import annotations
@@ -24,27 +25,25 @@ from pathlib import Path
 from types import MappingProxyType
 from typing import Any
 
+from contract import CHANNELS, TRAINING_CHANNEL
+from contract.hyperparameters import HyperparameterError, Hyperparameters, parse
+from contract.layout import Layout
+from contract.sagemaker import FILE_MODE, FULLY_REPLICATED, INPUT_MODES, S3_DISTRIBUTIONS
 from trainer.errors import ConfigError
-from trainer_spec import CHANNELS, TRAINING_CHANNEL
-from trainer_spec.hyperparameters import HyperparameterError, Hyperparameters, parse
 
-DEFAULT_BASE_DIR = Path("/opt/ml")
-BASE_DIR_VARIABLE = "SAGEMAKER_BASE_DIR"
-SUPPORTED_INPUT_MODES = ("File", "FastFile")
-DISTRIBUTION_TYPES = ("FullyReplicated", "ShardedByS3Key")
 DEFAULT_HOST = "algo-1"
 
 
 def base_dir() -> Path:
-    return Path(os.environ.get(BASE_DIR_VARIABLE) or DEFAULT_BASE_DIR)
+    return Layout.from_environ().base
 
 
 def model_dir(base: Path) -> Path:
-    return base / "model"
+    return Layout(base).model
 
 
 def failure_file(base: Path) -> Path:
-    return base / "output" / "failure"
+    return Layout(base).failure
 
 
 @dataclass(frozen=True)
@@ -63,15 +62,15 @@ class TrainingEnvironment:
 
     @property
     def model_dir(self) -> Path:
-        return model_dir(self.base_dir)
+        return Layout(self.base_dir).model
 
     @property
     def output_data_dir(self) -> Path:
-        return self.base_dir / "output" / "data"
+        return Layout(self.base_dir).output_data
 
     @property
     def failure_file(self) -> Path:
-        return failure_file(self.base_dir)
+        return Layout(self.base_dir).failure
 
 
 def _read_json(path: Path, default: Any) -> Any:
@@ -90,15 +89,16 @@ def _read_object(path: Path) -> dict[str, Any]:
     return value
 
 
-def _hyperparameters(config: Path) -> Hyperparameters:
+def _hyperparameters(layout: Layout) -> Hyperparameters:
     try:
-        return parse(_read_object(config / "hyperparameters.json"))
+        return parse(_read_object(layout.hyperparameters_file))
     except HyperparameterError as error:
         raise ConfigError(str(error)) from None
 
 
-def _channels(config: Path, data: Path) -> dict[str, Path]:
-    declared = _read_object(config / "inputdataconfig.json")
+def _channels(layout: Layout) -> dict[str, Path]:
+    data = layout.data
+    declared = _read_object(layout.input_data_config_file)
     if declared:
         names = list(declared)
     else:
@@ -109,11 +109,11 @@ def _channels(config: Path, data: Path) -> dict[str, Path]:
             raise ConfigError(
                 f"channel {name!r} is not used by this trainer; allowed: {', '.join(CHANNELS)}"
             )
-        mode = (declared.get(name) or {}).get("TrainingInputMode", "File")
-        if mode not in SUPPORTED_INPUT_MODES:
+        mode = (declared.get(name) or {}).get("TrainingInputMode", FILE_MODE)
+        if mode not in INPUT_MODES:
             raise ConfigError(
                 f"channel {name!r} has TrainingInputMode {mode!r}; "
-                f"allowed: {', '.join(SUPPORTED_INPUT_MODES)}"
+                f"allowed: {', '.join(INPUT_MODES)}"
             )
         if not (data / name).is_dir():
             raise ConfigError(f"channel {name!r} is declared but {data / name} does not exist")
@@ -126,50 +126,47 @@ def _channels(config: Path, data: Path) -> dict[str, Path]:
     return channels
 
 
-def _distributions(config: Path, channels: Mapping[str, Path]) -> dict[str, str]:
-    declared = _read_object(config / "inputdataconfig.json")
+def _distributions(layout: Layout, channels: Mapping[str, Path]) -> dict[str, str]:
+    declared = _read_object(layout.input_data_config_file)
     found = {}
     for name in channels:
-        kind = (declared.get(name) or {}).get("S3DistributionType", "FullyReplicated")
-        if kind not in DISTRIBUTION_TYPES:
+        kind = (declared.get(name) or {}).get("S3DistributionType", FULLY_REPLICATED)
+        if kind not in S3_DISTRIBUTIONS:
             raise ConfigError(
                 f"channel {name!r} has S3DistributionType {kind!r}; "
-                f"allowed: {', '.join(DISTRIBUTION_TYPES)}"
+                f"allowed: {', '.join(S3_DISTRIBUTIONS)}"
             )
         found[name] = kind
     return found
 
 
-def _checkpoint_dir(base: Path, config: Path) -> Path:
-    local = _read_object(config / "checkpointconfig.json").get("LocalPath")
+def _checkpoint_dir(layout: Layout) -> Path:
+    local = _read_object(layout.checkpoint_config_file).get("LocalPath")
     if not local:
-        return base / "checkpoints"
-    path = Path(local)
-    if base != DEFAULT_BASE_DIR and path.is_relative_to(DEFAULT_BASE_DIR):
-        return base / path.relative_to(DEFAULT_BASE_DIR)
-    return path
+        return layout.checkpoints
+    return layout.host_path(local) or Path(local)
 
 
 def load(base: Path | None = None) -> TrainingEnvironment:
     """Read and validate the job's description; raises ConfigError naming the bad value."""
-    base = base or base_dir()
-    config = base / "input" / "config"
-    resources = _read_object(config / "resourceconfig.json")
+    layout = Layout(base) if base else Layout.from_environ()
+    base = layout.base
+    resources = _read_object(layout.resource_config_file)
     current_host = str(resources.get("current_host", DEFAULT_HOST))
     hosts = tuple(str(h) for h in resources.get("hosts", [current_host]))
     if current_host not in hosts:
         raise ConfigError(
             f"resourceconfig.json: current_host {current_host!r} is not in hosts {list(hosts)}"
         )
-    channels = _channels(config, base / "input" / "data")
+    channels = _channels(layout)
     return TrainingEnvironment(
         base_dir=base,
         job_name=os.environ.get("TRAINING_JOB_NAME", "local"),
-        hyperparameters=_hyperparameters(config),
+        hyperparameters=_hyperparameters(layout),
         channels=MappingProxyType(channels),
         current_host=current_host,
         hosts=hosts,
-        checkpoint_dir=_checkpoint_dir(base, config),
+        checkpoint_dir=_checkpoint_dir(layout),
         network_interface=str(resources.get("network_interface_name", "")),
-        distributions=MappingProxyType(_distributions(config, channels)),
+        distributions=MappingProxyType(_distributions(layout, channels)),
     )

@@ -24,6 +24,10 @@ from typing import Any
 import numpy as np
 import torch
 
+from contract import TRAINING_CHANNEL, VALIDATION_CHANNEL, recipes
+from contract.hyperparameters import AUTO, Hyperparameters
+from contract.metrics import format_line
+from contract.sagemaker import EXIT_STOPPED, FAILURE_REASON_CHARS
 from trainer import (
     accelerator,
     artifacts,
@@ -46,16 +50,11 @@ from trainer.engine import World
 from trainer.environment import TrainingEnvironment
 from trainer.errors import ConfigError, DataError, TrainingStopped, UserError
 from trainer.model import DetectionModel
-from trainer_spec import TRAINING_CHANNEL, VALIDATION_CHANNEL, recipes
-from trainer_spec.hyperparameters import AUTO, Hyperparameters
-from trainer_spec.metrics import format_line
 
 log = logging.getLogger("trainer")
 
 EXIT_USER_ERROR = 1
 EXIT_BUG = 2
-EXIT_STOPPED = 143  # 128 + SIGTERM
-FAILURE_LIMIT = 1024
 
 
 def train() -> None:
@@ -524,7 +523,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     except Exception as error:
         text = _failure_text(error)
-        log.error("training failed: %s", text[: 4 * FAILURE_LIMIT])
+        log.error("training failed: %s", text[: 4 * FAILURE_REASON_CHARS])
         if _exit_code(error) != EXIT_STOPPED:  # a stopped job keeps its best epoch's model
             artifacts.clear(environment.model_dir(base))
         try:

@@ -16,9 +16,9 @@ import numpy as np
 import torch
 from torch import nn
 
+from contract.hyperparameters import Hyperparameters
 from trainer import batches, compat
 from trainer.errors import ConfigError
-from trainer_spec.hyperparameters import Hyperparameters
 
 log = logging.getLogger(__name__)
 

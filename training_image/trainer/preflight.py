@@ -30,11 +30,11 @@ from typing import Any
 import numpy as np
 import torch
 
+from contract.hyperparameters import Hyperparameters
 from trainer import accelerator, batches, data, engine, loading
 from trainer.data import DetectionTable
 from trainer.errors import ConfigError
 from trainer.model import DetectionModel
-from trainer_spec.hyperparameters import Hyperparameters
 
 log = logging.getLogger(__name__)
 

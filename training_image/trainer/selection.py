@@ -1,7 +1,7 @@
 """The best epoch: which one the model is, its weights kept beside the checkpoints, early stopping.
 
 The score is ``select_metric`` of each epoch's metrics row (higher or lower is better as
-trainer_spec/metrics.py says). The best epoch's weights are written to ``best-model.pt`` in the
+contract/metrics.py says). The best epoch's weights are written to ``best-model.pt`` in the
 checkpoint folder whenever an epoch improves, so they survive a restart: on resume, the
 history in the checkpoint says which epoch was best, and the file must hold that epoch.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import torch
 
-from trainer_spec.metrics import SELECTABLE
+from contract.metrics import SELECTABLE
 
 log = logging.getLogger(__name__)
 

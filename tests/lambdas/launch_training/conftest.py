@@ -6,14 +6,7 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from launcher_world import BUCKET, ENVIRONMENT, Deployed, register_image
-
-
-@pytest.fixture
-def launcher_env(monkeypatch: pytest.MonkeyPatch) -> dict[str, str]:
-    for key, value in ENVIRONMENT.items():
-        monkeypatch.setenv(key, value)
-    return dict(ENVIRONMENT)
+from launcher_world import BUCKET, Deployed, register_image
 
 
 @pytest.fixture

@@ -6,32 +6,22 @@ import json
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.launcher_settings import parse_image_uri
 from detrain import emulator
-from launch_training import settings
-from launch_training.names import Env, data_bucket_name
 
 PAYLOADS = Path(__file__).parent / "payloads"
 SAMPLE_EVENTS = Path(__file__).resolve().parents[3] / "events"
-ACCOUNT, REGION = "123456789012", "us-east-1"
-BUCKET = data_bucket_name(ACCOUNT, REGION)
-REPOSITORY = "detrain-training"
-IMAGE_URI = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/{REPOSITORY}:v1"
+ACCOUNT, REGION = emulator.EMULATED_ACCOUNT, "us-east-1"
+# The launcher's one test environment (the `launcher_env` fixture sets the same).
+SETTINGS = emulator.launcher_settings(ACCOUNT, REGION)
+ENVIRONMENT = SETTINGS.to_environ()
+BUCKET = SETTINGS.data_bucket
+IMAGE_URI = SETTINGS.image_uri
+REPOSITORY = SETTINGS.image.repository
 # The platform key and the notifications topic as the stack names them (a test that needs them
 # to exist in moto creates them under these names).
-OUTPUT_KMS_KEY_ARN = f"arn:aws:kms:{REGION}:{ACCOUNT}:key/0a1b2c3d-4e5f-6789-abcd-ef0123456789"
-TOPIC_ARN = f"arn:aws:sns:{REGION}:{ACCOUNT}:detrain-notifications"
-ENVIRONMENT = {
-    Env.DATA_BUCKET: BUCKET,
-    Env.TRAINING_IMAGE_URI: IMAGE_URI,
-    Env.TRAINING_ROLE_ARN: f"arn:aws:iam::{ACCOUNT}:role/detrain-training",
-    Env.ALLOWED_INSTANCE_TYPES: "ml.g5.xlarge,ml.g5.2xlarge",
-    Env.DEFAULT_INSTANCE_TYPE: "ml.g5.xlarge",
-    Env.MAX_INSTANCE_COUNT: "2",
-    Env.MAX_RUNTIME_HOURS: "12",
-    Env.SPOT: "preferred",
-    Env.OUTPUT_KMS_KEY_ARN: OUTPUT_KMS_KEY_ARN,
-    Env.NOTIFICATIONS_TOPIC_ARN: TOPIC_ARN,
-}
+OUTPUT_KMS_KEY_ARN = SETTINGS.output_kms_key_arn
+TOPIC_ARN = SETTINGS.notifications_topic_arn
 
 
 def payload(name: str) -> dict:
@@ -43,7 +33,7 @@ def sample_event(name: str) -> dict:
 
 
 def register_image(uri: str = IMAGE_URI) -> None:
-    image = settings.parse_image_uri(uri)
+    image = parse_image_uri(uri)
     emulator.register_image(image.repository, image.tag)
 
 

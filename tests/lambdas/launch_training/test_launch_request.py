@@ -9,14 +9,15 @@ from datetime import UTC, datetime
 import pytest
 from launcher_world import BUCKET, ENVIRONMENT, IMAGE_URI, SAMPLE_EVENTS, sample_event
 
+from contract import TRAINING_CHANNEL
+from contract.launcher_settings import LauncherSettings
+from contract.metrics import metric_definitions
 from infra import settings as infra_settings
-from launch_training import events, request, settings
+from launch_training import events, request
 from launch_training.events import Refused
 from launch_training.request import LaunchRequest, Overrides, parse_overrides
-from trainer_spec import TRAINING_CHANNEL
-from trainer_spec.metrics import metric_definitions
 
-SETTINGS = settings.from_environ(ENVIRONMENT)
+SETTINGS = LauncherSettings.from_environ(ENVIRONMENT)
 WHEN = datetime(2025, 6, 2, 8, 30, 15, tzinfo=UTC)
 NAME_RULE = re.compile(r"^[a-zA-Z0-9](-*[a-zA-Z0-9])*$")
 
@@ -254,7 +255,7 @@ def test_the_console_samples_fit_the_shipped_deployment_settings(sample):
         output_kms_key_arn=ENVIRONMENT["OUTPUT_KMS_KEY_ARN"],
         notifications_topic_arn=ENVIRONMENT["NOTIFICATIONS_TOPIC_ARN"],
     )
-    deployed = settings.from_environ(environment)
+    deployed = LauncherSettings.from_environ(environment)
     body = sample_event(sample)
     launch = LaunchRequest(
         dataset=events.dataset_from_reference(body.pop("dataset"), BUCKET),

@@ -1,13 +1,14 @@
-"""The function's environment: validated once, errors name the variable."""
+"""The function's environment (contract.launcher_settings): validated once per cold start,
+errors name the variable and what is allowed."""
 
 from __future__ import annotations
 
 import pytest
 from launcher_world import ENVIRONMENT, IMAGE_URI
 
+from contract.launcher_settings import LauncherSettings, SettingsError, parse_image_uri
+from contract.names import Env
 from launch_training import settings
-from launch_training.names import Env
-from launch_training.settings import SettingsError
 
 
 def environ(**changes: str | None) -> dict[str, str]:
@@ -16,7 +17,7 @@ def environ(**changes: str | None) -> dict[str, str]:
 
 
 def test_a_complete_environment():
-    config = settings.from_environ(ENVIRONMENT)
+    config = LauncherSettings.from_environ(ENVIRONMENT)
 
     assert config.allowed_instance_types == ("ml.g5.xlarge", "ml.g5.2xlarge")
     assert config.image.repository == "detrain-training"
@@ -26,7 +27,7 @@ def test_a_complete_environment():
 
 
 def test_optional_variables_have_defaults():
-    config = settings.from_environ(
+    config = LauncherSettings.from_environ(
         environ(
             DEFAULT_INSTANCE_TYPE=None, MAX_INSTANCE_COUNT=None, MAX_RUNTIME_HOURS=None, SPOT=None
         )
@@ -46,7 +47,7 @@ def test_optional_variables_have_defaults():
 )
 def test_a_missing_required_variable_is_named(name):
     with pytest.raises(SettingsError, match=f"{name} is not set"):
-        settings.from_environ(environ(**{name: None}))
+        LauncherSettings.from_environ(environ(**{name: None}))
 
 
 @pytest.mark.parametrize(
@@ -56,20 +57,25 @@ def test_a_missing_required_variable_is_named(name):
         (Env.TRAINING_ROLE_ARN, "detrain-training", "not an IAM role ARN"),
         (Env.ALLOWED_INSTANCE_TYPES, "g5.xlarge", "'g5.xlarge', not a SageMaker instance type"),
         (Env.DEFAULT_INSTANCE_TYPE, "ml.p5.48xlarge", "allowed: ml.g5.xlarge, ml.g5.2xlarge"),
-        (Env.MAX_INSTANCE_COUNT, "two", "MAX_INSTANCE_COUNT = 'two' is not a number"),
-        (Env.MAX_INSTANCE_COUNT, "0", "out of range; allowed: 1 to 100"),
-        (Env.MAX_RUNTIME_HOURS, "700", "out of range; allowed: 0.1 to 672"),
+        (
+            Env.MAX_INSTANCE_COUNT,
+            "two",
+            "MAX_INSTANCE_COUNT = 'two' is not allowed; allowed: an integer from 1 to 100",
+        ),
+        (Env.MAX_INSTANCE_COUNT, "0", "allowed: an integer from 1 to 100"),
+        (Env.MAX_RUNTIME_HOURS, "700", "allowed: an integer from 1 to 672"),
+        (Env.MAX_RUNTIME_HOURS, "0.5", "allowed: an integer from 1 to 672"),
         (Env.SPOT, "always", "allowed: required, preferred, off"),
     ],
 )
 def test_a_malformed_variable_is_named_with_what_is_allowed(name, value, message):
     with pytest.raises(SettingsError, match=message):
-        settings.from_environ(environ(**{name: value}))
+        LauncherSettings.from_environ(environ(**{name: value}))
 
 
 def test_image_by_digest():
     digest = "sha256:" + "a" * 64
-    image = settings.parse_image_uri(IMAGE_URI.replace(":v1", f"@{digest}"))
+    image = parse_image_uri(IMAGE_URI.replace(":v1", f"@{digest}"))
 
     assert image.image_id() == {"imageDigest": digest}
 

@@ -9,11 +9,12 @@ import pytest
 from botocore.exceptions import ClientError
 from launcher_world import ENVIRONMENT
 
-from launch_training import launcher, settings
+from contract.launcher_settings import LauncherSettings
+from launch_training import launcher
 from launch_training.events import Refused
 from launch_training.request import TRIGGER_CONSOLE, LaunchRequest, Overrides
 
-SETTINGS = settings.from_environ(ENVIRONMENT)
+SETTINGS = LauncherSettings.from_environ(ENVIRONMENT)
 
 
 class RacingSageMaker:

@@ -1,8 +1,10 @@
-"""Names shared by the launcher, the CDK constructs that configure it, and the operator CLI.
+"""Names shared by the stack, the launcher, the operator CLI and the trainer.
 
 Defined once here (stdlib only) and imported by each side, so a renamed prefix or
 environment variable cannot drift between what the stack sets and what the code reads.
 """
+
+from contract.sagemaker import JOB_NAME_MAX, JOB_NAME_PATTERN
 
 PROJECT = "detrain"
 JOB_NAME_PREFIX = f"{PROJECT}-"
@@ -13,6 +15,17 @@ TRIGGER_FILENAME = "_launch.json"  # datasets/<name>/_launch.json : "upload comp
 TRIGGER_KEY_SUFFIX = f"/{TRIGGER_FILENAME}"  # the notification's suffix filter
 MODELS_PREFIX = "models/"  # models/<job>/output/model.tar.gz : job output
 CHECKPOINTS_PREFIX = "checkpoints/"  # checkpoints/<job>/ : synced from /opt/ml/checkpoints
+
+
+def models_uri(bucket: str) -> str:
+    """OutputDataConfig.S3OutputPath: SageMaker adds <job>/output/model.tar.gz."""
+    return f"s3://{bucket}/{MODELS_PREFIX}"
+
+
+def checkpoints_uri(bucket: str, job_name: str) -> str:
+    """CheckpointConfig.S3Uri of a job: /opt/ml/checkpoints is synced here, and back on resume."""
+    return f"s3://{bucket}/{CHECKPOINTS_PREFIX}{job_name}/"
+
 
 # Tags put on every training job (and matched by the notification rule).
 TAG_PROJECT = "project"
@@ -58,3 +71,29 @@ class Output:
     FUNCTION_NAME = "LauncherFunctionName"
     TOPIC_ARN = "NotificationsTopicArn"
     TRAINING_ROLE_ARN = "TrainingRoleArn"
+
+
+# The trainer's local-run overrides of the rendezvous address (several hosts on one machine,
+# where algo-1 does not resolve): set by detrain/local_runner.py, read by trainer/distributed.py.
+MASTER_ADDR_VARIABLE = "DETRAIN_MASTER_ADDR"
+MASTER_PORT_VARIABLE = "DETRAIN_MASTER_PORT"
+
+
+class JobNameError(ValueError):
+    """A training job name breaks SageMaker's rule; the message says what is allowed."""
+
+
+def check_job_name(name: str) -> str:
+    """SageMaker's TrainingJobName rule: 1-63 characters, ``^[a-zA-Z0-9](-*[a-zA-Z0-9]){0,62}``
+    (letters, digits and hyphens, starting and ending with a letter or digit)."""
+    if len(name) > JOB_NAME_MAX or not JOB_NAME_PATTERN.fullmatch(name):
+        raise JobNameError(
+            f"job name {name!r} is not allowed; allowed: 1-{JOB_NAME_MAX} letters, digits and "
+            "hyphens, starting and ending with a letter or digit"
+        )
+    return name
+
+
+def prefixed_job_name(name: str) -> str:
+    """A requested name with the project prefix (the launcher may create only those jobs)."""
+    return check_job_name(name if name.startswith(JOB_NAME_PREFIX) else JOB_NAME_PREFIX + name)

@@ -14,8 +14,8 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
-from trainer_spec.metrics import SELECTABLE
-from trainer_spec.recipes import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, recipe
+from contract.metrics import SELECTABLE
+from contract.recipes import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, recipe
 
 BACKBONES: dict[str, tuple[str, ...]] = {
     "faster_rcnn": ("resnet18_fpn", "resnet34_fpn", "resnet50_fpn", "resnet101_fpn"),
@@ -44,7 +44,7 @@ class HyperparameterError(ValueError):
 class Hyperparameters:
     """Every knob of a training run. Defaults suit a single ml.g5.xlarge.
 
-    Knobs left out (``None`` or empty) take the model family's recipe (trainer_spec/recipes.py),
+    Knobs left out (``None`` or empty) take the model family's recipe (contract/recipes.py),
     for pretrained weights or from scratch; ``learning_rate`` is the recipe's scaled to
     ``batch_size``, or ``"auto"``: a learning-rate range test before training (lr_finder.py).
     """

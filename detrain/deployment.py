@@ -8,7 +8,7 @@ import boto3
 import botocore.session
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
 
-from launch_training.names import STACK_NAME, Output
+from contract.names import STACK_NAME, Output
 
 NO_CREDENTIALS = (
     "no AWS credentials found; run `aws configure` (or `aws sso login`), "

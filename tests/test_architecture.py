@@ -1,0 +1,111 @@
+"""The dependency rule (docs/architecture.md), read from the code's own imports with ``ast``.
+
+- ``contract`` (training_image/contract) imports only the standard library (and itself);
+- the trainer and the Lambda import nothing from ``infra`` or ``detrain``;
+- the Lambda imports nothing from ``trainer``;
+- ``infra`` imports nothing from ``detrain``, ``trainer`` or ``launch_training``.
+
+Every ``import`` counts, also one inside a function.
+"""
+
+from __future__ import annotations
+
+import ast
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+REPO_ROOT = Path(__file__).resolve().parents[1]
+
+
+@dataclass(frozen=True)
+class Layer:
+    name: str
+    folder: str  # relative to the repository root
+    forbidden: frozenset[str] = frozenset()  # top-level packages it must not import
+    stdlib_only: bool = False  # only the standard library and the layer itself
+
+    def package(self) -> str:
+        return Path(self.folder).name
+
+
+LAYERS = (
+    Layer("contract", "training_image/contract", stdlib_only=True),
+    Layer("trainer", "training_image/trainer", frozenset({"infra", "detrain"})),
+    Layer("lambda", "lambdas/launch_training", frozenset({"infra", "detrain", "trainer"})),
+    Layer("infra", "infra", frozenset({"detrain", "trainer", "launch_training"})),
+)
+
+
+def imported_packages(source: Path) -> dict[str, int]:
+    """Top-level package -> first line importing it (relative imports stay in the package)."""
+    found: dict[str, int] = {}
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"), str(source))):
+        if isinstance(node, ast.Import):
+            names = [alias.name for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            names = [node.module]
+        else:
+            continue
+        for name in names:
+            found.setdefault(name.split(".")[0], node.lineno)
+    return found
+
+
+def violations(root: Path, layer: Layer) -> list[str]:
+    """Each import that breaks the layer's rule, as ``path:line imports package``."""
+    broken = []
+    for source in sorted((root / layer.folder).rglob("*.py")):
+        for package, line in imported_packages(source).items():
+            if layer.stdlib_only:
+                allowed = package in sys.stdlib_module_names or package == layer.package()
+            else:
+                allowed = package not in layer.forbidden
+            if not allowed:
+                broken.append(f"{source.relative_to(root)}:{line} imports {package}")
+    return broken
+
+
+@pytest.mark.parametrize("layer", LAYERS, ids=lambda layer: layer.name)
+def test_the_layer_keeps_the_dependency_rule(layer):
+    assert (REPO_ROOT / layer.folder).is_dir()
+    assert violations(REPO_ROOT, layer) == []
+
+
+def test_the_checker_finds_each_kind_of_violation(tmp_path):
+    files = {
+        "training_image/contract/names.py": "import json\nfrom contract import sagemaker\n",
+        "training_image/contract/bad.py": "import json\n\ndef f():\n    import boto3\n",
+        "training_image/trainer/main.py": "from contract import names\nfrom infra import stack\n",
+        "lambdas/launch_training/h.py": "import boto3\nfrom . import x\nimport trainer.model\n",
+        "infra/stack.py": "from contract.names import Env\nfrom detrain import cli\n",
+    }
+    for relative, text in files.items():
+        (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / relative).write_text(text)
+
+    found = {layer.name: violations(tmp_path, layer) for layer in LAYERS}
+
+    assert found == {
+        "contract": ["training_image/contract/bad.py:4 imports boto3"],
+        "trainer": ["training_image/trainer/main.py:2 imports infra"],
+        "lambda": ["lambdas/launch_training/h.py:3 imports trainer"],
+        "infra": ["infra/stack.py:2 imports detrain"],
+    }
+
+
+def test_only_the_entry_points_import_the_cli():
+    """detrain/cli.py imports the command modules; none imports it back (no import cycle)."""
+    importers = []
+    for source in sorted((REPO_ROOT / "detrain").glob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            modules = []
+            if isinstance(node, ast.ImportFrom) and node.module:
+                modules = [node.module] + [f"{node.module}.{a.name}" for a in node.names]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            if "detrain.cli" in modules:
+                importers.append(source.name)
+    assert sorted(set(importers)) == ["__main__.py"]
