@@ -20,7 +20,8 @@ from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from tqdm import tqdm
 
-from detrain import cli, stack
+from detrain import deployment
+from detrain.cli_error import CliError
 from detrain.operator_commands import fetch_model
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
@@ -38,16 +39,16 @@ def _unpack(archive: Path, target: Path) -> Path:
         with tarfile.open(archive) as tar:
             tar.extractall(target, filter="data")
     except (tarfile.TarError, OSError) as error:
-        raise cli.CliError(f"cannot unpack {archive}: {error}") from None
+        raise CliError(f"cannot unpack {archive}: {error}") from None
     return target
 
 
 def _job_model(args: argparse.Namespace, job: str) -> Path:
-    aws = stack.session(region=args.region, profile=args.profile)
+    aws = deployment.session(region=args.region, profile=args.profile)
     described = aws.client("sagemaker").describe_training_job(TrainingJobName=job)
     uri = described.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     if not uri:
-        raise cli.CliError(f"job {job!r} is {described['TrainingJobStatus']} and has no model")
+        raise CliError(f"job {job!r} is {described['TrainingJobStatus']} and has no model")
     target = args.models / job
     if not (target / "model" / "config.json").is_file():
         fetch_model(aws.client("s3"), uri, target, progress=not args.no_progress)
@@ -62,7 +63,7 @@ def model_folder(args: argparse.Namespace) -> Path:
     elif given.is_file() and given.name.endswith((".tar.gz", ".tgz")):
         folder = _unpack(given, args.out / "model")
     elif given.exists():
-        raise cli.CliError(
+        raise CliError(
             f"MODEL {args.model!r} is a file but not a model.tar.gz; "
             "allowed: a model folder, a model.tar.gz or a training job name"
         )
@@ -70,7 +71,7 @@ def model_folder(args: argparse.Namespace) -> Path:
         folder = _job_model(args, args.model)
     missing = [n for n in ("config.json", "detector.py") if not (folder / n).is_file()]
     if missing:
-        raise cli.CliError(
+        raise CliError(
             f"{folder} is not a detrain model: it has no {' or '.join(missing)} "
             "(a model folder holds config.json, class_map.json, model.pt and detector.py)"
         )
@@ -98,9 +99,9 @@ def image_files(paths: list[Path]) -> list[Path]:
         elif path.is_file():
             found.append(path)
         else:
-            raise cli.CliError(f"image {str(path)!r} does not exist")
+            raise CliError(f"image {str(path)!r} does not exist")
     if not found:
-        raise cli.CliError(f"no images in {', '.join(map(str, paths))}; allowed: {IMAGE_SUFFIXES}")
+        raise CliError(f"no images in {', '.join(map(str, paths))}; allowed: {IMAGE_SUFFIXES}")
     return found
 
 
@@ -129,7 +130,7 @@ def draw(image: Image.Image, detections: list[dict], classes: list[str]) -> Imag
 
 def _predict(args: argparse.Namespace) -> int:
     if not 0.0 <= args.threshold <= 1.0:
-        raise cli.CliError(f"--threshold {args.threshold} is not allowed; allowed: 0 to 1")
+        raise CliError(f"--threshold {args.threshold} is not allowed; allowed: 0 to 1")
     images = image_files(args.images)
     args.out.mkdir(parents=True, exist_ok=True)
     folder = _aws_errors(model_folder, args)
@@ -144,7 +145,7 @@ def _predict(args: argparse.Namespace) -> int:
                 with Image.open(path) as opened:
                     image = opened.copy()
             except OSError as error:
-                raise cli.CliError(f"image {str(path)!r} is not readable ({error})") from None
+                raise CliError(f"image {str(path)!r} is not readable ({error})") from None
             [found] = detector.predict([image], threshold=args.threshold)
             target = args.out / f"{index:05d}-{path.stem}.jpg"
             draw(image, found, classes).save(target, quality=90)
@@ -166,7 +167,7 @@ def output_uri(described: dict) -> str:
 
 
 def _fetch_report(args: argparse.Namespace) -> Path:
-    aws = stack.session(region=args.region, profile=args.profile)
+    aws = deployment.session(region=args.region, profile=args.profile)
     described = aws.client("sagemaker").describe_training_job(TrainingJobName=args.job)
     uri = output_uri(described)
     bucket, _, key = uri.removeprefix("s3://").partition("/")
@@ -177,13 +178,13 @@ def _fetch_report(args: argparse.Namespace) -> Path:
         aws.client("s3").download_file(bucket, key, str(archive))
     except ClientError as error:
         code = error.response["Error"]["Code"]
-        raise cli.CliError(
+        raise CliError(
             f"job {args.job!r} ({described['TrainingJobStatus']}) has no output at {uri} ({code})"
         ) from None
     _unpack(archive, target / "output")
     report = target / "output" / REPORT_FILE
     if not report.is_file():
-        raise cli.CliError(
+        raise CliError(
             f"{uri} has no {REPORT_FILE} (a job trained before reports, or one whose report "
             "failed: its log says why)"
         )
@@ -201,15 +202,15 @@ def _report(args: argparse.Namespace) -> int:
 def _aws_errors(func, args: argparse.Namespace):
     try:
         return func(args)
-    except stack.DeploymentError as error:
-        raise cli.CliError(str(error)) from None
+    except deployment.DeploymentError as error:
+        raise CliError(str(error)) from None
     except NoCredentialsError:
-        raise cli.CliError(stack.NO_CREDENTIALS) from None
+        raise CliError(deployment.NO_CREDENTIALS) from None
     except ClientError as error:
         details = error.response["Error"]
-        raise cli.CliError(f"{details.get('Code')}: {details.get('Message')}") from None
+        raise CliError(f"{details.get('Code')}: {details.get('Message')}") from None
     except BotoCoreError as error:
-        raise cli.CliError(str(error)) from None
+        raise CliError(str(error)) from None
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:
