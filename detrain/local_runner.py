@@ -94,7 +94,7 @@ def platform_environment(job: TrainingJob) -> dict[str, str]:
 def loopback_cluster_environment(job: TrainingJob) -> dict[str, str]:
     """For several hosts on this machine: where the master host listens (algo-1 does not resolve).
 
-    The variables are the trainer's local-run overrides (training_image/trainer/distributed.py).
+    The variables are the trainer's local-run overrides (training_image/trainer/agent.py).
     """
     if job.instance_count == 1:
         return {}

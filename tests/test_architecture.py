@@ -3,7 +3,9 @@
 - ``contract`` (training_image/contract) imports only the standard library (and itself);
 - the trainer and the Lambda import nothing from ``infra`` or ``detrain``;
 - the Lambda imports nothing from ``trainer``;
-- ``infra`` imports nothing from ``detrain``, ``trainer`` or ``launch_training``.
+- ``infra`` imports nothing from ``detrain``, ``trainer`` or ``launch_training``;
+- inside the trainer, only ``trainer/families/`` compares a model family's name, and
+  ``standalone_detector.py`` (shipped alone in the model) imports nothing from the project.
 
 Every ``import`` counts, also one inside a function.
 """
@@ -109,3 +111,46 @@ def test_only_the_entry_points_import_the_cli():
             if "detrain.cli" in modules:
                 importers.append(source.name)
     assert sorted(set(importers)) == ["__main__.py"]
+
+
+def family_branches(folder: Path) -> list[str]:
+    """Each comparison with a model family's name (``name == "efficientdet"``) under ``folder``,
+    outside the family registry (trainer/families/) that alone may tell the families apart."""
+    from contract.families import FAMILIES
+
+    found = []
+    for source in sorted(folder.rglob("*.py")):
+        if "families" in source.relative_to(folder).parts:
+            continue
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Compare):
+                operands = [node.left, *node.comparators]
+                if any(isinstance(o, ast.Constant) and o.value in FAMILIES for o in operands):
+                    found.append(f"{source.relative_to(folder.parent)}:{node.lineno}")
+    return found
+
+
+def test_no_code_outside_the_registry_branches_on_a_model_family():
+    """A new family is a new entry (docs/architecture.md, "Adding a model family")."""
+    assert family_branches(REPO_ROOT / "training_image" / "trainer") == []
+
+
+def test_the_family_branch_finder_finds_one(tmp_path):
+    (tmp_path / "trainer" / "families").mkdir(parents=True)
+    (tmp_path / "trainer" / "model.py").write_text('x = 1\nif name != "retinanet":\n    pass\n')
+    (tmp_path / "trainer" / "families" / "a.py").write_text('ok = name == "retinanet"\n')
+    assert family_branches(tmp_path / "trainer") == ["trainer/model.py:2"]
+
+
+SHIPPED_ALONE_MAY_IMPORT = {"torch", "torchvision", "PIL", "numpy", "effdet"}
+
+
+def test_the_standalone_detector_imports_nothing_from_the_project():
+    """It travels inside model.tar.gz as detector.py, without the repository."""
+    source = REPO_ROOT / "training_image" / "trainer" / "standalone_detector.py"
+    outside = {
+        package
+        for package in imported_packages(source)
+        if package not in sys.stdlib_module_names and package not in SHIPPED_ALONE_MAY_IMPORT
+    }
+    assert outside == set()

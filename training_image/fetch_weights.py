@@ -14,13 +14,13 @@ from __future__ import annotations
 import socket
 import sys
 
-from contract.hyperparameters import BACKBONES, IMAGE_SIZE_MULTIPLE
+from contract.families import FAMILIES
 from trainer import compat
 from trainer.model import build_module
 
 
 def selected(args: list[str]) -> list[tuple[str, str]]:
-    everything = [(model, backbone) for model, names in BACKBONES.items() for backbone in names]
+    everything = [(f.name, backbone) for f in FAMILIES.values() for backbone in f.backbones]
     if not args or args == ["all"]:
         return everything
     if args == ["none"]:
@@ -37,7 +37,8 @@ def selected(args: list[str]) -> list[tuple[str, str]]:
 
 def build_all(pairs: list[tuple[str, str]]) -> None:
     for model, backbone in pairs:
-        build_module(model, backbone, 2, IMAGE_SIZE_MULTIPLE[model] * 4, pretrained=True)
+        size = FAMILIES[model].image_size_multiple * 4
+        build_module(model, backbone, 2, size, pretrained=True)
         print(f"ok {model}/{backbone}", flush=True)
 
 

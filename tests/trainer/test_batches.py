@@ -61,7 +61,9 @@ def test_channels_last_is_the_same_values_in_nhwc_memory():
 
 
 def test_an_unknown_family_is_refused():
-    with pytest.raises(ValueError, match="'yolo' is unknown; allowed: efficientdet"):
+    with pytest.raises(
+        ValueError, match="'yolo' is unknown; allowed: faster_rcnn, retinanet, efficientdet"
+    ):
         batches.Collate("yolo", train=True)
 
 

@@ -14,7 +14,7 @@ import pytest
 from opt_ml_tree import TINY, TRAIN, OptMl, train_env
 from synthetic import write_coco
 
-from trainer import distributed
+from trainer import agent, collectives, sharding
 from trainer.engine import World
 from trainer.environment import load
 
@@ -50,10 +50,10 @@ def _start(trees: list[OptMl], tmp_path: Path) -> list[subprocess.Popen]:
     processes = []
     for host, tree in zip(HOSTS, trees, strict=True):
         env = train_env(tree) | {
-            distributed.MASTER_ADDR_VARIABLE: "127.0.0.1",
-            distributed.MASTER_PORT_VARIABLE: port,
-            distributed.INIT_TIMEOUT_VARIABLE: "60",
-            distributed.COLLECTIVE_TIMEOUT_VARIABLE: "60",
+            agent.MASTER_ADDR_VARIABLE: "127.0.0.1",
+            agent.MASTER_PORT_VARIABLE: port,
+            agent.INIT_TIMEOUT_VARIABLE: "60",
+            agent.COLLECTIVE_TIMEOUT_VARIABLE: "60",
         }
         log = (tmp_path / f"{host}.log").open("w")
         processes.append(
@@ -160,18 +160,18 @@ def _environment(opt_ml, distribution: str, hosts=HOSTS, validation=False):
 
 def test_plan_ranks_hosts_in_resourceconfig_order(opt_ml):
     env = _environment(opt_ml, "FullyReplicated")
-    cluster = distributed.plan(env, {distributed.PROCESSES_VARIABLE: "4"})
+    cluster = agent.plan(env, {agent.PROCESSES_VARIABLE: "4"})
     assert (cluster.node_rank, cluster.world_size, cluster.rank(1)) == (1, 8, 5)
-    assert (cluster.master_addr, cluster.master_port) == ("algo-1", distributed.DEFAULT_PORT)
+    assert (cluster.master_addr, cluster.master_port) == ("algo-1", agent.DEFAULT_PORT)
     assert cluster.network_interface == "eth0" and cluster.spawns_workers
-    local = distributed.plan(env, {"DETRAIN_MASTER_ADDR": "127.0.0.1", "DETRAIN_MASTER_PORT": "2"})
+    local = agent.plan(env, {"DETRAIN_MASTER_ADDR": "127.0.0.1", "DETRAIN_MASTER_PORT": "2"})
     assert (local.master_addr, local.master_port, local.processes_per_host) == ("127.0.0.1", 2, 1)
 
 
 def test_one_process_on_one_host_runs_in_place_unless_forced(opt_ml):
     env = _environment(opt_ml, "FullyReplicated", hosts=("algo-1",))
-    assert not distributed.plan(env, {}).spawns_workers
-    assert distributed.plan(env, {distributed.FORCE_VARIABLE: "1"}).spawns_workers
+    assert not agent.plan(env, {}).spawns_workers
+    assert agent.plan(env, {agent.FORCE_VARIABLE: "1"}).spawns_workers
 
 
 @pytest.mark.parametrize(
@@ -185,16 +185,16 @@ def test_one_process_on_one_host_runs_in_place_unless_forced(opt_ml):
 )
 def test_bad_overrides_name_the_variable_and_what_is_allowed(opt_ml, variable, value, allowed):
     env = _environment(opt_ml, "FullyReplicated")
-    with pytest.raises(distributed.ConfigError, match=f"{variable} = '{value}'.*{allowed}"):
-        distributed.plan(env, {variable: value})
+    with pytest.raises(agent.ConfigError, match=f"{variable} = '{value}'.*{allowed}"):
+        agent.plan(env, {variable: value})
 
 
 def test_fully_replicated_splits_across_all_ranks(opt_ml, monkeypatch):
     monkeypatch.setenv("LOCAL_WORLD_SIZE", "2")
     env = _environment(opt_ml, "FullyReplicated")
     world = World(rank=3, size=4, local_rank=1)
-    assert distributed.shares(env, world) == (world, world)
-    assert distributed.rows(world, 10) == [3, 7]
+    assert sharding.shares(env, world) == (world, world)
+    assert sharding.rows(world, 10) == [3, 7]
 
 
 def test_sharded_data_splits_across_this_hosts_processes_only(opt_ml, monkeypatch):
@@ -202,15 +202,15 @@ def test_sharded_data_splits_across_this_hosts_processes_only(opt_ml, monkeypatc
     world = World(rank=3, size=4, local_rank=1)
     on_host = World(rank=1, size=2, local_rank=1)
     env = _environment(opt_ml, "ShardedByS3Key")
-    assert distributed.shares(env, world) == (on_host, on_host)  # validation split off the shard
+    assert sharding.shares(env, world) == (on_host, on_host)  # validation split off the shard
     with_validation = _environment(opt_ml, "ShardedByS3Key", validation=True)
-    assert distributed.shares(with_validation, world) == (on_host, world)
+    assert sharding.shares(with_validation, world) == (on_host, world)
 
 
 def test_one_process_helpers_are_identities():
-    assert distributed.agreed_steps(10, 4, World()) == 3
-    assert distributed.mean(2.5) == 2.5 and distributed.broadcast({"a": 1}) == {"a": 1}
-    assert distributed.gather([1, 2]) == [1, 2] and not distributed.SharedStop(_Set()).is_set()
+    assert sharding.agreed_steps(10, 4, World()) == 3
+    assert collectives.mean(2.5) == 2.5 and collectives.broadcast({"a": 1}) == {"a": 1}
+    assert collectives.gather([1, 2]) == [1, 2] and not collectives.SharedStop(_Set()).is_set()
 
 
 class _Set:
@@ -232,13 +232,13 @@ def test_a_worker_killed_by_a_signal_is_reported_for_what_it_was(
     from torch.distributed import TCPStore
     from torch.multiprocessing import ProcessExitedException
 
-    cluster = distributed.plan(_environment(opt_ml, "FullyReplicated"), {})
+    cluster = agent.plan(_environment(opt_ml, "FullyReplicated"), {})
     store = TCPStore("127.0.0.1", 0, None, True)
     died = ProcessExitedException(
         "worker died", error_index=0, error_pid=1, exit_code=-9, signal_name=signal_name
     )
 
-    failure = distributed._failure(cluster, store, tmp_path, died)
+    failure = agent._failure(cluster, store, tmp_path, died)
 
     assert failure.exit_code == exit_code
     assert reason in failure.text

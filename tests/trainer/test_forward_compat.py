@@ -10,8 +10,8 @@ from pathlib import Path
 import pytest
 from opt_ml_tree import TINY, TRAIN, train_env
 
+from trainer import errors
 from trainer import forward_compat as fc
-from trainer import main as trainer_main
 
 PROPRIETARY = "NVRM version: NVIDIA UNIX x86_64 Kernel Module  {}  Sun May 12 19:39:15 UTC 2024\n"
 OPEN = "NVRM version: NVIDIA UNIX Open Kernel Module for x86_64  {}  Release Build  (dvs-builder)\n"
@@ -157,7 +157,7 @@ def test_train_restarts_itself_with_the_compat_libraries_first_keeping_its_pid(o
     assert stdout.index(decision) < stdout.index(restarted)
     assert stdout.count("CUDA forward compatibility") == 2  # one restart, no loop
     # the trainer ran after the restart, with the same arguments
-    assert code == trainer_main.EXIT_USER_ERROR, stdout[-3000:]
+    assert code == errors.EXIT_USER_ERROR, stdout[-3000:]
     assert opt_ml.failure.read_text().startswith("ConfigError: unexpected arguments ['--epochs']")
 
 
@@ -169,14 +169,14 @@ def test_train_on_a_newer_driver_or_a_cpu_host_starts_once_unchanged(opt_ml, tmp
 
     assert f"host driver 580.65.06, compat package {CU126}: native (" in stdout, stdout[-3000:]
     assert "CUDA forward compatibility on:" not in stdout
-    assert code == trainer_main.EXIT_USER_ERROR
+    assert code == errors.EXIT_USER_ERROR
     assert opt_ml.failure.read_text().startswith("ConfigError: unexpected arguments")
 
     _, code, stdout = start_train(opt_ml, None, compat_dir, "--epochs")
 
     assert f"host driver none, compat package {CU126}: cpu (" in stdout, stdout[-3000:]
     assert "CUDA forward compatibility on:" not in stdout
-    assert code == trainer_main.EXIT_USER_ERROR
+    assert code == errors.EXIT_USER_ERROR
 
 
 PROGRAM = """

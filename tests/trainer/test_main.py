@@ -13,6 +13,7 @@ from opt_ml_tree import TINY, TRAIN, run_train, train_env
 from synthetic import write_coco, write_voc
 
 from contract.metrics import METRIC_NAMES, metric_definitions
+from trainer import errors
 from trainer import main as trainer_main
 
 pytestmark = pytest.mark.slow
@@ -182,7 +183,7 @@ def test_bad_input_fails_with_a_short_reason_and_no_model(
 
     result = run_train(opt_ml)
 
-    assert result.returncode == trainer_main.EXIT_USER_ERROR
+    assert result.returncode == errors.EXIT_USER_ERROR
     text = opt_ml.failure.read_text()
     assert text.startswith(failure) and "Traceback" not in text and len(text) < 1024
     assert list(opt_ml.model_dir.iterdir()) == []
@@ -195,7 +196,7 @@ def test_bad_data_fails_before_training(opt_ml):
 
     result = run_train(opt_ml)
 
-    assert result.returncode == trainer_main.EXIT_USER_ERROR
+    assert result.returncode == errors.EXIT_USER_ERROR
     assert opt_ml.failure.read_text().startswith(
         "DataError: 1 of 4 images named in annotations.json are missing"
     )
@@ -222,7 +223,7 @@ def test_a_bug_writes_the_traceback(opt_ml, monkeypatch):
         raise ZeroDivisionError("division by zero in the loop")
 
     monkeypatch.setattr(trainer_main, "train", broken)
-    assert trainer_main.main(["train"]) == trainer_main.EXIT_BUG
+    assert trainer_main.main(["train"]) == errors.EXIT_BUG
     text = opt_ml.failure.read_text()
     assert text.startswith("ZeroDivisionError: division by zero in the loop\n\nTraceback")
 
@@ -234,7 +235,7 @@ def test_a_bad_cluster_override_fails_before_training(opt_ml, monkeypatch):
     trained = []
     monkeypatch.setattr(trainer_main, "train", lambda: trained.append(True))
 
-    assert trainer_main.main(["train"]) == trainer_main.EXIT_USER_ERROR
+    assert trainer_main.main(["train"]) == errors.EXIT_USER_ERROR
 
     assert trained == []
     assert opt_ml.failure.read_text().startswith(

@@ -10,7 +10,7 @@ import pytest
 from opt_ml_tree import TINY, run_train
 from synthetic import write_voc
 
-from trainer import main as trainer_main
+from trainer import errors
 
 pytestmark = pytest.mark.slow
 
@@ -55,7 +55,7 @@ def test_an_image_that_breaks_the_first_batch_fails_in_the_preflight(opt_ml):
 
     result = run_train(opt_ml)
 
-    assert result.returncode == trainer_main.EXIT_USER_ERROR, result.stdout[-3000:]
+    assert result.returncode == errors.EXIT_USER_ERROR, result.stdout[-3000:]
     failure = opt_ml.failure.read_text()
     assert re.match(r"DataError: image \S+/images/scene_big.png cannot be decoded", failure)
     assert "max_bad_images" in failure and "Traceback" not in failure
@@ -76,7 +76,7 @@ def test_a_bad_image_mid_epoch_keeps_a_checkpoint_and_max_bad_images_finishes(op
 
     result = run_train(opt_ml)
 
-    assert result.returncode == trainer_main.EXIT_USER_ERROR, result.stdout[-3000:]
+    assert result.returncode == errors.EXIT_USER_ERROR, result.stdout[-3000:]
     assert re.match(
         r"DataError: image \S+/scene_bad.png cannot be decoded", opt_ml.failure.read_text()
     )
@@ -116,7 +116,7 @@ def test_a_bad_validation_image_keeps_the_trained_epoch(opt_ml, tmp_path):
 
     result = run_train(opt_ml)
 
-    assert result.returncode == trainer_main.EXIT_USER_ERROR, result.stdout[-3000:]
+    assert result.returncode == errors.EXIT_USER_ERROR, result.stdout[-3000:]
     failure = opt_ml.failure.read_text()
     assert re.fullmatch(r"DataError: image \S+/scene_bad.png cannot be decoded .*", failure)
     assert "\n" not in failure

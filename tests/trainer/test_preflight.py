@@ -15,7 +15,8 @@ import torch
 from synthetic import write_coco
 
 from contract import hyperparameters
-from contract.hyperparameters import BACKBONES, IMAGE_SIZE_MULTIPLE, Hyperparameters
+from contract.families import FAMILIES
+from contract.hyperparameters import Hyperparameters
 from trainer import data, engine, preflight
 from trainer import model as models
 from trainer.errors import ConfigError
@@ -56,7 +57,7 @@ def _preflight(detector: models.DetectionModel, table, hp: Hyperparameters, **ov
 
 def _smallest_image_size(model: str) -> int:
     low = hyperparameters._RANGES["image_size"][0]
-    multiple = IMAGE_SIZE_MULTIPLE[model]
+    multiple = FAMILIES[model].image_size_multiple
     return math.ceil(low / multiple) * multiple
 
 
@@ -146,11 +147,11 @@ def test_the_estimate_warns_when_it_exceeds_max_runtime(tmp_path, monkeypatch, c
 
 @pytest.mark.slow
 @pytest.mark.parametrize("classes", [1, 20])
-@pytest.mark.parametrize("model", list(BACKBONES))
+@pytest.mark.parametrize("model", list(FAMILIES))
 def test_every_model_and_backbone_preflights_at_its_smallest_image_size(tmp_path, model, classes):
     """Each allowed model x backbone, with one class and with many: train and validate."""
     table = _table(tmp_path, classes=classes)
-    for backbone in BACKBONES[model]:
+    for backbone in FAMILIES[model].backbones:
         hp = dataclasses.replace(
             TINY, model=model, backbone=backbone, image_size=_smallest_image_size(model)
         )

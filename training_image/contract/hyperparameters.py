@@ -14,22 +14,11 @@ from collections.abc import Mapping
 from dataclasses import asdict, dataclass, fields
 from typing import Any
 
+from contract.families import FAMILIES
 from contract.metrics import SELECTABLE
 from contract.recipes import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, recipe
 
-BACKBONES: dict[str, tuple[str, ...]] = {
-    "faster_rcnn": ("resnet18_fpn", "resnet34_fpn", "resnet50_fpn", "resnet101_fpn"),
-    "retinanet": ("resnet18_fpn", "resnet34_fpn", "resnet50_fpn", "resnet101_fpn"),
-    "efficientdet": ("tf_lite0", "tf_lite1", "tf_lite2", "tf_d0", "tf_d1", "tf_d2"),
-}
-DEFAULT_BACKBONE = {
-    "faster_rcnn": "resnet50_fpn",
-    "retinanet": "resnet50_fpn",
-    "efficientdet": "tf_lite0",
-}
 AMP_DTYPES = ("float16", "bfloat16")
-# EfficientDet's feature pyramid halves the image 7 times; the torchvision models need 32.
-IMAGE_SIZE_MULTIPLE = {"faster_rcnn": 32, "retinanet": 32, "efficientdet": 128}
 
 SAGEMAKER_RESERVED_PREFIX = "sagemaker_"
 MAX_ENTRIES = 100
@@ -50,7 +39,7 @@ class Hyperparameters:
     """
 
     model: str = "faster_rcnn"
-    backbone: str = ""  # empty: DEFAULT_BACKBONE[model]
+    backbone: str = ""  # empty: the family's default_backbone (contract/families.py)
     pretrained: bool = True
     epochs: int = 20
     batch_size: int = 8
@@ -74,9 +63,9 @@ class Hyperparameters:
     early_stopping_patience: int = 0  # stop after this many epochs without improvement; 0: off
 
     def __post_init__(self) -> None:
-        if not self.backbone and self.model in BACKBONES:
-            object.__setattr__(self, "backbone", DEFAULT_BACKBONE[self.model])
-        if self.model in BACKBONES:
+        if self.model in FAMILIES:
+            if not self.backbone:
+                object.__setattr__(self, "backbone", FAMILIES[self.model].default_backbone)
             _fill_from_recipe(self)
         _validate(self)
 
@@ -133,15 +122,16 @@ def _fill_from_recipe(hp: Hyperparameters) -> None:
 
 
 def _validate(hp: Hyperparameters) -> None:
-    if hp.model not in BACKBONES:
+    if hp.model not in FAMILIES:
         raise HyperparameterError(
             f"hyperparameter 'model' = {hp.model!r} is not supported; "
-            f"allowed: {', '.join(BACKBONES)}"
+            f"allowed: {', '.join(FAMILIES)}"
         )
-    if hp.backbone not in BACKBONES[hp.model]:
+    family = FAMILIES[hp.model]
+    if hp.backbone not in family.backbones:
         raise HyperparameterError(
             f"hyperparameter 'backbone' = {hp.backbone!r} is not available for model "
-            f"{hp.model!r}; allowed: {', '.join(BACKBONES[hp.model])}"
+            f"{hp.model!r}; allowed: {', '.join(family.backbones)}"
         )
     for name, allowed in _CHOICES.items():
         if getattr(hp, name) not in allowed:
@@ -162,7 +152,7 @@ def _validate(hp: Hyperparameters) -> None:
             raise HyperparameterError(
                 f"hyperparameter {name!r} = {value!r} is out of range; allowed: {low} to {high}"
             )
-    multiple = IMAGE_SIZE_MULTIPLE[hp.model]
+    multiple = family.image_size_multiple
     if hp.image_size % multiple:
         raise HyperparameterError(
             f"hyperparameter 'image_size' = {hp.image_size} must be a multiple of {multiple} "

@@ -74,7 +74,7 @@ class Output:
 
 
 # The trainer's local-run overrides of the rendezvous address (several hosts on one machine,
-# where algo-1 does not resolve): set by detrain/local_runner.py, read by trainer/distributed.py.
+# where algo-1 does not resolve): set by detrain/local_runner.py, read by trainer/agent.py.
 MASTER_ADDR_VARIABLE = "DETRAIN_MASTER_ADDR"
 MASTER_PORT_VARIABLE = "DETRAIN_MASTER_PORT"
 

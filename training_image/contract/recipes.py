@@ -3,7 +3,7 @@
 Pure data (the launcher Lambda reads it too): ``Hyperparameters`` fills every knob the
 user leaves out from ``recipe(model, pretrained)``. The learning rate is given for a
 reference batch and scaled linearly to ``batch_size`` (Goyal et al., 2017); data
-parallelism scales it again by the world size (trainer/distributed.py).
+parallelism scales it again by the world size (trainer/collectives.py).
 
 Sources (docs/training-image.md, "Training recipes"):
 

@@ -8,18 +8,21 @@ normalizes it there with albumentations' ``Normalize`` arithmetic (float32: subt
 as when the workers normalized (tests/trainer/test_batches.py). The images leave as NCHW
 (``channels_last`` on request: the NHWC pixels already are that layout).
 
-Targets are IceVision's, per family: EfficientDet's ``dict(bbox=[yxyx], cls=[...])`` and
-torchvision's list of ``dict(boxes=xyxy, labels=...)``.
+Targets and the images' form are each family's (trainer/families/): EfficientDet's
+``dict(bbox=[yxyx], cls=[...])`` and one tensor, torchvision's list of
+``dict(boxes=xyxy, labels=...)`` and a list of images.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 import torch
 from torch.utils.data import DataLoader
+
+from trainer import families
 
 MEAN = (0.485, 0.456, 0.406)  # albumentations' Normalize defaults (ImageNet)
 STD = (0.229, 0.224, 0.225)
@@ -36,47 +39,15 @@ def _pixels(records: Sequence) -> torch.Tensor:
     return torch.from_numpy(np.stack([np.asarray(r.img, dtype=np.uint8) for r in records]))
 
 
-def _efficientdet_targets(records: Sequence, *, train: bool) -> dict[str, Any]:
-    boxes, classes = [], []
-    for record in records:
-        labels = record.detection.label_ids
-        yxyx = [b.yxyx for b in record.detection.bboxes] if labels else [[0, 0, 0, 0]]
-        boxes.append(torch.tensor(yxyx, dtype=torch.float32))
-        classes.append(torch.tensor(labels or [0], dtype=torch.float32))
-    targets = {"bbox": boxes, "cls": classes}
-    return targets if train else {"img_size": None, "img_scale": None, **targets}
-
-
-def _torchvision_targets(records: Sequence, *, train: bool) -> list[dict[str, torch.Tensor]]:
-    targets = []
-    for record in records:
-        xyxy = [b.xyxy for b in record.detection.bboxes]
-        targets.append(
-            {
-                "labels": torch.tensor(record.detection.label_ids, dtype=torch.int64),
-                "boxes": torch.tensor(xyxy, dtype=torch.float32).reshape(-1, 4),
-            }
-        )
-    return targets
-
-
-TARGETS: dict[str, Callable[..., Any]] = {
-    "efficientdet": _efficientdet_targets,
-    "faster_rcnn": _torchvision_targets,
-    "retinanet": _torchvision_targets,
-}
-
-
 class Collate:
     """Records -> ((uint8 pixels, targets), records), the records' pixels dropped (picklable)."""
 
     def __init__(self, family: str, *, train: bool) -> None:
-        if family not in TARGETS:
-            raise ValueError(f"model family {family!r} is unknown; allowed: {', '.join(TARGETS)}")
+        families.get(family)  # UnknownFamily (a ValueError) naming the known ones
         self.family, self.train = family, train
 
     def __call__(self, records: Sequence) -> tuple[tuple[torch.Tensor, Any], Sequence]:
-        batch = (_pixels(records), TARGETS[self.family](records, train=self.train))
+        batch = (_pixels(records), families.get(self.family).targets(records, train=self.train))
         for record in records:
             record.unload()
         return batch, records
@@ -111,6 +82,4 @@ def to_device(
     """A collated batch on ``device``, images normalized, in the family's input form."""
     pixels, targets = batch
     images = normalize(pixels.to(device, non_blocking=True), channels_last=channels_last)
-    if family != "efficientdet":
-        images = list(images.unbind(0))
-    return images, _move(targets, device)
+    return families.get(family).inputs(images), _move(targets, device)

@@ -5,6 +5,11 @@ what is written while it runs (deletions too), so a restarted spot job finds
 the latest checkpoint here. Files are written to a hidden temporary name and
 renamed (``os.replace``), so a reader never sees half a file; a file that does
 not load (corrupt, truncated, another model) is skipped with a warning.
+
+``Checkpointer`` is the training loop's side of it: rank 0 picks the checkpoint every rank
+resumes from and alone writes them; ``CheckpointOnDataError`` saves one before an image that
+fails to decode mid-epoch ends the job, so a rerun (with the image fixed or skipped) resumes
+there.
 """
 
 from __future__ import annotations
@@ -12,11 +17,20 @@ from __future__ import annotations
 import logging
 import os
 import re
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import torch
+
+from trainer import collectives
+from trainer.engine import World
+from trainer.errors import DataError
+
+if TYPE_CHECKING:
+    from trainer.engine import WeightAverage
+    from trainer.model import DetectionModel
 
 log = logging.getLogger(__name__)
 
@@ -102,3 +116,84 @@ def latest(folder: Path, identity: Identity) -> dict[str, Any] | None:
         )
         return payload
     return None
+
+
+@dataclass
+class Checkpointer:
+    """Rank 0 picks the checkpoint every rank resumes from, and only rank 0 writes them.
+
+    Not frozen: ``learning_rate=auto`` replaces the scheduler after the range test.
+    """
+
+    folder: Path
+    identity: Identity
+    world: World
+    model: DetectionModel
+    optimizer: torch.optim.Optimizer
+    scheduler: torch.optim.lr_scheduler.LRScheduler
+    scaler: torch.amp.GradScaler
+    ema: WeightAverage | None
+
+    def resume(self) -> dict[str, Any]:
+        """Restore the latest usable checkpoint into the model and optimizer; {} if none."""
+        found = latest(self.folder, self.identity) if self.world.is_main else None
+        resumed = collectives.broadcast(found) or {}
+        if resumed:
+            self.model.module.load_state_dict(resumed["model_state"])
+            self.optimizer.load_state_dict(resumed["optimizer"])
+            self.scheduler.load_state_dict(resumed["scheduler"])
+            self.scaler.load_state_dict(resumed["scaler"])
+            if self.ema is not None and "ema" in resumed:
+                self.ema.load_state_dict(resumed["ema"])
+        return resumed
+
+    def save(
+        self, epoch: int, step: int, running_loss: tuple[float, int], history: list[dict]
+    ) -> None:
+        if self.world.is_main:
+            state = {
+                "model_state": self.model.module.state_dict(),
+                "optimizer": self.optimizer.state_dict(),
+                "scheduler": self.scheduler.state_dict(),
+                "scaler": self.scaler.state_dict(),
+                "history": history,
+                "running_loss": running_loss,
+            }
+            if self.ema is not None:
+                state["ema"] = self.ema.state_dict()
+            save(self.folder, self.identity, epoch=epoch, step=step, state=state)
+        collectives.barrier()
+
+    def save_before_failing(
+        self,
+        epoch: int,
+        step: int,
+        history: list[dict],
+        running: tuple[float, int] = (0.0, 0),
+    ) -> None:
+        """A checkpoint before a DataError ends the job, so a rerun resumes there. One process
+        only: in a data-parallel job the other ranks are not at the save's barrier (the last
+        checkpoint stays)."""
+        if self.world.size == 1:
+            self.save(epoch, step, running, history)
+            log.info("checkpoint saved at epoch %d, step %d, before failing", epoch + 1, step)
+
+
+class CheckpointOnDataError:
+    """Batches that call ``save(batches handed out this pass)`` before a DataError propagates."""
+
+    def __init__(self, batches: Iterable, save: Callable[[int], None]) -> None:
+        self.batches, self.save = batches, save
+
+    def __iter__(self) -> Iterator:
+        count = 0
+        try:
+            for batch in self.batches:
+                yield batch
+                count += 1  # the step on the batch just handed out is done
+        except DataError:
+            self.save(count)
+            raise
+
+    def __len__(self) -> int:
+        return len(self.batches)

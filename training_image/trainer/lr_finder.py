@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from trainer import accelerator, distributed
+from trainer import accelerator, collectives
 from trainer.model import DetectionModel
 
 log = logging.getLogger(__name__)
@@ -86,8 +86,8 @@ def find(
             torch.nn.utils.clip_grad_norm_(model.module.parameters(), grad_clip_norm)
         scaler.step(optimizer)
         scaler.update()
-        value = distributed.mean(loss.item())
-        out_of_time = distributed.mean(float(time.monotonic() - started > max_seconds)) > 0
+        value = collectives.mean(loss.item())
+        out_of_time = collectives.mean(float(time.monotonic() - started > max_seconds)) > 0
         if not math.isfinite(value):
             break
         average = SMOOTHING * average + (1 - SMOOTHING) * value
@@ -101,7 +101,7 @@ def find(
     optimizer.load_state_dict(saved_optimizer)
     optimizer.zero_grad(set_to_none=True)
     seconds = time.monotonic() - started
-    return RangeTest(rates, smoothed, distributed.broadcast(suggest(rates, smoothed)), seconds)
+    return RangeTest(rates, smoothed, collectives.broadcast(suggest(rates, smoothed)), seconds)
 
 
 def suggest(rates: list[float], losses: list[float]) -> float | None:

@@ -15,9 +15,7 @@ import signal
 import sys
 import threading
 import time
-import traceback
-from collections.abc import Callable
-from dataclasses import dataclass, replace
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -30,31 +28,31 @@ from contract.metrics import format_line
 from contract.sagemaker import EXIT_STOPPED, FAILURE_REASON_CHARS
 from trainer import (
     accelerator,
+    agent,
     artifacts,
     batches,
     checkpoints,
+    collectives,
     compat,
     data,
-    distributed,
     engine,
     environment,
+    errors,
     loading,
     lr_finder,
     preflight,
     report,
     selection,
+    sharding,
 )
 from trainer import model as models
 from trainer.data import DetectionTable
 from trainer.engine import World
 from trainer.environment import TrainingEnvironment
-from trainer.errors import ConfigError, DataError, TrainingStopped, UserError
+from trainer.errors import ConfigError, TrainingStopped
 from trainer.model import DetectionModel
 
 log = logging.getLogger("trainer")
-
-EXIT_USER_ERROR = 1
-EXIT_BUG = 2
 
 
 def train() -> None:
@@ -78,7 +76,7 @@ def train() -> None:
     )
     _seed(hp.seed)
     stop = _stop_on_sigterm()
-    shared_stop = distributed.SharedStop(stop)
+    shared_stop = collectives.SharedStop(stop)
     if world.local_rank == 0:
         artifacts.clear(env.model_dir)
 
@@ -88,11 +86,11 @@ def train() -> None:
     log.info("Creating model")
     compat.apply()  # IceVision's mends, before its first import
     model = models.create(hp, train_table.class_names).to(device)
-    steps = distributed.agreed_steps(len(train_table), hp.batch_size, train_share)
+    steps = sharding.agreed_steps(len(train_table), hp.batch_size, train_share)
     sampler = engine.EpochSampler(
         len(train_table), seed=hp.seed, batch_size=hp.batch_size, world=train_share, steps=steps
     )
-    distributed.wrap(model, device)
+    collectives.wrap(model, device)
     train_batches, valid_batches = _data_loaders(
         model, train_table, valid_table, sampler, hp, device
     )
@@ -100,12 +98,12 @@ def train() -> None:
         model, hp, lr_finder.START if hp.learning_rate == AUTO else hp.learning_rate
     )
     if hp.learning_rate != AUTO:
-        distributed.scale_learning_rate(optimizer, batch_size=hp.batch_size, world_size=world.size)
+        collectives.scale_learning_rate(optimizer, batch_size=hp.batch_size, world_size=world.size)
     scheduler = engine.schedule(optimizer, sampler.steps(), hp.epochs, hp.schedule)
     ema = engine.WeightAverage(model, hp.ema_decay) if hp.ema else None
     evaluated = replace(model, module=ema.module, forward_module=None) if ema else model
     scaler = torch.amp.GradScaler(device.type, enabled=accelerator.needs_loss_scaling(amp_dtype))
-    checkpointer = _Checkpointer(
+    checkpointer = checkpoints.Checkpointer(
         env.checkpoint_dir,
         checkpoints.Identity(hp.model, hp.backbone, hp.image_size, train_table.class_names),
         world,
@@ -119,7 +117,7 @@ def train() -> None:
     start_epoch, start_step = resumed.get("epoch", 0), resumed.get("step", 0)
     history: list[dict[str, float]] = resumed.get("history", [])
     running = resumed.get("running_loss", (0.0, 0))
-    best = distributed.broadcast(
+    best = collectives.broadcast(
         _selection(hp, history, env.checkpoint_dir) if world.is_main else None
     )
 
@@ -136,7 +134,7 @@ def train() -> None:
         train_steps=sampler.steps(),
         valid_steps=math.ceil(len(valid_table) / hp.batch_size),
         epochs_left=hp.epochs - start_epoch,
-        combine=distributed.gather,
+        combine=collectives.gather,
     )
     # ---- learning_rate=auto: the range test (lr_finder.py), after the preflight and once per
     # job (a resumed job keeps the schedule it checkpointed); the schedule is built on its pick
@@ -147,13 +145,13 @@ def train() -> None:
 
     # An image that fails to decode mid-epoch (a DataError) leaves a checkpoint of the progress
     # made. The callbacks read the loop's variables when they run (closures see current values).
-    train_batches = _SaveOnDataError(
+    train_batches = checkpoints.CheckpointOnDataError(
         train_batches,
-        lambda done: _save_before_failing(checkpointer, epoch, first_step + done, history),
+        lambda done: checkpointer.save_before_failing(epoch, first_step + done, history),
     )
-    valid_batches = _SaveOnDataError(
+    valid_batches = checkpoints.CheckpointOnDataError(
         valid_batches,
-        lambda _: _save_before_failing(checkpointer, epoch, result.steps, history, result.running),
+        lambda _: checkpointer.save_before_failing(epoch, result.steps, history, result.running),
     )
 
     log.info(
@@ -188,7 +186,7 @@ def train() -> None:
                 + _keep_best_model(env, evaluated, hp, best, history, world)
             )
         validation = engine.validate(
-            evaluated, valid_batches, device=device, stop=stop, combine=distributed.gather
+            evaluated, valid_batches, device=device, stop=stop, combine=collectives.gather
         )
         if shared_stop.is_set():
             checkpointer.save(epoch, result.steps, result.running, history)
@@ -198,7 +196,7 @@ def train() -> None:
             )
         row = {
             "epoch": epoch + 1,
-            "train_loss": distributed.mean(result.loss),
+            "train_loss": collectives.mean(result.loss),
             "valid_loss": validation.loss,
             "valid_map": validation.map,
             "valid_map_50": validation.map_50,
@@ -323,9 +321,9 @@ def _load_data(
     else:
         train_table, valid_table = data.split(train_table, hp.valid_fraction, hp.seed)
     log.info("%d training images, %d validation images", len(train_table), len(valid_table))
-    distributed.check_same_classes(train_table.class_names, env.current_host)
-    train_share, valid_share = distributed.shares(env, world)
-    valid_table = valid_table.subset(distributed.rows(valid_share, len(valid_table)))
+    collectives.check_same_classes(train_table.class_names, env.current_host)
+    train_share, valid_share = sharding.shares(env, world)
+    valid_table = valid_table.subset(sharding.rows(valid_share, len(valid_table)))
     return train_table, valid_table, train_share
 
 
@@ -359,85 +357,6 @@ def _data_loaders(
         **options,
     )
     return train_batches, valid_batches
-
-
-@dataclass(frozen=True)
-class _Checkpointer:
-    """Rank 0 picks the checkpoint every rank resumes from, and only rank 0 writes them."""
-
-    folder: Path
-    identity: checkpoints.Identity
-    world: World
-    model: DetectionModel
-    optimizer: torch.optim.Optimizer
-    scheduler: torch.optim.lr_scheduler.LRScheduler
-    scaler: torch.amp.GradScaler
-    ema: engine.WeightAverage | None
-
-    def resume(self) -> dict[str, Any]:
-        """Restore the latest usable checkpoint into the model and optimizer; {} if none."""
-        latest = checkpoints.latest(self.folder, self.identity) if self.world.is_main else None
-        resumed = distributed.broadcast(latest) or {}
-        if resumed:
-            self.model.module.load_state_dict(resumed["model_state"])
-            self.optimizer.load_state_dict(resumed["optimizer"])
-            self.scheduler.load_state_dict(resumed["scheduler"])
-            self.scaler.load_state_dict(resumed["scaler"])
-            if self.ema is not None and "ema" in resumed:
-                self.ema.load_state_dict(resumed["ema"])
-        return resumed
-
-    def save(
-        self, epoch: int, step: int, running_loss: tuple[float, int], history: list[dict]
-    ) -> None:
-        if self.world.is_main:
-            state = {
-                "model_state": self.model.module.state_dict(),
-                "optimizer": self.optimizer.state_dict(),
-                "scheduler": self.scheduler.state_dict(),
-                "scaler": self.scaler.state_dict(),
-                "history": history,
-                "running_loss": running_loss,
-            }
-            if self.ema is not None:
-                state["ema"] = self.ema.state_dict()
-            checkpoints.save(self.folder, self.identity, epoch=epoch, step=step, state=state)
-        distributed.barrier()
-
-
-class _SaveOnDataError:
-    """Batches that call ``save(batches handed out this pass)`` before a DataError propagates."""
-
-    def __init__(self, batches: Any, save: Callable[[int], None]) -> None:
-        self.batches, self.save = batches, save
-
-    def __iter__(self):
-        count = 0
-        try:
-            for batch in self.batches:
-                yield batch
-                count += 1  # the step on the batch just handed out is done
-        except DataError:
-            self.save(count)
-            raise
-
-    def __len__(self) -> int:
-        return len(self.batches)
-
-
-def _save_before_failing(
-    checkpointer: _Checkpointer,
-    epoch: int,
-    step: int,
-    history: list[dict],
-    running: tuple[float, int] = (0.0, 0),
-) -> None:
-    """A checkpoint before a DataError ends the job, so a rerun resumes there. One process only:
-    in a data-parallel job the other ranks are not at the save's barrier (the last checkpoint
-    stays)."""
-    if checkpointer.world.size == 1:
-        checkpointer.save(epoch, step, running, history)
-        log.info("checkpoint saved at epoch %d, step %d, before failing", epoch + 1, step)
 
 
 def _selection(hp: Hyperparameters, history: list[dict], folder: Path) -> selection.Selection:
@@ -519,12 +438,12 @@ def main(argv: list[str] | None = None) -> int:
     base = environment.base_dir()
     try:
         _check_arguments(sys.argv[1:] if argv is None else argv)
-        distributed.run(train, failure_text=_failure_text, exit_code=_exit_code)
+        agent.run(train)
         return 0
     except Exception as error:
-        text = _failure_text(error)
+        text = errors.failure_text(error)
         log.error("training failed: %s", text[: 4 * FAILURE_REASON_CHARS])
-        if _exit_code(error) != EXIT_STOPPED:  # a stopped job keeps its best epoch's model
+        if errors.exit_code(error) != EXIT_STOPPED:  # a stopped job keeps its best epoch's model
             artifacts.clear(environment.model_dir(base))
         try:
             failure = environment.failure_file(base)
@@ -532,33 +451,7 @@ def main(argv: list[str] | None = None) -> int:
             failure.write_text(text, encoding="utf-8")
         except OSError as write_error:
             log.error("could not write the failure file: %s", write_error)
-        return _exit_code(error)
-
-
-def _failure_text(error: BaseException) -> str:
-    if isinstance(error, distributed.ClusterFailed):
-        return error.text
-    summary = f"{type(error).__name__}: {error}"
-    if isinstance(error, (UserError, TrainingStopped)):
-        return _without_worker_traceback(summary)
-    details = "".join(traceback.format_exception(error))
-    return f"{summary}\n\n{details}"
-
-
-def _without_worker_traceback(summary: str) -> str:
-    """A DataLoader worker re-raises a UserError with its traceback in the message: keep the
-    original message, the last line (``trainer.errors.DataError: image ... cannot be decoded``)."""
-    if "\nOriginal Traceback" not in summary:
-        return summary
-    return summary.rstrip().splitlines()[-1].removeprefix("trainer.errors.")
-
-
-def _exit_code(error: BaseException) -> int:
-    if isinstance(error, distributed.ClusterFailed):
-        return error.exit_code
-    if isinstance(error, TrainingStopped):
-        return EXIT_STOPPED
-    return EXIT_USER_ERROR if isinstance(error, UserError) else EXIT_BUG
+        return errors.exit_code(error)
 
 
 if __name__ == "__main__":

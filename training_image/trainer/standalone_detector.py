@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from pathlib import Path
+from typing import NamedTuple
 
 import numpy as np
 import torch
@@ -25,26 +27,40 @@ from PIL import Image, ImageOps
 SUPPORTED_FORMAT = 1
 
 
-def _torchvision_model(name: str, backbone: str, num_classes: int) -> torch.nn.Module:
-    from torchvision.models.detection import FasterRCNN, RetinaNet
+def _faster_rcnn(backbone: str, num_classes: int, _image_size: int) -> torch.nn.Module:
+    from torchvision.models.detection import FasterRCNN
+    from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
+
+    body = resnet_fpn_backbone(backbone_name=backbone.removesuffix("_fpn"), weights=None)
+    return _prepared_outside(FasterRCNN(body, num_classes))
+
+
+def _retinanet(backbone: str, num_classes: int, _image_size: int) -> torch.nn.Module:
+    from torchvision.models.detection import RetinaNet
     from torchvision.models.detection.backbone_utils import resnet_fpn_backbone
     from torchvision.ops.feature_pyramid_network import LastLevelP6P7
 
-    resnet = backbone.removesuffix("_fpn")
-    if name == "retinanet":  # IceVision's RetinaNet backbones: C3-C5 plus P6/P7
-        body = resnet_fpn_backbone(
-            backbone_name=resnet,
-            weights=None,
-            returned_layers=[2, 3, 4],
-            extra_blocks=LastLevelP6P7(256, 256),
-        )
-        model = RetinaNet(body, num_classes=num_classes)
-    else:
-        model = FasterRCNN(resnet_fpn_backbone(backbone_name=resnet, weights=None), num_classes)
-    # Resizing and normalization happen in `_prepare`, as in training.
+    body = resnet_fpn_backbone(  # IceVision's RetinaNet backbones: C3-C5 plus P6/P7
+        backbone_name=backbone.removesuffix("_fpn"),
+        weights=None,
+        returned_layers=[2, 3, 4],
+        extra_blocks=LastLevelP6P7(256, 256),
+    )
+    return _prepared_outside(RetinaNet(body, num_classes=num_classes))
+
+
+def _prepared_outside(model: torch.nn.Module) -> torch.nn.Module:
+    """Resizing and normalization happen in `_prepare`, as in training."""
     model.transform.normalize = lambda image: image
     model.transform.resize = lambda image, target=None: (image, target)
     return model
+
+
+def _torchvision_detections(model: torch.nn.Module, batch: torch.Tensor) -> list[tuple]:
+    return [
+        (o["boxes"].cpu().numpy(), o["scores"].cpu().numpy(), o["labels"].cpu().numpy())
+        for o in model(list(batch))
+    ]
 
 
 def _efficientdet_model(backbone: str, num_classes: int, image_size: int) -> torch.nn.Module:
@@ -65,6 +81,28 @@ def _efficientdet_model(backbone: str, num_classes: int, image_size: int) -> tor
     scores = bench.anchors.boxes.shape[0] * bench.num_classes
     bench.max_detection_points = min(bench.max_detection_points, scores)
     return bench
+
+
+def _efficientdet_detections(model: torch.nn.Module, batch: torch.Tensor) -> list[tuple]:
+    rows = model(batch).cpu().numpy()
+    return [(r[:, :4], r[:, 4], r[:, 5].astype(int)) for r in rows]
+
+
+class _Family(NamedTuple):
+    build: Callable[[str, int, int], torch.nn.Module]  # (backbone, classes + 1, image size)
+    weights_of: Callable[[torch.nn.Module], torch.nn.Module]  # the part the weights load into
+    detect: Callable[[torch.nn.Module, torch.Tensor], list[tuple]]  # boxes, scores, labels
+
+
+# This file's own table of the model families (it ships without the repository, whose
+# registry is trainer/families/): a new family adds a row here.
+FAMILIES = {
+    "faster_rcnn": _Family(_faster_rcnn, lambda model: model, _torchvision_detections),
+    "retinanet": _Family(_retinanet, lambda model: model, _torchvision_detections),
+    "efficientdet": _Family(
+        _efficientdet_model, lambda bench: bench.model, _efficientdet_detections
+    ),
+}
 
 
 # A copy of trainer/images.py (this file ships without the repository): any image mode
@@ -98,6 +136,12 @@ def _to_rgb(image: Image.Image) -> Image.Image:
     return image.convert("RGB")
 
 
+def _family(name: str) -> _Family:
+    if name not in FAMILIES:
+        raise ValueError(f"model family {name!r} is unknown; allowed: {', '.join(FAMILIES)}")
+    return FAMILIES[name]
+
+
 class Detector:
     """A trained detector and the preprocessing it was trained with."""
 
@@ -120,14 +164,10 @@ class Detector:
                 f"artifact format {config.get('format')!r}; this loader reads {SUPPORTED_FORMAT}"
             )
         classes = json.loads((folder / config["class_map"]).read_text())
-        name, backbone = config["model"], config["backbone"]
-        if name == "efficientdet":
-            model = _efficientdet_model(backbone, len(classes), config["image_size"])
-            target = model.model
-        else:
-            model = target = _torchvision_model(name, backbone, len(classes))
+        family = _family(config["model"])
+        model = family.build(config["backbone"], len(classes), config["image_size"])
         weights = torch.load(folder / config["weights"], map_location="cpu", weights_only=True)
-        target.load_state_dict(weights, strict=True)
+        family.weights_of(model).load_state_dict(weights, strict=True)
         return cls(model.to(device).eval(), config, classes, device)
 
     def _prepare(self, image: Image.Image) -> tuple[np.ndarray, float, int, int]:
@@ -149,14 +189,7 @@ class Detector:
         sizes = [ImageOps.exif_transpose(image).size for image in opened]
         prepared = [self._prepare(image) for image in opened]
         batch = torch.from_numpy(np.stack([p[0] for p in prepared])).to(self.device)
-        if self.config["model"] == "efficientdet":
-            rows = self.model(batch).cpu().numpy()
-            raw = [(r[:, :4], r[:, 4], r[:, 5].astype(int)) for r in rows]
-        else:
-            raw = [
-                (o["boxes"].cpu().numpy(), o["scores"].cpu().numpy(), o["labels"].cpu().numpy())
-                for o in self.model(list(batch))
-            ]
+        raw = _family(self.config["model"]).detect(self.model, batch)
         results = []
         for (boxes, scores, labels), (_, scale, left, top) in zip(raw, prepared, strict=True):
             keep = scores >= threshold

@@ -1,4 +1,4 @@
-"""Data-parallel training with PyTorch DDP across the GPUs of each host and across hosts.
+"""The per-host agent: what torchrun does, plus a "first failure wins" record across hosts.
 
 SageMaker starts one container per instance and describes the cluster in
 ``resourceconfig.json`` (``hosts``, ``current_host``, ``network_interface_name``;
@@ -11,21 +11,13 @@ rank = host index x processes per host + local rank. NCCL on GPU, gloo on CPU.
 
 Failures: a failing worker records its reason in the store (first one wins) before it
 exits, so every host's agent reports the job's first failure, not a peer's "connection
-closed". Timeouts (``DETRAIN_INIT_TIMEOUT_SECONDS`` for the hosts to meet,
-``DETRAIN_COLLECTIVE_TIMEOUT_SECONDS`` for any collective) turn a dead or stuck rank into
-a failed job instead of one that hangs until MaxRuntime.
+closed"; the text and exit code follow trainer/errors.py. Timeouts
+(``DETRAIN_INIT_TIMEOUT_SECONDS`` for the hosts to meet, ``DETRAIN_COLLECTIVE_TIMEOUT_SECONDS``
+for any collective) turn a dead or stuck rank into a failed job instead of one that hangs
+until MaxRuntime.
 
-Data split (the channel's ``S3DistributionType`` in inputdataconfig.json):
-``FullyReplicated`` (every host holds the whole dataset): every rank builds the same
-train/validation split and trains on its 1/world share. ``ShardedByS3Key`` (each host
-holds its own part): each host splits its part and shards it across its own processes
-only; the validation set is the union of every host's held-out part. Either way each
-rank validates a disjoint share of the validation set and rank 0 scores the gathered
-predictions, so mAP is over the whole validation set. Each epoch takes the same number
-of steps on every rank (the largest share, padded by repeating images).
-
-Effective batch size = batch_size x world size; the learning rate follows the linear
-scaling rule: ``learning_rate`` x world size (the warm-up in engine.schedule applies).
+Inside ``train()``, trainer/collectives.py holds what changes when data-parallel, and
+trainer/sharding.py how the data is split among the ranks.
 
 Environment overrides: ``DETRAIN_MASTER_ADDR`` / ``DETRAIN_MASTER_PORT`` (local runs only:
 ``algo-N`` does not resolve on a laptop), ``DETRAIN_PROCESSES_PER_HOST`` (default: the GPU
@@ -37,13 +29,11 @@ from __future__ import annotations
 import contextlib
 import json
 import logging
-import math
 import os
 import signal
 import socket
 import sys
 import tempfile
-import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -56,13 +46,11 @@ import torch.distributed as dist
 import torch.multiprocessing as mp
 from torch.multiprocessing.spawn import ProcessContext, ProcessException
 
-from contract import TRAINING_CHANNEL, VALIDATION_CHANNEL
 from contract.names import MASTER_ADDR_VARIABLE, MASTER_PORT_VARIABLE
-from contract.sagemaker import EXIT_STOPPED, SHARDED_BY_S3_KEY
-from trainer import environment
-from trainer.engine import World
+from contract.sagemaker import EXIT_STOPPED
+from trainer import environment, errors
 from trainer.environment import TrainingEnvironment
-from trainer.errors import ConfigError, DataError, TrainingStopped, UserError
+from trainer.errors import EXIT_BUG, ClusterFailed, ConfigError, TrainingStopped, UserError
 
 log = logging.getLogger(__name__)
 
@@ -76,16 +64,8 @@ DEFAULT_COLLECTIVE_TIMEOUT = 1800
 POLL_SECONDS = 1.0
 GRACE_SECONDS = 10.0  # after a failure: time for the other workers to fail on their own
 SETTLE_SECONDS = 3.0
-EXIT_LOST = 2
+EXIT_LOST = EXIT_BUG  # a process or host lost
 _FAILURE_KEY = "detrain/failure"
-
-
-class ClusterFailed(Exception):
-    """A worker, a host or the rendezvous failed; ``text`` is the reason for the failure file."""
-
-    def __init__(self, text: str, exit_code: int) -> None:
-        super().__init__(text)
-        self.text, self.exit_code = text, exit_code
 
 
 @dataclass(frozen=True)
@@ -159,15 +139,7 @@ def plan(env: TrainingEnvironment, environ: Mapping[str, str] = os.environ) -> C
     )
 
 
-# ---- the agent: PID 1 on each host
-
-
-def run(
-    train: Callable[[], None],
-    *,
-    failure_text: Callable[[BaseException], str],
-    exit_code: Callable[[BaseException], int],
-) -> None:
+def run(train: Callable[[], None]) -> None:
     """``train()`` in this process, or in one DDP worker per GPU when the job needs more."""
     cluster = plan(environment.load())
     if not cluster.spawns_workers:
@@ -189,7 +161,7 @@ def run(
     records = Path(tempfile.mkdtemp(prefix="detrain-ranks-"))
     context = mp.start_processes(
         _worker,
-        args=(cluster, train, str(records), failure_text, exit_code),
+        args=(cluster, train, str(records)),
         nprocs=cluster.processes_per_host,
         join=False,
         start_method="spawn",
@@ -343,8 +315,6 @@ def _worker(
     cluster: Cluster,
     train: Callable[[], None],
     records: str,
-    failure_text: Callable[[BaseException], str],
-    exit_code: Callable[[BaseException], int],
 ) -> None:
     rank = cluster.rank(local_rank)
     os.environ.update(
@@ -382,8 +352,8 @@ def _worker(
         dist.barrier()
         dist.destroy_process_group()
     except Exception as error:
-        code = exit_code(error)
-        record = _record(cluster, local_rank, code, failure_text(error))
+        code = errors.exit_code(error)
+        record = _record(cluster, local_rank, code, errors.failure_text(error))
         logging.getLogger("trainer").error("rank %d failed: %s", rank, record["text"][:4096])
         Path(records, f"rank-{rank:05d}.json").write_text(json.dumps(record))
         if not isinstance(error, (UserError, TrainingStopped)):
@@ -391,148 +361,3 @@ def _worker(
         _publish(store, record)
         sys.stdout.flush()
         os._exit(code)  # not sys.exit: a broken NCCL communicator can block the interpreter's exit
-
-
-# ---- inside train(): what changes when data-parallel
-
-
-def active() -> bool:
-    return dist.is_available() and dist.is_initialized()
-
-
-def host_local(env: TrainingEnvironment, channel: str) -> bool:
-    """True when each host holds its own part of the channel (ShardedByS3Key on several hosts)."""
-    return len(env.hosts) > 1 and env.distributions.get(channel) == SHARDED_BY_S3_KEY
-
-
-def shares(env: TrainingEnvironment, world: World) -> tuple[World, World]:
-    """Among which processes the training and the validation tables are split.
-
-    All ranks, when every host holds the same data; this host's processes only, when the
-    host holds its own part (ShardedByS3Key). Validation follows its own channel, or the
-    training channel when it is split off the training data.
-    """
-    local_size = int(os.environ.get("LOCAL_WORLD_SIZE", 1))
-    on_host = World(rank=world.local_rank, size=local_size, local_rank=world.local_rank)
-    valid_channel = VALIDATION_CHANNEL if VALIDATION_CHANNEL in env.channels else TRAINING_CHANNEL
-    return (
-        on_host if host_local(env, TRAINING_CHANNEL) else world,
-        on_host if host_local(env, valid_channel) else world,
-    )
-
-
-def rows(share: World, length: int) -> list[int]:
-    """The rows of a table this process takes: every ``size``-th one, from its rank."""
-    return list(range(share.rank, length, share.size))
-
-
-def agreed_steps(length: int, batch_size: int, share: World) -> int:
-    """Steps per epoch, the same on every rank (DDP needs it): the largest share's, padded."""
-    steps = math.ceil(math.ceil(length / share.size) / batch_size)
-    if not active():
-        return steps
-    value = torch.tensor([steps], dtype=torch.int64, device=_device())
-    dist.all_reduce(value, op=dist.ReduceOp.MAX)
-    return int(value.item())
-
-
-def scale_learning_rate(
-    optimizer: torch.optim.Optimizer, *, batch_size: int, world_size: int
-) -> None:
-    """The linear scaling rule (Goyal et al., 2017): ``learning_rate`` x world size."""
-    for group in optimizer.param_groups:
-        base = group["lr"]
-        group["lr"] = base * world_size
-    log.info(
-        "effective batch size %d (batch_size %d x %d processes); learning rate %g "
-        "(learning_rate %g x %d, linear scaling rule)",
-        batch_size * world_size,
-        batch_size,
-        world_size,
-        base * world_size,
-        base,
-        world_size,
-    )
-
-
-def mean(value: float) -> float:
-    if not active():
-        return value
-    tensor = torch.tensor([value], dtype=torch.float64, device=_device())
-    dist.all_reduce(tensor)
-    return float(tensor.item()) / dist.get_world_size()
-
-
-def barrier() -> None:
-    if active():
-        dist.barrier()
-
-
-def broadcast(value: Any) -> Any:
-    """Rank 0's ``value`` on every rank (e.g. the checkpoint rank 0 picked)."""
-    if not active():
-        return value
-    holder = [value]
-    dist.broadcast_object_list(holder, src=0, device=_device())
-    return holder[0]
-
-
-def gather(values: list) -> list:
-    """Every rank's ``values``, concatenated in rank order, on every rank."""
-    if not active():
-        return values
-    parts: list = [None] * dist.get_world_size()
-    dist.all_gather_object(parts, values)
-    return [v for part in parts for v in part]
-
-
-def check_same_classes(class_names: tuple[str, ...], host: str) -> None:
-    """Every host must train the same classes (with ShardedByS3Key each reads its own part)."""
-    if not active():
-        return
-    seen: list = [None] * dist.get_world_size()
-    dist.all_gather_object(seen, (host, list(class_names)))
-    for other, names in seen:
-        if names != list(class_names):
-            raise DataError(
-                f"the hosts' data declare different classes: {host} has {list(class_names)}, "
-                f"{other} has {names}; every host's shard must declare the same classes"
-            )
-
-
-def wrap(model: Any, device: torch.device) -> None:
-    """Route the model's training forward pass through DistributedDataParallel."""
-    if not active():
-        return
-    from torch.nn.parallel import DistributedDataParallel
-
-    model.forward_module = DistributedDataParallel(
-        model.module,
-        device_ids=[device.index] if device.type == "cuda" else None,
-        # No buffer broadcast in forward: validation runs a different number of batches per
-        # rank, and a collective there would hang. (`broadcast_buffers` exists in every torch 2.x.)
-        broadcast_buffers=False,
-    )
-
-
-class SharedStop:
-    """A stop flag all ranks agree on: set on any rank (SIGTERM) -> set on every rank.
-
-    ``is_set`` is a collective (one all-reduce): call it the same number of times on each rank.
-    """
-
-    def __init__(self, local: threading.Event) -> None:
-        self.local = local
-
-    def is_set(self) -> bool:
-        if not active():
-            return self.local.is_set()
-        flag = torch.tensor([int(self.local.is_set())], device=_device())
-        dist.all_reduce(flag, op=dist.ReduceOp.MAX)
-        return bool(flag.item())
-
-
-def _device() -> torch.device:
-    if dist.get_backend() == "nccl":
-        return torch.device("cuda", torch.cuda.current_device())
-    return torch.device("cpu")

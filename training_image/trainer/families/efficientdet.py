@@ -1,0 +1,77 @@
+"""EfficientDet: Ross Wightman's effdet, through IceVision."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from types import ModuleType
+from typing import Any
+
+import torch
+from torch import nn
+
+from trainer import compat
+from trainer.families.base import ModelFamily, Predictions
+
+
+class EfficientDet(ModelFamily):
+    """Targets ``dict(bbox=[yxyx], cls=[...])``; images as one tensor; the loss in ``out["loss"]``;
+    the artifact ships the model without its training bench."""
+
+    name = "efficientdet"
+
+    def model_type(self) -> ModuleType:
+        compat.apply()
+        from icevision.models.ross import efficientdet
+
+        return efficientdet
+
+    def build(
+        self, backbone: str, num_classes: int, image_size: int, pretrained: bool
+    ) -> nn.Module:
+        kind = self.model_type()
+        config = getattr(kind.backbones, backbone)
+        bench = kind.model(
+            backbone=config(pretrained=pretrained),
+            num_classes=num_classes,
+            img_size=image_size,
+            pretrained_backbone=False,  # the whole COCO model loads when pretrained
+        )
+        return cap_detection_points(bench)
+
+    def targets(self, records: Sequence, *, train: bool) -> dict[str, Any]:
+        boxes, classes = [], []
+        for record in records:
+            labels = record.detection.label_ids
+            yxyx = [b.yxyx for b in record.detection.bboxes] if labels else [[0, 0, 0, 0]]
+            boxes.append(torch.tensor(yxyx, dtype=torch.float32))
+            classes.append(torch.tensor(labels or [0], dtype=torch.float32))
+        targets = {"bbox": boxes, "cls": classes}
+        return targets if train else {"img_size": None, "img_scale": None, **targets}
+
+    def inputs(self, images: torch.Tensor) -> torch.Tensor:
+        return images
+
+    def total_loss(self, out: Any) -> torch.Tensor:
+        return out["loss"]
+
+    def validate(self, module: nn.Module, images: Any, targets: Any) -> tuple[torch.Tensor, Any]:
+        module.eval()
+        out = module(images, targets)
+        return out["loss"], out["detections"]
+
+    def detections(self, raw: Any) -> Predictions:
+        rows = (
+            raw.detach().float().cpu().numpy()
+        )  # (batch, detections, [x1, y1, x2, y2, score, class])
+        return [(r[:, :4].copy(), r[:, 4].copy(), r[:, 5].astype(int)) for r in rows]
+
+    def exported(self, module: nn.Module) -> nn.Module:
+        return module.model
+
+
+def cap_detection_points(bench: nn.Module) -> nn.Module:
+    """EfficientDet's top-k takes ``max_detection_points`` (5000) of anchors x classes scores;
+    small images with few classes have fewer (128 px, 1 class: 3069), and top-k fails."""
+    scores = bench.anchors.boxes.shape[0] * bench.num_classes
+    bench.max_detection_points = min(bench.max_detection_points, scores)
+    return bench
