@@ -80,8 +80,11 @@ def _is_box(value: object) -> bool:
     )
 
 
-def _prefix(files: list[str], files_present: set[str], source: Path, channel: Path) -> str:
-    """Where the file names are relative to: the channel, images/, or the folder holding them."""
+def _prefix(
+    files: list[str], files_present: set[str], source: Path, channel: Path, split: str | None
+) -> str:
+    """Where the file names are relative to: the channel, images/, or the folder holding them
+    (one named after the split first: val2017/ for instances_val2017.json)."""
     sample = files[:1000]
     candidates = ["", "images/"]
     folder = source.parent.relative_to(channel).as_posix()
@@ -90,7 +93,10 @@ def _prefix(files: list[str], files_present: set[str], source: Path, channel: Pa
     best = max(candidates, key=lambda p: sum(p + f in files_present for f in sample))
     if sample and not any(best + f in files_present for f in sample[:20]):
         first = sample[0]
-        found = sorted(p[: -len(first)] for p in files_present if p.endswith("/" + first))
+        found = sorted(
+            (p[: -len(first)] for p in files_present if p.endswith("/" + first)),
+            key=lambda p: (bool(split) and split not in p.lower(), p),
+        )
         best = found[0] if found else best
     return best
 
@@ -103,14 +109,16 @@ def read(
     except (OSError, ValueError) as error:
         raise DataError(f"{source.name} is not readable JSON ({error})") from None
     try:
-        return _annotations(doc, source, channel, files_present)
+        return _annotations(doc, source, channel, files_present, split)
     except (KeyError, TypeError, AttributeError) as error:
         raise DataError(
             f"{source.name} is not a valid COCO file: missing or bad field {error}"
         ) from None
 
 
-def _annotations(doc: dict, source: Path, channel: Path, files_present: set[str]) -> Annotations:
+def _annotations(
+    doc: dict, source: Path, channel: Path, files_present: set[str], split: str | None
+) -> Annotations:
     if not isinstance(doc, dict):
         raise DataError(f"{source.name} is not a COCO file: it holds a {type(doc).__name__}")
     for key in ("images", "annotations", "categories"):
@@ -125,7 +133,7 @@ def _annotations(doc: dict, source: Path, channel: Path, files_present: set[str]
     category_row = _index([c["id"] for c in categories], "category", source)
     image_row = _index([im["id"] for im in images], "image", source)
     files = [normalised(str(im["file_name"])) for im in images]
-    best = _prefix(files, files_present, source, channel)
+    best = _prefix(files, files_present, source, channel, split)
     files = [best + f for f in files]
     box_ids = [a.get("id", f"#{i + 1}") for i, a in enumerate(annotations)]
     box_image = np.array([image_row.get(a["image_id"], -1) for a in annotations], np.int64)
