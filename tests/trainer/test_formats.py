@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import yaml
 from converters import coco_to_manifest, coco_to_yolo
-from synthetic import CLASSES, write_coco
+from synthetic import CLASSES, write_coco, write_voc
 
 from trainer import data
 from trainer.errors import DataError
@@ -200,3 +200,32 @@ def test_two_formats_or_none_are_named(tmp_path):
         r"found: notes.txt",
     ):
         data.load(tmp_path / "none")
+
+
+def test_ground_truth_bad_json_line_is_named(tmp_path):
+    write_coco(tmp_path / "coco", 2)
+    manifest = coco_to_manifest(tmp_path / "coco", tmp_path / "gt")
+    manifest.write_text(manifest.read_text() + "{not json\n")
+    with pytest.raises(DataError, match=r"output.manifest line 3 is not valid JSON"):
+        data.load(tmp_path / "gt")
+
+
+def test_yolo_split_as_a_txt_list_of_images(tmp_path):
+    write_coco(tmp_path / "coco", 4)
+    coco_to_yolo(tmp_path / "coco", tmp_path / "yolo")
+    (tmp_path / "yolo" / "train.txt").write_text(
+        "./train/images/img_0001.jpg\n./train/images/img_0003.jpg\n"
+    )
+    doc = yaml.safe_load((tmp_path / "yolo" / "data.yaml").read_text())
+    (tmp_path / "yolo" / "data.yaml").write_text(yaml.safe_dump({**doc, "train": "train.txt"}))
+    table = data.load(tmp_path / "yolo")
+    assert [Path(p).name for p in table.paths] == ["img_0001.jpg", "img_0003.jpg"]
+
+
+def test_voc_split_folders(tmp_path):
+    write_voc(tmp_path / "train", 4, seed=1)
+    write_voc(tmp_path / "val", 2, seed=2)
+    train, valid = data.load_splits(tmp_path)
+    assert (len(train), len(valid)) == (4, 2)
+    train_only, none = data.load_splits(tmp_path / "train")
+    assert len(train_only) == 4 and none is None

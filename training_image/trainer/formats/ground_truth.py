@@ -98,6 +98,11 @@ def read(
                 continue
             try:
                 line = json.loads(text)
+            except ValueError as error:
+                raise DataError(
+                    f"{source.name} line {number} is not valid JSON ({error})"
+                ) from None
+            try:
                 attribute = attribute or _label_attribute(line, source, number)
                 label, metadata = line[attribute], line[f"{attribute}-metadata"]
                 size = label.get("image_size") or [{}]
@@ -112,11 +117,7 @@ def read(
                     classes.append(int(box["class_id"]))
                     box_image.append(row)
                     box_ids.append(f"{source.name} line {number} annotation {n}")
-            except ValueError as error:
-                raise DataError(
-                    f"{source.name} line {number} is not valid JSON ({error})"
-                ) from None
-            except (KeyError, TypeError, AttributeError, IndexError) as error:
+            except (KeyError, TypeError, AttributeError, IndexError, ValueError) as error:
                 raise DataError(
                     f"{source.name} line {number} is not a Ground Truth bounding-box line: "
                     f"missing or bad field {error}; allowed: source-ref, <attribute> with "
