@@ -229,3 +229,17 @@ def test_voc_split_folders(tmp_path):
     assert (len(train), len(valid)) == (4, 2)
     train_only, none = data.load_splits(tmp_path / "train")
     assert len(train_only) == 4 and none is None
+
+
+def test_yolo_sizes_are_read_from_headers_without_the_full_check(tmp_path):
+    write_coco(tmp_path / "coco", 3)
+    coco_to_yolo(tmp_path / "coco", tmp_path / "yolo")
+    (tmp_path / "yolo" / "data.yaml").rename(tmp_path / "yolo" / "dataset.yaml")
+    table = data.load(tmp_path / "yolo", check_images=False)
+    assert table.widths.tolist() == [96, 96, 96] and table.heights.tolist() == [80, 80, 80]
+
+
+def test_an_unrelated_yaml_beside_coco_is_not_yolo(tmp_path):
+    write_coco(tmp_path, 2)
+    (tmp_path / "config.yaml").write_text("owner: someone\n")
+    assert len(data.load(tmp_path)) == 2

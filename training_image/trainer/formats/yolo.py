@@ -37,7 +37,13 @@ def _yaml(channel: Path) -> Path | None:
         for p in sorted(channel.iterdir())
         if p.is_file() and visible(p) and p.suffix.lower() in (".yaml", ".yml")
     ]
-    return found[0] if len(found) == 1 else None
+    if len(found) != 1:
+        return None
+    try:  # another name counts only when it holds YOLO's class names
+        doc = yaml.safe_load(found[0].read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, yaml.YAMLError):
+        return None
+    return found[0] if isinstance(doc, dict) and "names" in doc else None
 
 
 def find(channel: Path, split: str | None = None) -> Path | None:
