@@ -1,29 +1,26 @@
-"""Detection datasets from a channel: COCO or Pascal VOC, read column-wise and validated.
+"""Detection datasets from a channel, in any format of ``trainer.formats``, read column-wise
+and validated by one shared check.
 
-Layouts (detected from the channel's contents; names starting with ``_`` or ``.``
-are ignored, so an upload marker such as ``_launch.json`` never counts):
-
-- COCO: exactly one ``*.json`` at the channel root; each ``file_name`` is relative
-  to the json's folder or to ``images/`` beside it.
-- Pascal VOC: ``annotations/*.xml`` (or ``Annotations/``) and ``images/`` (or
-  ``JPEGImages/``); each xml names its image in ``<filename>``.
+Formats (recognised from the channel's top; names starting with ``_`` or ``.`` are ignored,
+so an upload marker such as ``_launch.json`` never counts, except Roboflow's
+``_annotations.coco.json``): COCO, Pascal VOC, YOLO (Ultralytics ``data.yaml``) and SageMaker
+Ground Truth output manifests; docs/datasets.md shows each layout. ``load_splits`` also reads
+a dataset whose ``train/`` and ``valid/`` (or ``val/``) folders, or whose root (``data.yaml``'s
+train and val, ``instances_train.json`` and ``instances_val.json``), hold both splits.
 
 Annotations become one ``DetectionTable`` (flat numpy columns, no per-image
 objects); IceVision records are built lazily, one per item, when a batch needs it.
 Image sizes come from the annotations; an image is only opened here to confirm
 that it is readable (its header, and the format's end marker in its last bytes) and,
-where the annotation omits it, its size. A corruption those cannot see is found at
-the first decode (``ReadChecked``), as a DataError naming the file.
+where the annotation omits it (always in YOLO), its size. A corruption those cannot see is
+found at the first decode (``ReadChecked``), as a DataError naming the file.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import json
 import logging
 import os
-import posixpath
-import xml.etree.ElementTree as ElementTree
 from collections.abc import Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -35,15 +32,19 @@ import PIL.Image
 
 from trainer import compat
 from trainer.errors import DataError
+from trainer.formats import FORMATS
+from trainer.formats.common import EXAMPLES
+from trainer.formats.common import Annotations as _Annotations
+from trainer.formats.common import channel_files as _channel_files
+from trainer.formats.common import examples as _examples
 
 log = logging.getLogger(__name__)
 
 BOX_TOLERANCE_PX = 1.0
-EXAMPLES = 3
 RESERVED_CLASS = "background"
 ROTATING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
-VOC_ANNOTATION_DIRS = ("annotations", "Annotations")
-VOC_IMAGE_DIRS = ("images", "JPEGImages")
+TRAIN_FOLDERS = ("train",)
+VALID_FOLDERS = ("valid", "val", "validation")
 
 
 @dataclass(frozen=True)
@@ -85,216 +86,26 @@ class DetectionTable:
         )
 
 
-@dataclass(frozen=True)
-class _Annotations:
-    """What a reader found, before classes are indexed and boxes validated."""
-
-    source: Path
-    files: list[str]  # relative to the channel
-    widths: np.ndarray
-    heights: np.ndarray
-    box_image: np.ndarray  # (m,) row of each box's image
-    boxes: np.ndarray  # (m, 4) xyxy
-    box_class: np.ndarray  # (m,) index into class_names
-    class_names: list[str]
-    box_ids: list[str]  # (m,) how a message names each box: "annotation id 7", "a.xml object 2"
+# ---- recognising the format, validation, assembly
 
 
-def _examples(values: Sequence[object]) -> str:
-    shown = ", ".join(str(v) for v in list(values)[:EXAMPLES])
-    return shown + (", ..." if len(values) > EXAMPLES else "")
-
-
-def _visible(path: Path) -> bool:
-    return not path.name.startswith(("_", "."))
-
-
-def _channel_files(channel: Path) -> set[str]:
-    found = set()
-    for folder, dirs, files in os.walk(channel):
-        dirs[:] = [d for d in dirs if not d.startswith(("_", "."))]
-        rel = os.path.relpath(folder, channel)
-        prefix = "" if rel == "." else rel.replace(os.sep, "/") + "/"
-        found.update(prefix + f for f in files if not f.startswith(("_", ".")))
-    return found
-
-
-# ---- COCO
-
-
-def _index(ids: list, what: str, source: Path) -> dict:
-    """Row of each id. COCO ids are integers of any size; some exports write strings."""
-    rows = {key: row for row, key in enumerate(ids)}
-    if len(rows) != len(ids):
-        seen, dups = set(), []
-        for key in ids:
-            if key in seen:
-                dups.append(key)
-            seen.add(key)
-        raise DataError(f"{source.name}: duplicate {what} ids, e.g. {_examples(dups)}")
-    return rows
-
-
-def _normalised(name: str) -> str:
-    """``./images/x.jpg`` and ``images\\x.jpg`` (Windows exports) -> ``images/x.jpg``."""
-    return posixpath.normpath(name.strip().replace("\\", "/"))
-
-
-def _is_box(value: object) -> bool:
-    return (
-        isinstance(value, list)
-        and len(value) == 4
-        and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
-    )
-
-
-def _read_coco(source: Path, channel: Path, files_present: set[str]) -> _Annotations:
-    try:
-        doc = json.loads(source.read_bytes())
-    except (OSError, ValueError) as error:
-        raise DataError(f"{source.name} is not readable JSON ({error})") from None
-    try:
-        return _coco_annotations(doc, source, files_present)
-    except (KeyError, TypeError, AttributeError) as error:
+def _find_format(channel: Path, split: str | None = None):
+    """The one format whose layout is at the channel's top, and what it found there."""
+    found = [(fmt, where) for fmt in FORMATS if (where := fmt.find(channel, split)) is not None]
+    if len(found) > 1:
+        shown = " and ".join(fmt.describe(where, channel) for fmt, where in found)
         raise DataError(
-            f"{source.name} is not a valid COCO file: missing or bad field {error}"
-        ) from None
-
-
-def _coco_annotations(doc: dict, source: Path, files_present: set[str]) -> _Annotations:
-    if not isinstance(doc, dict):
-        raise DataError(f"{source.name} is not a COCO file: it holds a {type(doc).__name__}")
-    for key in ("images", "annotations", "categories"):
-        if not isinstance(doc.get(key), list):
-            raise DataError(f"{source.name} is not a COCO file: it has no {key!r} list")
-    categories, images = doc["categories"], doc["images"]
-    if not categories:
-        raise DataError(f"{source.name} declares no classes: its 'categories' list is empty")
-    if not images:
-        raise DataError(f"{source.name} lists no images")
-    annotations = [a for a in doc["annotations"] if not a.get("iscrowd")]
-    category_row = _index([c["id"] for c in categories], "category", source)
-    image_row = _index([im["id"] for im in images], "image", source)
-    files = [_normalised(str(im["file_name"])) for im in images]
-    prefixes = ["", "images/"]  # the json is at the channel root (see _find_layout)
-    best = max(prefixes, key=lambda p: sum(p + f in files_present for f in files[:1000]))
-    files = [best + f for f in files]
-    box_ids = [a.get("id", f"#{i + 1}") for i, a in enumerate(annotations)]
-    box_image = np.array([image_row.get(a["image_id"], -1) for a in annotations], np.int64)
-    if (box_image < 0).any():
-        bad = [a["image_id"] for a, row in zip(annotations, box_image, strict=True) if row < 0]
-        raise DataError(
-            f"{source.name}: {len(bad)} of {len(annotations)} annotations refer to "
-            f"image ids not in 'images', e.g. {_examples(bad)}"
+            f"channel {channel.name!r} holds both {shown} annotations; allowed: one layout "
+            "per channel (remove one, or rename it with a leading '_' so it is ignored)"
         )
-    box_class = np.array([category_row.get(a["category_id"], -1) for a in annotations], np.int64)
-    if (box_class < 0).any():
-        bad = sorted({str(a["category_id"]) for a in annotations} - set(map(str, category_row)))
+    if not found:
+        entries = sorted(p.name for p in channel.iterdir() if not p.name.startswith((".", "_")))
+        accepted = " nor ".join(fmt.LAYOUT for fmt in FORMATS)
         raise DataError(
-            f"{source.name}: {(box_class < 0).sum()} annotations have unknown category ids "
-            f"{_examples(bad)}; allowed: the ids in 'categories' "
-            f"({_examples([c['id'] for c in categories])})"
+            f"channel {channel.name!r} holds neither {accepted}, nor train/ and valid/ folders "
+            f"holding one of them; found: {_examples(entries) or 'nothing'}"
         )
-    bboxes = [a["bbox"] for a in annotations]
-    malformed = [i for i, box in enumerate(bboxes) if not _is_box(box)]
-    if malformed:
-        shown = [
-            f"{files[box_image[i]]} annotation id {box_ids[i]}: {bboxes[i]!r}"
-            for i in malformed[:EXAMPLES]
-        ]
-        raise DataError(
-            f"{source.name}: {len(malformed)} annotations have a 'bbox' that is not 4 numbers "
-            f"[x, y, width, height], e.g. {'; '.join(shown)}"
-        )
-    xywh = np.array(bboxes, dtype=np.float64).reshape(-1, 4)
-    boxes = np.concatenate([xywh[:, :2], xywh[:, :2] + xywh[:, 2:]], axis=1)
-    return _Annotations(
-        source=source,
-        files=files,
-        widths=np.array([im.get("width") or 0 for im in images], dtype=np.int64),
-        heights=np.array([im.get("height") or 0 for im in images], dtype=np.int64),
-        box_image=box_image,
-        boxes=boxes,
-        box_class=box_class,
-        class_names=[str(c.get("name", "")).strip() for c in categories],
-        box_ids=[f"annotation id {i}" for i in box_ids],
-    )
-
-
-# ---- Pascal VOC
-
-
-def _read_voc(annotation_dir: Path, image_dir: Path, channel: Path) -> _Annotations:
-    xml_files = sorted(p for p in annotation_dir.glob("*.xml") if _visible(p))
-    image_prefix = image_dir.relative_to(channel).as_posix() + "/"
-    files, widths, heights, box_image, coords, names, box_ids = [], [], [], [], [], [], []
-    for row, xml_file in enumerate(xml_files):
-        try:
-            root = ElementTree.parse(xml_file).getroot()
-            filename = (root.findtext("filename") or "").strip()
-            if not filename:
-                raise DataError(f"{xml_file.name} has no <filename>")
-            widths.append(int(float(root.findtext("size/width") or 0)))
-            heights.append(int(float(root.findtext("size/height") or 0)))
-            for number, obj in enumerate(root.iter("object"), start=1):
-                box_ids.append(f"{xml_file.name} object {number}")
-                names.append((obj.findtext("name") or "").strip())
-                box = obj.find("bndbox")
-                coords.append([float(box.findtext(k)) for k in ("xmin", "ymin", "xmax", "ymax")])
-                box_image.append(row)
-        except (ElementTree.ParseError, AttributeError, TypeError, ValueError) as error:
-            raise DataError(
-                f"{xml_file.name} is not a valid Pascal VOC annotation ({error})"
-            ) from None
-        files.append(image_prefix + _normalised(filename))
-    class_names = sorted(set(names))
-    index = {name: i for i, name in enumerate(class_names)}
-    return _Annotations(
-        source=annotation_dir,
-        files=files,
-        widths=np.array(widths, dtype=np.int64),
-        heights=np.array(heights, dtype=np.int64),
-        box_image=np.array(box_image, dtype=np.int64),
-        boxes=np.array(coords, dtype=np.float64).reshape(-1, 4),
-        box_class=np.array([index[n] for n in names], dtype=np.int64),
-        class_names=class_names,
-        box_ids=box_ids,
-    )
-
-
-# ---- detection, validation, assembly
-
-
-def _find_layout(channel: Path, files_present: set[str]) -> tuple[str, tuple[Path, ...]]:
-    entries = sorted(p for p in channel.iterdir() if _visible(p))
-    jsons = [p for p in entries if p.is_file() and p.suffix.lower() == ".json"]
-    if len(jsons) > 1:
-        raise DataError(
-            f"{channel.name}: found {len(jsons)} COCO annotation files "
-            f"({_examples([p.name for p in jsons])}); "
-            "allowed: exactly one *.json at the top of the channel"
-        )
-    annotation_dir = next(
-        (channel / d for d in VOC_ANNOTATION_DIRS if (channel / d).is_dir()), None
-    )
-    image_dir = next((channel / d for d in VOC_IMAGE_DIRS if (channel / d).is_dir()), None)
-    voc = annotation_dir and image_dir and any(_visible(p) for p in annotation_dir.glob("*.xml"))
-    if jsons and voc:
-        raise DataError(
-            f"channel {channel.name!r} holds both COCO ({jsons[0].name}) and Pascal VOC "
-            f"({annotation_dir.name}/*.xml) annotations; allowed: one layout per channel "
-            "(remove one, or rename it with a leading '_' so it is ignored)"
-        )
-    if jsons:
-        return "coco", (jsons[0],)
-    if annotation_dir and image_dir:
-        return "voc", (annotation_dir, image_dir)
-    found = _examples([p.name for p in entries]) or "nothing"
-    raise DataError(
-        f"channel {channel.name!r} holds neither COCO (one *.json beside the images) "
-        "nor Pascal VOC "
-        f"(annotations/*.xml and images/); found: {found}"
-    )
+    return found[0]
 
 
 def _class_labels(
@@ -478,28 +289,51 @@ def _checked_boxes(found: _Annotations) -> np.ndarray:
     return clipped
 
 
+def _read_sizes(found: _Annotations, paths: np.ndarray) -> _Annotations:
+    """Sizes the annotations do not state, from the image headers (read in parallel)."""
+    rows = np.flatnonzero((found.widths <= 0) | (found.heights <= 0))
+    if len(rows):
+        with ThreadPoolExecutor(max_workers=8) as pool:
+            headers = list(pool.map(_header, paths[rows], chunksize=64))
+        unreadable = [found.files[r] for r, h in zip(rows, headers, strict=True) if h is None]
+        if unreadable:
+            raise DataError(
+                f"{len(unreadable)} images are not readable images, e.g. {_examples(unreadable)}"
+            )
+        found.widths[rows] = [h.size[0] for h in headers]
+        found.heights[rows] = [h.size[1] for h in headers]
+    return found
+
+
+def _in_pixels(found: _Annotations) -> _Annotations:
+    if not found.normalized:
+        return found
+    scale = np.stack([found.widths, found.heights, found.widths, found.heights], axis=1)
+    boxes = found.boxes * scale[found.box_image]
+    return dataclasses.replace(found, boxes=boxes, normalized=False)
+
+
 def load(
     channel: Path,
     class_names: tuple[str, ...] | None = None,
     *,
     check_images: bool = True,
     max_bad_images: int = 0,
+    split: str | None = None,
 ) -> DetectionTable:
     """A channel's dataset, validated: every image present and readable, every box inside it.
 
     ``class_names`` (from the training channel) fixes the classes of a validation channel.
+    ``split`` ("train" or "val") picks a split the channel's root declares (a YOLO
+    ``data.yaml``'s entries, ``instances_train.json``/``instances_val.json``).
     Up to ``max_bad_images`` unreadable images are dropped (and listed in the log).
     Raises DataError with counts and examples.
     """
     if not channel.is_dir():
         raise DataError(f"channel folder {channel} does not exist")
+    fmt, where = _find_format(channel, split)
     files_present = _channel_files(channel)
-    layout, where = _find_layout(channel, files_present)
-    found = (
-        _read_coco(where[0], channel, files_present)
-        if layout == "coco"
-        else _read_voc(*where, channel)
-    )
+    found = fmt.read(channel, files_present, where, split)
     if not found.files:
         raise DataError(f"{found.source.name} lists no images")
     labels, names = _class_labels(found, class_names)
@@ -514,6 +348,9 @@ def load(
                 f"{len(missing)} of {len(found.files)} images are missing, "
                 f"e.g. {_examples(missing)}"
             )
+        paths = np.array([os.path.join(channel, f) for f in found.files], dtype=object)
+        found = _read_sizes(found, paths)
+    found = _in_pixels(found)
     paths = np.array([os.path.join(channel, f) for f in found.files], dtype=object)
     if not len(found.boxes):
         raise DataError(f"{found.source.name} has no boxes: nothing to learn")
@@ -521,9 +358,10 @@ def load(
     order = np.argsort(found.box_image, kind="stable")
     counts = np.bincount(found.box_image, minlength=len(found.files))
     log.info(
-        "%s: %s layout, %d images, %d boxes, %d classes",
+        "%s: %s layout%s, %d images, %d boxes, %d classes",
         channel.name,
-        layout.upper(),
+        fmt.NAME,
+        f" ({split} split)" if split else "",
         len(paths),
         len(boxes),
         len(names),
@@ -537,6 +375,35 @@ def load(
         labels=found.box_class[order],
         class_names=names,
     )
+
+
+def _split_folder(channel: Path, names: tuple[str, ...]) -> Path | None:
+    return next((channel / n for n in names if (channel / n).is_dir()), None)
+
+
+def load_splits(
+    channel: Path, *, check_images: bool = True, max_bad_images: int = 0
+) -> tuple[DetectionTable, DetectionTable | None]:
+    """The training table, and the validation table when the channel holds one.
+
+    In order: ``train/`` and ``valid/`` (or ``val/``, ``validation/``) folders when the root
+    holds no format of its own; a root that declares both splits; else the whole channel
+    and None (the caller splits off validation images). Validation classes follow training.
+    """
+    if not channel.is_dir():
+        raise DataError(f"channel folder {channel} does not exist")
+    options = {"check_images": check_images, "max_bad_images": max_bad_images}
+    root_format = [fmt for fmt in FORMATS if fmt.find(channel, "train") is not None]
+    train_dir = _split_folder(channel, TRAIN_FOLDERS)
+    if not root_format and train_dir is not None:
+        train = load(train_dir, **options)
+        valid_dir = _split_folder(channel, VALID_FOLDERS)
+        valid = load(valid_dir, train.class_names, **options) if valid_dir else None
+        return train, valid
+    if len(root_format) == 1 and root_format[0].splits(channel):
+        train = load(channel, split="train", **options)
+        return train, load(channel, train.class_names, split="val", **options)
+    return load(channel, **options), None
 
 
 def split(

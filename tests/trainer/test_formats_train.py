@@ -1,0 +1,39 @@
+"""`train train` end to end on a YOLO (Ultralytics, Roboflow-style) folder and on a Ground Truth
+manifest."""
+
+import json
+
+import pytest
+from converters import coco_to_manifest, coco_to_yolo
+from opt_ml_tree import TINY, run_train
+from synthetic import write_coco
+
+pytestmark = pytest.mark.slow
+
+
+def test_yolo_folder_trains_end_to_end(opt_ml, tmp_path):
+    write_coco(tmp_path / "coco", 8)
+    coco_to_yolo(tmp_path / "coco", opt_ml.channel("training"))
+    opt_ml.declare_channels("training")
+    opt_ml.hyperparameters({**TINY, "epochs": "2", "valid_fraction": "0.25"})
+
+    result = run_train(opt_ml)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "training: YOLO layout, 8 images" in result.stdout + result.stderr
+    assert "6 training images, 2 validation images" in result.stdout
+    class_map = json.loads((opt_ml.model_dir / "class_map.json").read_text())
+    assert class_map == ["background", "red", "green"]
+
+
+def test_ground_truth_manifest_trains_end_to_end(opt_ml, tmp_path):
+    write_coco(tmp_path / "coco", 8)
+    coco_to_manifest(tmp_path / "coco", opt_ml.channel("training"))
+    opt_ml.declare_channels("training")
+    opt_ml.hyperparameters({**TINY, "epochs": "1", "valid_fraction": "0.25"})
+
+    result = run_train(opt_ml)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "training: Ground Truth layout, 8 images" in result.stdout
+    assert (opt_ml.model_dir / "model.pt").is_file()
