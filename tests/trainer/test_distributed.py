@@ -71,7 +71,7 @@ def _metric_lines(text: str) -> list[str]:
 def test_two_hosts_train_one_model_and_one_metrics_stream(tmp_path):
     # Loader workers inside a spawned rank (num_workers > 0): caught on a GPU once, when
     # they tried to pickle IceVision's collate closure.
-    trees = _cluster(tmp_path, {"batch_size": "2", "num_workers": "1"})
+    trees = _cluster(tmp_path, {"batch_size": "2", "num_workers": "1", "learning_rate": "0.01"})
 
     codes = [p.wait(timeout=500) for p in _start(trees, tmp_path)]
 
@@ -86,8 +86,9 @@ def test_two_hosts_train_one_model_and_one_metrics_stream(tmp_path):
     assert list(second.model_dir.glob("*")) == []
     assert json.loads((first.output_data / "metrics.json").read_text())[0]["epoch"] == 1
     assert not (second.output_data / "metrics.json").exists()
-    assert [p.name for p in (first.base / "checkpoints").iterdir()] == [
-        "checkpoint-e0001-s000000.pt"
+    assert sorted(p.name for p in (first.base / "checkpoints").iterdir()) == [
+        "best-model.pt",  # the best epoch's weights, kept for the model (trainer/selection.py)
+        "checkpoint-e0001-s000000.pt",
     ]
     assert not (second.base / "checkpoints").exists()
     assert not first.failure.exists() and not second.failure.exists()

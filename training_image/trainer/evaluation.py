@@ -13,10 +13,15 @@ from __future__ import annotations
 
 import contextlib
 import io
+import logging
 import warnings
 from dataclasses import dataclass
 
 import numpy as np
+
+# faster-coco-eval logs its 12-line summary at INFO on every call: the job's log keeps the
+# metric line instead (contract/metrics.py).
+logging.getLogger("faster_coco_eval").setLevel(logging.WARNING)
 
 IOU_MATCH = 0.5
 DEFAULT_THRESHOLD = 0.5

@@ -313,11 +313,13 @@ def _load_data(
     """The training table, this rank's share of the validation table, and the training share."""
     hp = env.hyperparameters
     bad = hp.max_bad_images
-    train_table = data.load(env.channels[TRAINING_CHANNEL], max_bad_images=bad)
+    train_table, split_valid = data.load_splits(env.channels[TRAINING_CHANNEL], max_bad_images=bad)
     if VALIDATION_CHANNEL in env.channels:
         valid_table = data.load(
             env.channels[VALIDATION_CHANNEL], train_table.class_names, max_bad_images=bad
         )
+    elif split_valid is not None:  # the dataset's own train/ and valid/ (or val/) splits
+        valid_table = split_valid
     else:
         train_table, valid_table = data.split(train_table, hp.valid_fraction, hp.seed)
     log.info("%d training images, %d validation images", len(train_table), len(valid_table))
