@@ -120,7 +120,10 @@ def trainer_run(family: str, setup: Setup, training: Path, validation: Path, wor
     env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "TRAINING_JOB_NAME": "bench-quality"}
     started = time.monotonic()
     result = subprocess.run(
-        [str(ROOT / "training_image" / "train"), "train"], env=env, capture_output=True, text=True
+        [sys.executable, str(ROOT / "training_image" / "train"), "train"],
+        env=env,
+        capture_output=True,
+        text=True,
     )
     if result.returncode:
         raise RuntimeError(result.stdout[-3000:] + result.stderr[-3000:])
