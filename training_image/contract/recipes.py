@@ -15,8 +15,9 @@ Sources (docs/training-image.md, "Training recipes"):
   README's command): momentum SGD, lr 0.09 for 4 GPUs x 16 images, weight decay 4e-5,
   warm-up then cosine, gradient clipping at 10, EMA of the weights (decay 0.9998).
 - Every family from scratch: the loop IceVision's own tutorials use (fastai's
-  ``fit_one_cycle`` with Adam, decoupled weight decay 0.01), the learning rate measured
-  on benchmarks/bench_quality.py's data (docs/performance.md).
+  ``fit_one_cycle`` with Adam, decoupled weight decay 0.01); the learning rates are fastai's
+  usual range for Adam. EfficientDet's was checked by benchmarks/bench_quality.py (best mAP
+  0.63 on its shapes set, docs/performance.md); the torchvision families' are not yet.
 """
 
 from __future__ import annotations
@@ -46,7 +47,7 @@ class Recipe:
 
 _TORCHVISION = "pytorch/vision references/detection (train.py, README.md)"
 _EFFDET = "rwightman/efficientdet-pytorch (train.py, README.md)"
-_ONE_CYCLE = "IceVision/fastai fit_one_cycle (Adam), lr measured by benchmarks/bench_quality.py"
+_ONE_CYCLE = "IceVision/fastai fit_one_cycle (Adam); see docs/performance.md, model quality"
 
 RECIPES: dict[tuple[str, bool], Recipe] = {
     ("faster_rcnn", True): Recipe("sgd", 0.02, 16, 1e-4, "cosine", False, "light", _TORCHVISION),
