@@ -60,7 +60,11 @@ def register(subcommands: argparse._SubParsersAction) -> None:
             "(training_image/train train), or the real image with --docker. No AWS needed."
         ),
     )
-    train.add_argument("dataset", type=Path, help="dataset folder (COCO, Pascal VOC, YOLO or a Ground Truth manifest; docs/datasets.md)")
+    train.add_argument(
+        "dataset",
+        type=Path,
+        help="dataset folder: COCO, Pascal VOC, YOLO or a Ground Truth manifest (docs/datasets.md)",
+    )
     train.add_argument("--validation", type=Path, help="a separate validation dataset folder")
     hyperparameter_options.add_option(train)
     train.add_argument(

@@ -422,7 +422,11 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "then write datasets/NAME/_launch.json with the overrides: the launcher starts the job.",
     )
     cmd.add_argument("name", help="dataset name: one folder name under datasets/")
-    cmd.add_argument("folder", type=Path, help="local dataset folder (COCO, Pascal VOC, YOLO or a Ground Truth manifest)")
+    cmd.add_argument(
+        "folder",
+        type=Path,
+        help="local dataset folder: COCO, Pascal VOC, YOLO or a Ground Truth manifest",
+    )
     cmd.add_argument("--bucket", help="the data bucket (default: the stack's output)")
     cmd.add_argument("--no-trigger", action="store_true", help="upload only; launch later")
     cmd.add_argument("--delete", action="store_true", help="delete objects not in FOLDER")
