@@ -26,7 +26,7 @@ from tqdm import tqdm
 
 from contract.names import JOB_NAME_PREFIX, STACK_NAME, Env
 from contract.sagemaker import INPUT_MODES, S3_DISTRIBUTIONS
-from detrain import deployment, doctor, hyperparameter_options, upload
+from detrain import deployment, doctor, ground_truth, hyperparameter_options, upload
 from detrain.cli_error import CliError
 from detrain.hyperparameter_options import hyperparameter_values
 from launch_training.request import CLIENT_TOKEN
@@ -101,9 +101,13 @@ def launch_request(args: argparse.Namespace) -> dict[str, Any]:
 
 @_command
 def _upload(args: argparse.Namespace) -> int:
+    if (args.folder is None) == (args.ground_truth is None):
+        raise CliError("give a dataset FOLDER or --ground-truth MANIFEST (one of the two)")
     overrides = overrides_from(args)
     aws = _session(args)
     bucket = _deployment(args, aws, "bucket").bucket
+    if args.ground_truth:
+        return _upload_ground_truth(args, aws, bucket, overrides)
     result = upload.upload_dataset(
         bucket,
         args.name,
@@ -117,6 +121,29 @@ def _upload(args: argparse.Namespace) -> int:
     print(
         f"s3://{bucket}/{result.prefix}: {result.uploaded} files uploaded, "
         f"{result.skipped} unchanged, {result.deleted} deleted"
+    )
+    if result.trigger_key:
+        print(f"wrote s3://{bucket}/{result.trigger_key}: the launcher starts the training job")
+    return 0
+
+
+def _upload_ground_truth(args: argparse.Namespace, aws, bucket: str, overrides: dict) -> int:
+    try:
+        upload.check_name(args.name)
+        body = json.dumps(upload.check_overrides(overrides), indent=2).encode()
+        result = ground_truth.import_manifest(
+            bucket,
+            args.name,
+            args.ground_truth,
+            s3=aws.client("s3"),
+            overrides_body=body,
+            trigger=not args.no_trigger,
+        )
+    except (upload.UploadError, ground_truth.ManifestError) as error:
+        raise CliError(str(error)) from None
+    print(
+        f"s3://{bucket}/{result.prefix}: {result.copied} images copied, {result.skipped} "
+        f"unchanged; manifest s3://{bucket}/{result.manifest_key}"
     )
     if result.trigger_key:
         print(f"wrote s3://{bucket}/{result.trigger_key}: the launcher starts the training job")
@@ -425,7 +452,14 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     cmd.add_argument(
         "folder",
         type=Path,
+        nargs="?",
         help="local dataset folder: COCO, Pascal VOC, YOLO or a Ground Truth manifest",
+    )
+    cmd.add_argument(
+        "--ground-truth",
+        metavar="MANIFEST",
+        help="instead of FOLDER: a Ground Truth output manifest (s3://... or a local file); "
+        "its images are copied server side into datasets/NAME/, the manifest beside them",
     )
     cmd.add_argument("--bucket", help="the data bucket (default: the stack's output)")
     cmd.add_argument("--no-trigger", action="store_true", help="upload only; launch later")

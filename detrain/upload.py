@@ -56,6 +56,14 @@ def check_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
     return dict(overrides)
 
 
+def check_name(name: str) -> None:
+    """The launcher's rule for a dataset name (one folder under datasets/)."""
+    try:
+        check_dataset_name(name)
+    except Refused as error:
+        raise UploadError(str(error)) from None
+
+
 def local_files(folder: Path) -> dict[str, Path]:
     """Relative POSIX path -> file, without hidden files and without a top-level trigger."""
     files = {}
@@ -106,10 +114,7 @@ def upload_dataset(
     `delete` removes objects under the prefix that are not in the folder. Raises UploadError
     for a bad name, folder or overrides, before anything is written.
     """
-    try:
-        check_dataset_name(name)
-    except Refused as error:
-        raise UploadError(str(error)) from None
+    check_name(name)
     folder = Path(folder)
     if not folder.is_dir():
         raise UploadError(f"dataset folder {str(folder)!r} is not a directory")

@@ -446,3 +446,90 @@ def test_fetch_names_a_missing_model(stack, dataset_folder, launcher_env, tmp_pa
 
     assert done.returncode == 2
     assert f"model s3://{BUCKET}/models/{job}/output/model.tar.gz cannot be read" in done.stderr
+
+
+# ---- upload --ground-truth ---------------------------------------------------------------
+
+
+def _labelling_job_output(s3) -> str:
+    """A Ground Truth bounding-box job's output: two images in their own bucket, a manifest."""
+    from PIL import Image
+
+    s3.create_bucket(Bucket="labelling")
+    lines = []
+    for i, name in enumerate(("cat.jpg", "dog.jpg")):
+        buffer = io.BytesIO()
+        Image.new("RGB", (64, 48), (i * 90, 120, 200)).save(buffer, "JPEG")
+        s3.put_object(Bucket="labelling", Key=f"raw/{name}", Body=buffer.getvalue())
+        lines.append(
+            {
+                "source-ref": f"s3://labelling/raw/{name}",
+                "pets": {
+                    "image_size": [{"width": 64, "height": 48, "depth": 3}],
+                    "annotations": [
+                        {"class_id": i, "left": 4, "top": 5, "width": 20, "height": 16}
+                    ],
+                },
+                "pets-metadata": {
+                    "class-map": {"0": "cat", "1": "dog"},
+                    "type": "groundtruth/object-detection",
+                    "human-annotated": "yes",
+                },
+            }
+        )
+    body = "".join(json.dumps(line) + "\n" for line in lines)
+    s3.put_object(Bucket="labelling", Key="jobs/pets/manifests/output/output.manifest", Body=body)
+    return "s3://labelling/jobs/pets/manifests/output/output.manifest"
+
+
+def test_upload_ground_truth_copies_the_images_then_the_manifest_then_the_trigger(stack, tmp_path):
+    s3 = boto3.client("s3")
+    manifest = _labelling_job_output(s3)
+
+    done = stack.detrain("upload", "pets", "--ground-truth", manifest, "--hp", "epochs=3")
+
+    assert done.returncode == 0, done.stderr
+    assert "2 images copied, 0 unchanged" in done.stdout
+    assert stack.object_keys() == [
+        "datasets/pets/_launch.json",
+        "datasets/pets/output.manifest",
+        "datasets/pets/raw/cat.jpg",
+        "datasets/pets/raw/dog.jpg",
+    ]
+    created = [r["Records"][0]["s3"]["object"]["key"] for r in stack.created_events()]
+    assert created[-1] == "datasets%2Fpets%2F_launch.json"  # the trigger comes last
+    # The prefix is a channel the trainer reads on its own (what SageMaker copies to the job).
+    channel = tmp_path / "channel"
+    for key in stack.object_keys():
+        target = channel / key.removeprefix("datasets/pets/")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        target.write_bytes(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    from trainer import data
+
+    table = data.load(channel)
+    assert len(table) == 2 and table.class_names == ("cat", "dog")
+
+    again = stack.detrain("upload", "pets", "--ground-truth", manifest, "--no-trigger")
+    assert again.returncode == 0, again.stderr
+    assert "0 images copied, 2 unchanged" in again.stdout
+
+
+def test_upload_ground_truth_refuses_a_manifest_without_s3_images(stack, tmp_path):
+    manifest = tmp_path / "output.manifest"
+    manifest.write_text(json.dumps({"source-ref": "/home/me/cat.jpg"}) + "\n")
+
+    done = stack.detrain("upload", "pets", "--ground-truth", str(manifest))
+
+    assert done.returncode == 2
+    assert "output.manifest line 1: 'source-ref' = '/home/me/cat.jpg' is not an S3 object URI" in (
+        done.stderr
+    )
+    assert stack.object_keys() == []
+
+
+def test_upload_needs_a_folder_or_a_manifest(stack, dataset_folder):
+    both = stack.detrain("upload", "pets", str(dataset_folder), "--ground-truth", "x.manifest")
+    neither = stack.detrain("upload", "pets")
+    for done in (both, neither):
+        assert done.returncode == 2
+        assert "give a dataset FOLDER or --ground-truth MANIFEST (one of the two)" in done.stderr
