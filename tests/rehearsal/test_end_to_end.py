@@ -115,3 +115,26 @@ def test_local_train_rehearses_two_hosts_on_loopback_with_one_model(tmp_path):
     job = tmp_path / "runs" / "two"
     assert (job / "algo-1" / "model" / "model.pt").is_file()
     assert not any((job / "algo-2" / "model").glob("*"))
+
+
+def test_rehearse_a_yolo_export_with_its_own_splits(tmp_path, monkeypatch):
+    """`detrain rehearse --dataset` with a Roboflow-style YOLO folder: upload, launch, train."""
+    monkeypatch.syspath_prepend(str(REPO_ROOT / "tests" / "trainer"))
+    from converters import coco_to_yolo
+    from synthetic import write_coco
+
+    dataset = tmp_path / "pets-yolo"
+    write_coco(tmp_path / "train", 6, seed=0)
+    write_coco(tmp_path / "valid", 3, seed=1)
+    coco_to_yolo(tmp_path / "train", dataset, "train")
+    coco_to_yolo(tmp_path / "valid", dataset, "valid")
+
+    run = _run(
+        ["rehearse", "--workdir", str(tmp_path / "work"), "--dataset", str(dataset), *FAST],
+        REPO_ROOT,
+    )
+
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    assert "YOLO layout (train split), 6 images" in run.stdout + run.stderr
+    assert "6 training images, 3 validation images" in run.stdout + run.stderr
+    assert "status    Completed (exit code 0)" in run.stdout
