@@ -14,6 +14,7 @@ import threading
 import time
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -194,16 +195,9 @@ def train_one_epoch(
     for (xb, yb), _records in batches:
         if stop.is_set():
             return EpochResult((total, count), step, completed=False)
-        autocast = amp_dtype is not None or scaler.is_enabled()
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float16, enabled=autocast):
-            loss = model.losses((xb, yb), device)
-        opt.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if grad_clip_norm > 0:
-            scaler.unscale_(opt)
-            torch.nn.utils.clip_grad_norm_(model.module.parameters(), grad_clip_norm)
-        scaler.step(opt)
-        scaler.update()
+        if amp_dtype is None and scaler.is_enabled():
+            amp_dtype = torch.float16
+        loss = step_once(model, (xb, yb), opt, scaler, device, grad_clip_norm, amp_dtype)
         scheduler.step()
         if ema is not None:
             ema.update(model.module)
@@ -217,6 +211,29 @@ def train_one_epoch(
             log.info("step %d: loss %.4f", step, total / count)
             last_log = time.monotonic()
     return EpochResult((total, count), step, completed=not stop.is_set())
+
+
+def step_once(
+    model: DetectionModel,
+    batch: Any,
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    device: torch.device,
+    grad_clip_norm: float,
+    amp_dtype: torch.dtype | None,
+) -> torch.Tensor:
+    """One optimizer step on one batch (autocast in ``amp_dtype``, clipping, loss scaling);
+    returns the loss."""
+    with torch.autocast(device.type, dtype=amp_dtype or torch.float16, enabled=bool(amp_dtype)):
+        loss = model.losses(batch, device)
+    opt.zero_grad(set_to_none=True)
+    scaler.scale(loss).backward()
+    if grad_clip_norm > 0:
+        scaler.unscale_(opt)
+        torch.nn.utils.clip_grad_norm_(model.module.parameters(), grad_clip_norm)
+    scaler.step(opt)
+    scaler.update()
+    return loss
 
 
 @dataclass(frozen=True)

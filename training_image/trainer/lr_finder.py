@@ -28,7 +28,7 @@ from pathlib import Path
 
 import torch
 
-from trainer import accelerator, collectives
+from trainer import accelerator, collectives, engine
 from trainer.model import DetectionModel
 
 log = logging.getLogger(__name__)
@@ -76,16 +76,9 @@ def find(
         lr = START * (END / START) ** (step / max(1, max_steps - 1))
         for group in optimizer.param_groups:
             group["lr"] = lr
-        autocast = amp_dtype is not None
-        with torch.autocast(device.type, dtype=amp_dtype or torch.float16, enabled=autocast):
-            loss = model.losses((xb, yb), device)
-        optimizer.zero_grad(set_to_none=True)
-        scaler.scale(loss).backward()
-        if grad_clip_norm > 0:
-            scaler.unscale_(optimizer)
-            torch.nn.utils.clip_grad_norm_(model.module.parameters(), grad_clip_norm)
-        scaler.step(optimizer)
-        scaler.update()
+        loss = engine.step_once(
+            model, (xb, yb), optimizer, scaler, device, grad_clip_norm, amp_dtype
+        )
         value = collectives.mean(loss.item())
         out_of_time = collectives.mean(float(time.monotonic() - started > max_seconds)) > 0
         if not math.isfinite(value):
