@@ -16,13 +16,13 @@ import webbrowser
 from pathlib import Path
 from types import ModuleType
 
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import ClientError
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from tqdm import tqdm
 
 from detrain import deployment
 from detrain.cli_error import CliError
-from detrain.operator_commands import fetch_model
+from detrain.operator_commands import aws_command, fetch_model
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DETECTIONS_FILE = "detections.jsonl"
@@ -128,12 +128,13 @@ def draw(image: Image.Image, detections: list[dict], classes: list[str]) -> Imag
     return image
 
 
+@aws_command
 def _predict(args: argparse.Namespace) -> int:
     if not 0.0 <= args.threshold <= 1.0:
         raise CliError(f"--threshold {args.threshold} is not allowed; allowed: 0 to 1")
     images = image_files(args.images)
     args.out.mkdir(parents=True, exist_ok=True)
-    folder = _aws_errors(model_folder, args)
+    folder = model_folder(args)
     detector = load_detector_module(folder).Detector.load(folder, device=args.device)
     classes = list(detector.classes)
     written = 0
@@ -191,26 +192,13 @@ def _fetch_report(args: argparse.Namespace) -> Path:
     return report
 
 
+@aws_command
 def _report(args: argparse.Namespace) -> int:
-    report = _aws_errors(_fetch_report, args)
+    report = _fetch_report(args)
     print(report.resolve())
     if args.open:
         webbrowser.open(report.resolve().as_uri())
     return 0
-
-
-def _aws_errors(func, args: argparse.Namespace):
-    try:
-        return func(args)
-    except deployment.DeploymentError as error:
-        raise CliError(str(error)) from None
-    except NoCredentialsError:
-        raise CliError(deployment.NO_CREDENTIALS) from None
-    except ClientError as error:
-        details = error.response["Error"]
-        raise CliError(f"{details.get('Code')}: {details.get('Message')}") from None
-    except BotoCoreError as error:
-        raise CliError(str(error)) from None
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:

@@ -35,7 +35,7 @@ ENDED = ("Completed", "Failed", "Stopped")
 log = logging.getLogger(__name__)
 
 
-def _command(func):
+def aws_command(func):
     """Turn the known failures of AWS and of the inputs into one-line CliErrors."""
 
     @functools.wraps(func)
@@ -99,7 +99,7 @@ def launch_request(args: argparse.Namespace) -> dict[str, Any]:
 # ---- commands ---------------------------------------------------------------------------
 
 
-@_command
+@aws_command
 def _upload(args: argparse.Namespace) -> int:
     if (args.folder is None) == (args.ground_truth is None):
         raise CliError("give a dataset FOLDER or --ground-truth MANIFEST (one of the two)")
@@ -150,7 +150,7 @@ def _upload_ground_truth(args: argparse.Namespace, aws, bucket: str, overrides: 
     return 0
 
 
-@_command
+@aws_command
 def _launch(args: argparse.Namespace) -> int:
     request = launch_request(args)
     if args.print_request:
@@ -206,7 +206,7 @@ def _cdk_settings():
     return from_context(load_context(REPO_ROOT / "cdk.json"))
 
 
-@_command
+@aws_command
 def _doctor(args: argparse.Namespace) -> int:
     aws = _session(args)
     findings = doctor.run(
@@ -240,7 +240,7 @@ def print_launch_result(payload: bytes, function_error: str | None) -> int:
     return 0
 
 
-@_command
+@aws_command
 def _list(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"SortBy": "CreationTime", "SortOrder": "Descending"}
     params["MaxResults"] = min(args.max, 100)  # ListTrainingJobs' page limit
@@ -298,7 +298,7 @@ def summary(job: dict[str, Any]) -> list[str]:
     return lines
 
 
-@_command
+@aws_command
 def _describe(args: argparse.Namespace) -> int:
     job = _session(args).client("sagemaker").describe_training_job(TrainingJobName=args.job)
     if args.json:
@@ -309,7 +309,7 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
-@_command
+@aws_command
 def _stop(args: argparse.Namespace) -> int:
     sagemaker = _session(args).client("sagemaker")
     status = sagemaker.describe_training_job(TrainingJobName=args.job)["TrainingJobStatus"]
@@ -324,7 +324,7 @@ def check_stoppable(job: str, status: str) -> None:
         raise CliError(f"job {job!r} is {status}; only an InProgress job can be stopped")
 
 
-@_command
+@aws_command
 def _follow(args: argparse.Namespace) -> int:
     from sagemaker.core.resources import TrainingJob  # heavy: imported only when needed
     from sagemaker.core.utils.exceptions import FailedStatusError
@@ -338,7 +338,7 @@ def _follow(args: argparse.Namespace) -> int:
     return 0 if final["TrainingJobStatus"] == "Completed" else 1
 
 
-@_command
+@aws_command
 def _fetch(args: argparse.Namespace) -> int:
     aws = _session(args)
     job = aws.client("sagemaker").describe_training_job(TrainingJobName=args.job)
