@@ -42,3 +42,21 @@ def test_the_optimizer_is_fused_only_on_a_gpu():
     hp = from_values({"model": "efficientdet", "pretrained": False, "image_size": 128})
     detector = model.create(hp, ("a",))
     assert not engine.optimizer(detector, hp).defaults.get("fused")
+
+
+@pytest.mark.parametrize("family", ["faster_rcnn", "retinanet"])
+def test_torchvision_models_train_at_image_size_normalized_once(tmp_path, family):
+    """IceVision removes torchvision's own resize (to 800 px) and normalize: the network
+    gets the batch as the trainer made it, at ``image_size``, normalized once."""
+    write_coco(tmp_path, 2)
+    table = data.load(tmp_path)
+    hp = from_values(
+        {"model": family, "backbone": "resnet18_fpn", "pretrained": False, "image_size": 128}
+    )
+    detector = model.create(hp, table.class_names)
+    loader = batches.loader(data.dataset(table, 128, train=False), family, train=True, batch_size=2)
+    batch, _ = next(iter(loader))
+    images, targets = batches.to_device(batch, torch.device("cpu"), family)
+    seen = detector.module.transform(images, targets)[0].tensors
+    assert seen.shape == (2, 3, 128, 128)
+    assert torch.equal(seen, torch.stack(images))
