@@ -1,6 +1,7 @@
 """Per-family recipes, their knobs, EMA, augmentation presets and learning_rate=auto."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -141,11 +142,78 @@ def test_range_test_picks_a_learning_rate_and_restores_the_model(tmp_path):
     )
     picture = lr_finder.plot(found, tmp_path / "out")
 
-    assert found.suggestion is None or lr_finder.START <= found.suggestion <= lr_finder.END
-    assert 0 < len(found.losses) <= 30
+    assert found.suggestion is not None and lr_finder.START < found.suggestion < lr_finder.END
+    assert found.suggestion in found.learning_rates
+    assert 10 < len(found.losses) <= 30
     assert all(torch.equal(v, detector.module.state_dict()[k]) for k, v in weights.items())
     assert opt.param_groups[0]["lr"] == lr_finder.START and not opt.state
     assert picture.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_the_range_test_stops_at_its_time_limit_and_keeps_the_recipe(tmp_path):
+    hp, detector, loader = _tiny(tmp_path)
+    opt = engine.optimizer(detector, hp, lr_finder.START)
+
+    found = lr_finder.find(
+        detector,
+        loader,
+        opt,
+        device=torch.device("cpu"),
+        amp_dtype=None,
+        grad_clip_norm=10.0,
+        max_steps=30,
+        max_seconds=0.0,
+    )
+
+    assert len(found.losses) == 1  # the first step is over the limit: the test stops there
+    assert found.suggestion is None  # too short to read: the caller keeps the recipe's rate
+
+
+def _range_test_rank(rank: int, folder: Path, init_file: Path) -> None:
+    """One rank of a two-process (gloo) range test, each on its own data, as DDP shards it."""
+    import torch.distributed as dist
+
+    from trainer import collectives
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
+    try:
+        torch.manual_seed(0)  # the same initial weights on both ranks, as DDP starts
+        write_coco(folder / f"rank{rank}", 8, seed=rank)  # different images on each rank
+        table = data.load(folder / f"rank{rank}")
+        hp = from_values({**TINY, "batch_size": 4})
+        detector = models.create(hp, table.class_names)
+        collectives.wrap(detector, torch.device("cpu"))
+        loader = batches.loader(
+            data.dataset(table, 128, train=True), detector.name, train=True, batch_size=4
+        )
+        opt = engine.optimizer(detector, hp, lr_finder.START)
+        found = lr_finder.find(
+            detector,
+            loader,
+            opt,
+            device=torch.device("cpu"),
+            amp_dtype=None,
+            grad_clip_norm=10.0,
+            max_steps=30,
+        )
+        result = {"suggestion": found.suggestion, "losses": found.losses}
+        (folder / f"rank{rank}.json").write_text(json.dumps(result))
+    finally:
+        dist.destroy_process_group()
+
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_two_ranks_take_the_same_steps_and_agree_on_one_pick(tmp_path):
+    torch.multiprocessing.spawn(
+        _range_test_rank, args=(tmp_path, tmp_path / "rendezvous"), nprocs=2, join=True
+    )
+
+    first, second = (json.loads((tmp_path / f"rank{r}.json").read_text()) for r in (0, 1))
+    assert first["suggestion"] is not None
+    assert first["suggestion"] == second["suggestion"]
+    # the loss is averaged across ranks: both read the same curve, from different data
+    assert first["losses"] == second["losses"] and len(first["losses"]) > 10
 
 
 def test_the_valley_rule_picks_inside_the_falling_stretch():
