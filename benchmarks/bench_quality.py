@@ -1,16 +1,22 @@
 """Model quality with the defaults: the trainer vs IceVision 0.12's own fastai loop.
 
-    .venv/bin/python benchmarks/bench_quality.py [efficientdet] [faster_rcnn] [retinanet]
+    .venv/bin/python benchmarks/bench_quality.py [efficientdet] [retinanet] [faster_rcnn]
+        [--hp KEY=VALUE ...]
 
 For each family, at its smallest size, from scratch, on CPU: the same generated shapes
 dataset (detrain/sample_data.py) with the same fixed split (first 75% train, the rest
 validation), the same image size, batch, seed and epochs.
 
 - trainer: ``train train`` on an /opt/ml tree, hyperparameters without ``learning_rate``
-  (nor optimizer, schedule, EMA, augmentation): the family's recipe.
-- reference: IceVision's fastai learner (``model_type.fastai.learner``), ``lr_find()``
-  (its valley rule) then ``fit_one_cycle(epochs, lr)``, on the trainer's light
-  augmentation (flip, resize, pad), from the same initial weights.
+  (nor optimizer, schedule, EMA, augmentation): the family's recipe. ``--hp`` (as
+  ``detrain``'s) changes the trainer's side only, to weigh an alternative against the
+  recipe: ``--hp learning_rate=auto``, ``--hp grad_clip_norm=0``, ``--hp seed=7``.
+- reference: IceVision's fastai learner (``model_type.fastai.learner``), unfrozen (it
+  starts frozen, for fine-tuning), ``lr_find()`` (its valley rule) then
+  ``fit_one_cycle(epochs, lr)``, on the trainer's light augmentation (flip, resize, pad),
+  from the same initial weights.
+
+The two runs go side by side, one CPU core each (the trainer as a process).
 
 Both are scored by the same code (trainer.engine.validate: COCO mAP@[.5:.95]) after each
 epoch; the ratio is best trainer mAP / best reference mAP (goal >= 1.0). fastai is installed
@@ -19,6 +25,7 @@ without its dependencies into .bench-deps/ from benchmarks/requirements-quality.
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -39,20 +46,20 @@ sys.path.insert(0, str(ROOT))
 SEED = 42
 IMAGE_SIZE = 128
 BATCH = 8
+IMAGES = 96  # 72 training, 24 validation
 
 
 @dataclass(frozen=True)
 class Setup:
     backbone: str
-    images: int
     epochs: int
-    lr_find_steps: int  # fastai's lr_find num_it (100 by default; fewer for the slow families)
+    lr_find_steps: int  # fastai's lr_find num_it (100 by default; fewer for the slowest family)
 
 
 SETUPS = {
-    "efficientdet": Setup("tf_lite0", 96, 30, 100),
-    "faster_rcnn": Setup("resnet18_fpn", 32, 8, 40),
-    "retinanet": Setup("resnet18_fpn", 32, 8, 40),
+    "efficientdet": Setup("tf_lite0", 30, 100),
+    "retinanet": Setup("resnet18_fpn", 20, 100),
+    "faster_rcnn": Setup("resnet18_fpn", 12, 50),  # about 6 s a step on one CPU core
 }
 
 
@@ -88,6 +95,7 @@ def _dataset(folder: Path, images: int) -> tuple[Path, Path]:
 
 
 def _hyperparameters(family: str, setup: Setup) -> dict[str, str]:
+    """The hyperparameters both sides share (``--hp`` changes the trainer's only)."""
     return {
         "model": family,
         "backbone": setup.backbone,
@@ -101,35 +109,60 @@ def _hyperparameters(family: str, setup: Setup) -> dict[str, str]:
     }
 
 
-def trainer_run(family: str, setup: Setup, training: Path, validation: Path, work: Path):
-    """``train train`` with the defaults; returns (best mAP, per-epoch mAPs, seconds)."""
-    base = work / "opt-ml"
-    config = base / "input" / "config"
-    config.mkdir(parents=True)
-    for name, source in (("training", training), ("validation", validation)):
-        shutil.copytree(source, base / "input" / "data" / name)
-    (config / "hyperparameters.json").write_text(json.dumps(_hyperparameters(family, setup)))
-    (config / "inputdataconfig.json").write_text(
-        json.dumps(
-            {
-                c: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}
-                for c in ("training", "validation")
-            }
+class TrainerRun:
+    """``train train`` with the defaults, started as a process on one CPU core."""
+
+    def __init__(
+        self,
+        family: str,
+        setup: Setup,
+        training: Path,
+        validation: Path,
+        work: Path,
+        changes: dict[str, str],
+    ) -> None:
+        self.base, self.log = work / "opt-ml", work / "trainer.log"
+        config = self.base / "input" / "config"
+        config.mkdir(parents=True)
+        for name, source in (("training", training), ("validation", validation)):
+            shutil.copytree(source, self.base / "input" / "data" / name)
+        hyperparameters = {**_hyperparameters(family, setup), **changes}
+        (config / "hyperparameters.json").write_text(json.dumps(hyperparameters))
+        (config / "inputdataconfig.json").write_text(
+            json.dumps(
+                {
+                    c: {"TrainingInputMode": "File", "S3DistributionType": "FullyReplicated"}
+                    for c in ("training", "validation")
+                }
+            )
         )
-    )
-    env = {**os.environ, "SAGEMAKER_BASE_DIR": str(base), "TRAINING_JOB_NAME": "bench-quality"}
-    started = time.monotonic()
-    result = subprocess.run(
-        [sys.executable, str(ROOT / "training_image" / "train"), "train"],
-        env=env,
-        capture_output=True,
-        text=True,
-    )
-    if result.returncode:
-        raise RuntimeError(result.stdout[-3000:] + result.stderr[-3000:])
-    history = json.loads((base / "output" / "data" / "metrics.json").read_text())
-    maps = [row["valid_map"] for row in history]
-    return max(maps), maps, time.monotonic() - started
+        env = {
+            **os.environ,
+            "SAGEMAKER_BASE_DIR": str(self.base),
+            "TRAINING_JOB_NAME": "bench-quality",
+            "OMP_NUM_THREADS": "1",
+        }
+        command = [sys.executable, str(ROOT / "training_image" / "train"), "train"]
+        started = time.monotonic()
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(command, env=env, stdout=log, stderr=log)
+        self.seconds = 0.0
+
+        def clock() -> None:
+            self.process.wait()
+            self.seconds = time.monotonic() - started
+
+        self.clock = threading.Thread(target=clock, daemon=True)
+        self.clock.start()
+
+    def result(self) -> tuple[float, list[float]]:
+        """Waits for the trainer; returns (best mAP, per-epoch mAPs)."""
+        self.clock.join()
+        if self.process.returncode:
+            raise RuntimeError(self.log.read_text()[-6000:])
+        history = json.loads((self.base / "output" / "data" / "metrics.json").read_text())
+        maps = [row["valid_map"] for row in history]
+        return max(maps), maps
 
 
 def reference_run(family: str, setup: Setup, training: Path, validation: Path, work: Path):
@@ -142,6 +175,7 @@ def reference_run(family: str, setup: Setup, training: Path, validation: Path, w
     from trainer import model as models
 
     compat.apply()
+    torch.set_num_threads(1)  # the other core runs the trainer
     hp = from_values(_hyperparameters(family, setup))
     train_table = data.load(training)
     valid_table = data.load(validation, train_table.class_names)
@@ -176,11 +210,15 @@ def reference_run(family: str, setup: Setup, training: Path, validation: Path, w
             maps.append(scored.map)
 
     learn = kind.fastai.learner(dls=[train_dl, valid_dl], model=detector.module, cbs=[Score()])
+    # IceVision's learner starts frozen (only the last parameter group trains), the transfer
+    # learning recipe its examples follow with fine_tune(). From scratch, every layer trains.
+    learn.unfreeze()
     learn.path = work  # lr_find saves and restores the model there
     started = time.monotonic()
-    lr = float(learn.lr_find(num_it=setup.lr_find_steps, show_plot=False).valley)
-    maps.clear()
-    learn.fit_one_cycle(setup.epochs, lr)
+    with learn.no_bar():
+        lr = float(learn.lr_find(num_it=setup.lr_find_steps, show_plot=False).valley)
+        maps.clear()
+        learn.fit_one_cycle(setup.epochs, lr)
     return max(maps), maps, time.monotonic() - started, lr
 
 
@@ -197,42 +235,63 @@ def _icevision_dataset(table, *, train: bool):
     return Dataset(data.Records(table), tfms.A.Adapter(steps))
 
 
-def main(families: list[str]) -> None:
+def _words(changes: dict[str, str]) -> str:
+    return " ".join(f"{key}={value}" for key, value in changes.items())
+
+
+def main(families: list[str], changes: dict[str, str]) -> None:
     _install_fastai()
     rows = []
     for family in families or list(SETUPS):
         setup = SETUPS[family]
         with tempfile.TemporaryDirectory() as tmp:
             work = Path(tmp)
-            training, validation = _dataset(work / "data", setup.images)
-            ours, our_maps, our_seconds = trainer_run(family, setup, training, validation, work)
+            training, validation = _dataset(work / "data", IMAGES)
+            trainer = TrainerRun(family, setup, training, validation, work, changes)
             theirs, their_maps, their_seconds, lr = reference_run(
                 family, setup, training, validation, work
             )
+            ours, our_maps = trainer.result()
         row = {
             "family": family,
             "backbone": setup.backbone,
-            "images": setup.images,
+            "images": IMAGES,
             "epochs": setup.epochs,
+            "trainer_changes": changes,
             "trainer_best_map": round(ours, 3),
             "reference_best_map": round(theirs, 3),
             "ratio": round(ours / theirs, 2) if theirs else None,
             "reference_lr": lr,
-            "trainer_seconds": round(our_seconds),
+            "trainer_seconds": round(trainer.seconds),
             "reference_seconds": round(their_seconds),
             "trainer_maps": [round(m, 3) for m in our_maps],
             "reference_maps": [round(m, 3) for m in their_maps],
         }
         rows.append(row)
         print(json.dumps(row), flush=True)
-    print("| family | trainer best mAP | reference best mAP | ratio |")
-    print("|---|---|---|---|")
+    print("| family | trainer's --hp | trainer best mAP | reference best mAP | ratio |")
+    print("|---|---|---|---|---|")
     for row in rows:
         print(
-            f"| {row['family']} {row['backbone']} | {row['trainer_best_map']} "
+            f"| {row['family']} {row['backbone']} | {_words(changes) or 'none (the recipe)'} "
+            f"| {row['trainer_best_map']} "
             f"| {row['reference_best_map']} | {row['ratio']} |"
         )
 
 
 if __name__ == "__main__":
-    main(sys.argv[1:])
+    from detrain import hyperparameter_options
+    from detrain.cli_error import CliError
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("families", nargs="*", help=f"any of {', '.join(SETUPS)} (default: all)")
+    hyperparameter_options.add_option(parser, "the trainer's side only")
+    arguments = parser.parse_args()
+    unknown = sorted(set(arguments.families) - set(SETUPS))
+    if unknown:
+        parser.error(f"unknown family {', '.join(unknown)}: known are {', '.join(SETUPS)}")
+    try:
+        changes = hyperparameter_options.hyperparameter_strings(arguments.hp)
+    except CliError as error:
+        parser.error(str(error))
+    main(arguments.families, changes)

@@ -15,9 +15,10 @@ Sources (docs/training-image.md, "Training recipes"):
   README's command): momentum SGD, lr 0.09 for 4 GPUs x 16 images, weight decay 4e-5,
   warm-up then cosine, gradient clipping at 10, EMA of the weights (decay 0.9998).
 - Every family from scratch: the loop IceVision's own tutorials use (fastai's
-  ``fit_one_cycle`` with Adam, decoupled weight decay 0.01); the learning rates are fastai's
-  usual range for Adam. EfficientDet's was checked by benchmarks/bench_quality.py (best mAP
-  0.63 on its shapes set, docs/performance.md); the torchvision families' are not yet.
+  ``fit_one_cycle`` with Adam, decoupled weight decay 0.01), plus the gradient clipping at
+  norm 10 every recipe has (``grad_clip_norm``); the learning rates are fastai's usual range
+  for Adam. benchmarks/bench_quality.py measures all three against IceVision's own loop on
+  the same data (docs/performance.md, "Model quality with the defaults").
 """
 
 from __future__ import annotations
