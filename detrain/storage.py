@@ -101,13 +101,22 @@ class Storage:
             self.s3.delete_objects(Bucket=bucket, Delete={"Objects": batch})
 
     def sync_up(self, folder: Path, uri: str) -> int:
-        """Make ``uri`` hold exactly the files of ``folder`` (SageMaker's checkpoint sync)."""
-        local = (
+        """Make ``uri`` hold exactly the files of ``folder`` (SageMaker's checkpoint sync).
+
+        The trainer keeps writing while this runs: a file gone between the listing and its
+        upload (an older checkpoint rotated out, a temporary file renamed) is not uploaded,
+        and counts as deleted."""
+        listed = (
             sorted(p.relative_to(folder).as_posix() for p in folder.rglob("*") if p.is_file())
             if folder.is_dir()
             else []
         )
-        for name in local:
-            self.upload(folder / name, f"{uri.rstrip('/')}/{name}")
+        local = []
+        for name in listed:
+            try:
+                self.upload(folder / name, f"{uri.rstrip('/')}/{name}")
+            except FileNotFoundError:
+                continue
+            local.append(name)
         self.delete(uri, sorted(set(self.list(uri)) - set(local)))
         return len(local)

@@ -243,3 +243,27 @@ def test_local_folder_storage_round_trip(tmp_path):
     storage.upload(archive, (tmp_path / "store" / "a.tar.gz").as_uri())
     assert (tmp_path / "store" / "a.tar.gz").is_file()
     assert not list(Path(tmp_path / "out").glob("*.partial"))
+
+
+def test_checkpoint_sync_skips_a_file_the_trainer_removes_while_it_runs(tmp_path, monkeypatch):
+    folder = tmp_path / "checkpoints"
+    folder.mkdir()
+    (folder / "checkpoint-e0001.pt").write_bytes(b"old")
+    (folder / "checkpoint-e0002.pt").write_bytes(b"new")
+    remote = tmp_path / "remote"
+    remote.mkdir()
+    (remote / "checkpoint-e0001.pt").write_bytes(b"old")  # synced on an earlier tick
+    storage = Storage()
+    upload = storage.upload
+
+    def trainer_rotates_first(path: Path, uri: str) -> None:
+        if path.name == "checkpoint-e0001.pt":
+            path.unlink()  # the trainer keeps the newest only: gone after the listing
+        upload(path, uri)
+
+    monkeypatch.setattr(storage, "upload", trainer_rotates_first)
+
+    synced = storage.sync_up(folder, remote.as_uri())
+
+    assert synced == 1
+    assert sorted(p.name for p in remote.iterdir()) == ["checkpoint-e0002.pt"]
