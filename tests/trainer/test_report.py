@@ -166,7 +166,7 @@ def test_report_for_validation_images_without_boxes(tmp_path):
     page = report.write(tmp_path / "out", _inputs(table, empty))
 
     assert_self_contained(page)
-    assert "3 of 3 validation images have no boxes" in page.read_text()
+    assert "3 of 3 validation images have no labelled boxes" in page.read_text()
     scores = evaluation.class_scores(
         [empty.annotations(i) for i in range(3)], _predictions(empty), 2
     )

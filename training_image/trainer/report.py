@@ -297,7 +297,7 @@ def _html(
         "</div></div>",
         "<h2>Validation images</h2>",
         f'<p class="note">{e(report_figures.legend_note(threshold))}. '
-        f"{empty_images} of {len(outcomes)} validation images have no boxes.</p>",
+        f"{empty_images} of {len(outcomes)} validation images have no labelled boxes.</p>",
     ]
     for group, title in (
         ("best", "The best: fewest boxes missed, then fewest false detections"),

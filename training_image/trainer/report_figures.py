@@ -88,7 +88,8 @@ def class_bars(names: Sequence[str], ap: np.ndarray, ap_50: np.ndarray) -> bytes
     more = f" (the {shown} weakest of {len(names)})" if shown < len(names) else ""
     axes.set_title(f"per-class AP{more}")
     axes.grid(axis="x", alpha=0.3)
-    axes.legend(fontsize=8, loc="lower right")
+    # beside the axes: inside, it would hide the ends of the bars that reach 1.0
+    axes.legend(fontsize=8, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     return _png(figure)
 
 
