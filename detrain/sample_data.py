@@ -22,7 +22,7 @@ CLASSES = ("square", "circle", "triangle")
 ANNOTATIONS_FILENAME = "annotations.json"
 IMAGES_DIRNAME = "images"
 MIN_IMAGE_SIZE = 32
-DEFAULT_IMAGES = 64
+DEFAULT_IMAGES = 96  # the rehearsal and benchmarks/bench_quality.py train on as many
 
 
 @dataclass(frozen=True)
