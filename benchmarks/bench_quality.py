@@ -1,7 +1,7 @@
 """Model quality with the defaults: the trainer vs IceVision 0.12's own fastai loop.
 
     .venv/bin/python benchmarks/bench_quality.py [efficientdet] [retinanet] [faster_rcnn]
-        [--hp KEY=VALUE ...]
+        [--hp KEY=VALUE ...] [--reference-lr NUMBER]
 
 For each family, at its smallest size, from scratch, on CPU: the same generated shapes
 dataset (detrain/sample_data.py) with the same fixed split (first 75% train, the rest
@@ -14,7 +14,8 @@ validation), the same image size, batch, seed and epochs.
 - reference: IceVision's fastai learner (``model_type.fastai.learner``), unfrozen (it
   starts frozen, for fine-tuning), ``lr_find()`` (its valley rule) then
   ``fit_one_cycle(epochs, lr)``, on the trainer's light augmentation (flip, resize, pad),
-  from the same initial weights.
+  from the same initial weights. ``--reference-lr`` skips its ``lr_find`` and uses that
+  value (to tell its learning-rate pick from the rest of its loop).
 
 The two runs go side by side, one CPU core each (the trainer as a process).
 
@@ -165,8 +166,16 @@ class TrainerRun:
         return max(maps), maps
 
 
-def reference_run(family: str, setup: Setup, training: Path, validation: Path, work: Path):
-    """IceVision's fastai loop: lr_find, then fit_one_cycle; returns (best, maps, s, lr)."""
+def reference_run(
+    family: str,
+    setup: Setup,
+    training: Path,
+    validation: Path,
+    work: Path,
+    lr: float | None = None,
+):
+    """IceVision's fastai loop: lr_find (unless ``lr`` is given), then fit_one_cycle;
+    returns (best mAP, per-epoch mAPs, seconds, learning rate)."""
     import torch
     from fastai.callback.core import Callback
 
@@ -216,7 +225,8 @@ def reference_run(family: str, setup: Setup, training: Path, validation: Path, w
     learn.path = work  # lr_find saves and restores the model there
     started = time.monotonic()
     with learn.no_bar():
-        lr = float(learn.lr_find(num_it=setup.lr_find_steps, show_plot=False).valley)
+        if lr is None:
+            lr = float(learn.lr_find(num_it=setup.lr_find_steps, show_plot=False).valley)
         maps.clear()
         learn.fit_one_cycle(setup.epochs, lr)
     return max(maps), maps, time.monotonic() - started, lr
@@ -239,7 +249,7 @@ def _words(changes: dict[str, str]) -> str:
     return " ".join(f"{key}={value}" for key, value in changes.items())
 
 
-def main(families: list[str], changes: dict[str, str]) -> None:
+def main(families: list[str], changes: dict[str, str], reference_lr: float | None) -> None:
     _install_fastai()
     rows = []
     for family in families or list(SETUPS):
@@ -249,7 +259,7 @@ def main(families: list[str], changes: dict[str, str]) -> None:
             training, validation = _dataset(work / "data", IMAGES)
             trainer = TrainerRun(family, setup, training, validation, work, changes)
             theirs, their_maps, their_seconds, lr = reference_run(
-                family, setup, training, validation, work
+                family, setup, training, validation, work, reference_lr
             )
             ours, our_maps = trainer.result()
         row = {
@@ -262,6 +272,7 @@ def main(families: list[str], changes: dict[str, str]) -> None:
             "reference_best_map": round(theirs, 3),
             "ratio": round(ours / theirs, 2) if theirs else None,
             "reference_lr": lr,
+            "reference_lr_from": "given" if reference_lr else "lr_find",
             "trainer_seconds": round(trainer.seconds),
             "reference_seconds": round(their_seconds),
             "trainer_maps": [round(m, 3) for m in our_maps],
@@ -286,6 +297,9 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("families", nargs="*", help=f"any of {', '.join(SETUPS)} (default: all)")
     hyperparameter_options.add_option(parser, "the trainer's side only")
+    parser.add_argument(
+        "--reference-lr", type=float, help="the reference's learning rate (default: lr_find's)"
+    )
     arguments = parser.parse_args()
     unknown = sorted(set(arguments.families) - set(SETUPS))
     if unknown:
@@ -294,4 +308,4 @@ if __name__ == "__main__":
         changes = hyperparameter_options.hyperparameter_strings(arguments.hp)
     except CliError as error:
         parser.error(str(error))
-    main(arguments.families, changes)
+    main(arguments.families, changes, arguments.reference_lr)
