@@ -15,6 +15,8 @@ import zipfile
 
 import boto3
 import pytest
+from botocore.awsrequest import AWSResponse
+from botocore.response import StreamingBody
 from botocore.stub import Stubber
 from cli_world import ACCOUNT, FUNCTION, IMAGE_URI, REGION
 
@@ -282,17 +284,23 @@ def test_launch_on_spot_passes_the_check_and_sends_a_client_token(
     monkeypatch.setattr(
         operator_commands, "print_launch_result", lambda payload, error: sent.append(error) or 0
     )
-    from botocore.client import BaseClient
+    # moto cannot run a Lambda here (no Docker): botocore's before-call event answers the
+    # Invoke after botocore has validated and serialized the request as it would send it.
+    session = operator_commands._session
 
-    original = BaseClient._make_api_call
+    def answer_invoke(params, **_):
+        sent.append(json.loads(params["body"]))
+        return AWSResponse("https://lambda.invalid", 200, {}, None), {
+            "StatusCode": 200,
+            "Payload": StreamingBody(io.BytesIO(b"{}"), 2),
+        }
 
-    def record(self, operation, params):
-        if operation == "Invoke":
-            sent.append(json.loads(params["Payload"]))
-            return {"StatusCode": 200, "Payload": io.BytesIO(b"{}")}
-        return original(self, operation, params)
+    def session_answering_invoke(args):
+        aws = session(args)
+        aws.events.register("before-call.lambda.Invoke", answer_invoke)
+        return aws
 
-    monkeypatch.setattr(BaseClient, "_make_api_call", record)
+    monkeypatch.setattr(operator_commands, "_session", session_answering_invoke)
 
     assert cli.main(["launch", "fridge"]) == 0
     request = sent[0]
