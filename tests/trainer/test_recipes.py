@@ -89,8 +89,8 @@ def test_augmentation_presets_build_square_training_images(tmp_path, augmentatio
     assert image.shape[:2] == (128, 128)
 
 
-def _tiny(tmp_path, **values):
-    write_coco(tmp_path / "c", 8)
+def _tiny(tmp_path, *, images_seed: int = 0, **values):
+    write_coco(tmp_path / "c", 8, seed=images_seed)
     table = data.load(tmp_path / "c")
     hp = from_values({**TINY, "batch_size": 4, **values})
     detector = models.create(hp, table.class_names)
@@ -126,12 +126,9 @@ def test_the_weight_average_follows_the_model_and_warms_up(tmp_path):
     assert all(torch.allclose(a, t, atol=1e-2) for a, t in zip(after, trained, strict=True))
 
 
-def test_range_test_picks_a_learning_rate_and_restores_the_model(tmp_path):
-    hp, detector, loader = _tiny(tmp_path)
-    opt = engine.optimizer(detector, hp, lr_finder.START)
-    weights = {k: v.clone() for k, v in detector.module.state_dict().items()}
-
-    found = lr_finder.find(
+def _range_test(detector, loader, opt, max_seconds: float = lr_finder.MAX_SECONDS):
+    """30 steps of the range test on the CPU, as the trainer runs it."""
+    return lr_finder.find(
         detector,
         loader,
         opt,
@@ -139,7 +136,16 @@ def test_range_test_picks_a_learning_rate_and_restores_the_model(tmp_path):
         amp_dtype=None,
         grad_clip_norm=10.0,
         max_steps=30,
+        max_seconds=max_seconds,
     )
+
+
+def test_range_test_picks_a_learning_rate_and_restores_the_model(tmp_path):
+    hp, detector, loader = _tiny(tmp_path)
+    opt = engine.optimizer(detector, hp, lr_finder.START)
+    weights = {k: v.clone() for k, v in detector.module.state_dict().items()}
+
+    found = _range_test(detector, loader, opt)
     picture = lr_finder.plot(found, tmp_path / "out")
 
     assert found.suggestion is not None and lr_finder.START < found.suggestion < lr_finder.END
@@ -152,25 +158,15 @@ def test_range_test_picks_a_learning_rate_and_restores_the_model(tmp_path):
 
 def test_the_range_test_stops_at_its_time_limit_and_keeps_the_recipe(tmp_path):
     hp, detector, loader = _tiny(tmp_path)
-    opt = engine.optimizer(detector, hp, lr_finder.START)
 
-    found = lr_finder.find(
-        detector,
-        loader,
-        opt,
-        device=torch.device("cpu"),
-        amp_dtype=None,
-        grad_clip_norm=10.0,
-        max_steps=30,
-        max_seconds=0.0,
-    )
+    found = _range_test(detector, loader, engine.optimizer(detector, hp, lr_finder.START), 0.0)
 
     assert len(found.losses) == 1  # the first step is over the limit: the test stops there
     assert found.suggestion is None  # too short to read: the caller keeps the recipe's rate
 
 
 def _range_test_rank(rank: int, folder: Path, init_file: Path) -> None:
-    """One rank of a two-process (gloo) range test, each on its own data, as DDP shards it."""
+    """One rank of a two-process (gloo) range test."""
     import torch.distributed as dist
 
     from trainer import collectives
@@ -178,24 +174,10 @@ def _range_test_rank(rank: int, folder: Path, init_file: Path) -> None:
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=2)
     try:
         torch.manual_seed(0)  # the same initial weights on both ranks, as DDP starts
-        write_coco(folder / f"rank{rank}", 8, seed=rank)  # different images on each rank
-        table = data.load(folder / f"rank{rank}")
-        hp = from_values({**TINY, "batch_size": 4})
-        detector = models.create(hp, table.class_names)
+        # different images on each rank, as DDP shards them
+        hp, detector, loader = _tiny(folder / f"rank{rank}", images_seed=rank)
         collectives.wrap(detector, torch.device("cpu"))
-        loader = batches.loader(
-            data.dataset(table, 128, train=True), detector.name, train=True, batch_size=4
-        )
-        opt = engine.optimizer(detector, hp, lr_finder.START)
-        found = lr_finder.find(
-            detector,
-            loader,
-            opt,
-            device=torch.device("cpu"),
-            amp_dtype=None,
-            grad_clip_norm=10.0,
-            max_steps=30,
-        )
+        found = _range_test(detector, loader, engine.optimizer(detector, hp, lr_finder.START))
         result = {"suggestion": found.suggestion, "losses": found.losses}
         (folder / f"rank{rank}.json").write_text(json.dumps(result))
     finally:
