@@ -1,18 +1,22 @@
 # One entry point for people and CI. `make rehearse` runs the whole flow on this
 # machine (no AWS account, no Docker); `make test` is the quality gate.
 SHELL := /bin/bash
-PYTHON ?= python3.11
+# The Python versions the pins are installed and tested on (README: "Two commands"). The first
+# of them found on PATH (pyenv shims included) makes .venv; PYTHON=/path/to/python overrides.
+TESTED_PYTHONS := 3.11
+PYTHON ?= $(firstword $(foreach v,$(TESTED_PYTHONS),$(shell \
+  python$(v) -c 'import sys; print(sys.executable)' 2>/dev/null)))
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 
-.PHONY: venv rehearse test lint pytest synth cfn-lint hadolint yamllint benchmarks clean
+.PHONY: venv python-check rehearse test lint pytest synth cfn-lint hadolint yamllint benchmarks clean
 
 venv: $(STAMP) node_modules/.package-lock.json
 
 $(STAMP): requirements.txt requirements-dev.txt training_image/requirements.txt training_image/requirements-nodeps.txt pyproject.toml
-	test -x $(PY) || $(PYTHON) -m venv $(VENV)
+	test -x $(PY) || { $(MAKE) --no-print-directory -s python-check && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -r training_image/requirements-nodeps.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -22,6 +26,14 @@ $(STAMP): requirements.txt requirements-dev.txt training_image/requirements.txt 
 
 node_modules/.package-lock.json: package.json package-lock.json
 	npm ci --no-audit --no-fund --loglevel=error
+
+## One line that names the versions that work when no tested Python is found (or PYTHON is off).
+python-check:
+	@found=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); \
+	case " $(TESTED_PYTHONS) " in *" $$found "*) ;; *) \
+	  echo "make: needs Python $(TESTED_PYTHONS) (the versions the pins are tested on), found" \
+	    "$${found:-none} at PYTHON='$(PYTHON)'; install one (e.g. 'pyenv install 3.11')" \
+	    "or pass PYTHON=/path/to/python3.11" >&2; exit 1;; esac
 
 ## The README's main command: the whole upload -> launch -> train flow, locally.
 rehearse: venv
