@@ -3,7 +3,9 @@ waits for it (handlers in build_on_deploy/handler.py, run by a custom_resources.
 
 Its properties hold the image tag and the build args it hashes (image_tag.py), so an
 unchanged training_image/ and CUDA flavour mean no update and no build; a failed build
-fails the deploy with a link to the build's log.
+fails the deploy with its failed phase and the last lines of its log. The handlers may touch
+the build's log group (created by the start handler if absent, read by the waiter), which the
+stack does not own (image_build.py says why), and no other.
 """
 
 from __future__ import annotations
@@ -11,7 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from pathlib import Path
 
-from aws_cdk import CustomResource, Duration, RemovalPolicy
+from aws_cdk import ArnFormat, CustomResource, Duration, RemovalPolicy, Stack
 from aws_cdk import aws_codebuild as codebuild
 from aws_cdk import aws_ecr as ecr
 from aws_cdk import aws_iam as iam
@@ -27,6 +29,7 @@ from infra.nag import (
     INLINE_POLICY_REASON,
     acknowledge,
     logical_arn,
+    region_arn,
 )
 from infra.runtime import LAMBDA_RUNTIME, LOG_RETENTION
 
@@ -44,11 +47,14 @@ class BuildTrigger(Construct):
         repository: ecr.IRepository,
         image_tag: str,
         build_args: Mapping[str, str],
+        build_log_group_name: str,
+        build_log_retention_days: int,
         timeout: Duration,
         key: kms.IKey,
         removal: RemovalPolicy,
     ) -> None:
         super().__init__(scope, construct_id)
+        self.build_log_group_name = build_log_group_name
         self.log_group = logs.LogGroup(
             self, "Logs", retention=LOG_RETENTION, encryption_key=key, removal_policy=removal
         )
@@ -72,6 +78,16 @@ class BuildTrigger(Construct):
                 timeout=Duration.minutes(1),
             )
         repository.grant(self.handlers["StartBuild"], "ecr:DescribeImages")
+        build_logs = self._build_log_group_arn()
+        self.handlers["StartBuild"].add_to_role_policy(
+            iam.PolicyStatement(
+                actions=["logs:CreateLogGroup", "logs:PutRetentionPolicy"],
+                resources=[build_logs, f"{build_logs}:*"],
+            )
+        )
+        self.handlers["WaitForBuild"].add_to_role_policy(
+            iam.PolicyStatement(actions=["logs:GetLogEvents"], resources=[f"{build_logs}:*"])
+        )
         self.provider = cr.Provider(
             self,
             "Provider",
@@ -99,6 +115,8 @@ class BuildTrigger(Construct):
                 "ImageTag": image_tag,
                 "ImageUri": repository.repository_uri_for_tag(image_tag),
                 "BuildArgs": dict(build_args),
+                "LogGroupName": build_log_group_name,
+                "LogRetentionDays": build_log_retention_days,
             },
         )
         # The build starts as soon as this resource is created: its role's policy (source
@@ -107,6 +125,14 @@ class BuildTrigger(Construct):
             self.resource.node.add_dependency(project.role)
         self.image_uri = self.resource.get_att_string("ImageUri")
         self._acknowledge()
+
+    def _build_log_group_arn(self) -> str:
+        return Stack.of(self).format_arn(
+            service="logs",
+            resource="log-group",
+            resource_name=self.build_log_group_name,
+            arn_format=ArnFormat.COLON_RESOURCE_NAME,
+        )
 
     def _lambda_role(self, construct_id: str) -> iam.Role:
         """A function role that writes only to this construct's log group (no managed policy)."""
@@ -126,6 +152,16 @@ class BuildTrigger(Construct):
             "lambda:InvokeFunction on the versions of this construct's own handler "
             "(the Provider framework's grant); no other function."
         )
+        build_logs = region_arn(Stack.of(self), "logs", f"log-group:{self.build_log_group_name}:*")
+        for role_id, reason in (
+            ("StartBuildRole", "creates the build's log group if absent and sets its retention"),
+            ("WaitForBuildRole", "reads the failed build's last log lines for the deploy error"),
+        ):
+            acknowledge(
+                self.node.find_child(role_id),
+                f"AwsSolutions-IAM5[Resource::{build_logs}]",
+                f"The image build's own log group and its streams only: the handler {reason}.",
+            )
         for role in (*roles, waiter.node.find_child("Role")):
             acknowledge(role, "NIST.800.53.R5-IAMNoInlinePolicy", INLINE_POLICY_REASON)
         for role_id in ("FrameworkOnEventRole", "FrameworkWaitRole"):

@@ -4,6 +4,19 @@
 The tag hashes training_image/ and the build args (image_tag.py); the buildspec is
 training_image/buildspec.yml and reads REPOSITORY_URI, IMAGE_TAG and each build arg (such as
 TORCH_INDEX_URL), the last two set per build by BuildTrigger.
+
+The build's log outlives a failed first deploy. The project is named ``<stack>-training-image``
+and logs to CodeBuild's own group for that name, ``/aws/codebuild/<stack>-training-image``,
+which the stack does not own: the build-on-deploy handler creates it if absent (setting its
+retention, BUILD_LOG_RETENTION_DAYS) just before StartBuild, and nothing deletes it. So
+- a rollback, even of the deploy that created the stack, leaves the log readable (the stack
+  owns no resource to delete, and the group is not encrypted with the platform key, which that
+  rollback schedules for deletion: CloudWatch Logs encrypts it with its own key);
+- the next deploy finds the group there and writes to it (a retained group owned by the stack,
+  with a fixed name, would fail that deploy with "already exists");
+- the log group expires its events by itself after the retention; a destroyed stack leaves the
+  empty group behind (`aws logs delete-log-group` removes it).
+The deploy's failure reason also carries the failed phase and the log's last lines.
 """
 
 from __future__ import annotations
@@ -22,7 +35,7 @@ from constructs import Construct
 from infra.build_trigger import BuildTrigger
 from infra.image_tag import IGNORED_DIRECTORIES, IGNORED_SUFFIXES
 from infra.nag import INLINE_POLICY_REASON, acknowledge, region_arn
-from infra.runtime import LOG_RETENTION, removal_policy
+from infra.runtime import removal_policy
 
 REPOSITORY_URI_VARIABLE = "REPOSITORY_URI"
 BUILDSPEC = "buildspec.yml"
@@ -32,6 +45,16 @@ BUILDSPEC = "buildspec.yml"
 QUEUED_MINUTES = 5
 BUILD_MINUTES = 50
 WAIT_MINUTES = 58
+BUILD_LOG_RETENTION_DAYS = 90  # one of CloudWatch Logs' allowed retention values
+
+
+def build_project_name(stack_name: str) -> str:
+    return f"{stack_name}-training-image"
+
+
+def build_log_group_name(stack_name: str) -> str:
+    """CodeBuild's default group of the project: what the console's build page links to."""
+    return f"/aws/codebuild/{build_project_name(stack_name)}"
 
 
 class ImageBuild(Construct):
@@ -55,12 +78,14 @@ class ImageBuild(Construct):
             path=str(context_dir),
             exclude=[*IGNORED_DIRECTORIES, *(f"*{suffix}" for suffix in IGNORED_SUFFIXES)],
         )
-        self.log_group = logs.LogGroup(
-            self, "Logs", retention=LOG_RETENTION, encryption_key=key, removal_policy=removal
-        )
+        stack_name = Stack.of(self).stack_name
+        self.log_group_name = build_log_group_name(stack_name)
+        # Not a resource of the stack (see the module's docstring): a reference by name.
+        self.log_group = logs.LogGroup.from_log_group_name(self, "Logs", self.log_group_name)
         self.project = codebuild.Project(
             self,
             "Project",
+            project_name=build_project_name(stack_name),
             description="Builds the detrain training image from training_image/ and pushes it",
             source=codebuild.Source.s3(bucket=self.context.bucket, path=self.context.s3_object_key),
             build_spec=codebuild.BuildSpec.from_source_filename(BUILDSPEC),
@@ -93,6 +118,8 @@ class ImageBuild(Construct):
             repository=repository,
             image_tag=image_tag,
             build_args=build_args,
+            build_log_group_name=self.log_group_name,
+            build_log_retention_days=BUILD_LOG_RETENTION_DAYS,
             timeout=Duration.minutes(WAIT_MINUTES),
             key=key,
             removal=removal,
@@ -102,7 +129,6 @@ class ImageBuild(Construct):
 
     def _acknowledge(self) -> None:
         stack = Stack.of(self)
-        project_id = stack.get_logical_id(self.project.node.default_child)
         role = self.project.role
         source_read = (
             "CDK's read grant on the build's source: the one asset object of training_image/ "
@@ -110,18 +136,19 @@ class ImageBuild(Construct):
         )
         for action in ("s3:GetBucket*", "s3:GetObject*", "s3:List*"):
             acknowledge(role, f"AwsSolutions-IAM5[Action::{action}]", source_read)
-        default_logs = region_arn(stack, "logs", f"log-group:/aws/codebuild/<{project_id}>:*")
-        acknowledge(
-            role,
-            f"AwsSolutions-IAM5[Resource::{default_logs}]",
-            "CodeBuild's default log group of this project only (CDK adds it); the build "
-            "itself logs to the encrypted group of this construct.",
-        )
+        project_id = stack.get_logical_id(self.project.node.default_child)
+        for group in (self.log_group_name, f"/aws/codebuild/<{project_id}>"):
+            acknowledge(
+                role,
+                f"AwsSolutions-IAM5[Resource::{region_arn(stack, 'logs', f'log-group:{group}:*')}]",
+                "The streams of this project's own log group only, CodeBuild's default "
+                "/aws/codebuild/<project> (CDK's grant names it by the project, ours by name).",
+            )
         for action in ("kms:GenerateDataKey*", "kms:ReEncrypt*"):
             acknowledge(
                 role,
                 f"AwsSolutions-IAM5[Action::{action}]",
-                "CDK's encrypt/decrypt grant for build artifacts and logs; its only resource "
+                "CDK's encrypt/decrypt grant for build artifacts; its only resource "
                 "is the platform key.",
             )
         acknowledge(

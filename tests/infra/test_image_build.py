@@ -6,16 +6,16 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-import yaml
-
-from contract.names import Env
-from infra.build_on_deploy.handler import IMAGE_TAG_VARIABLE
+from contract.names import STACK_NAME, Env
 from infra.image_build import (
+    BUILD_LOG_RETENTION_DAYS,
     BUILD_MINUTES,
     BUILDSPEC,
     QUEUED_MINUTES,
     REPOSITORY_URI_VARIABLE,
     WAIT_MINUTES,
+    build_log_group_name,
+    build_project_name,
 )
 from infra.image_tag import content_hash
 from infra.settings import CUDA, TORCH_INDEX_URL, TORCH_INDEX_URLS
@@ -41,23 +41,6 @@ def test_the_project_is_given_the_repository_uri(synthesized):
     assert set(variables) == {REPOSITORY_URI_VARIABLE}
     assert variables[REPOSITORY_URI_VARIABLE]["Type"] == "PLAINTEXT"
     assert "ImagesRepository" in json.dumps(variables[REPOSITORY_URI_VARIABLE]["Value"])
-
-
-def test_the_buildspec_logs_in_builds_tags_with_the_hash_and_pushes():
-    spec = yaml.safe_load((REPO_ROOT / "training_image" / BUILDSPEC).read_text())
-    commands = "\n".join(
-        command for phase in spec["phases"].values() for command in phase["commands"]
-    )
-
-    assert spec["version"] == 0.2
-    assert "aws ecr get-login-password" in commands
-    assert "docker login --username AWS --password-stdin" in commands
-    assert "docker build --pull" in commands
-    # an empty flavour passes no --build-arg, so the Dockerfile's default applies
-    build_arg = f'--build-arg "{TORCH_INDEX_URL}=${{{TORCH_INDEX_URL}}}"'
-    assert f"${{{TORCH_INDEX_URL}:+{build_arg}}}" in commands
-    assert f'--tag "${{{REPOSITORY_URI_VARIABLE}}}:${{{IMAGE_TAG_VARIABLE}}}" .' in commands
-    assert f'docker push "${{{REPOSITORY_URI_VARIABLE}}}:${{{IMAGE_TAG_VARIABLE}}}"' in commands
 
 
 def test_the_project_may_push_to_the_repository(synthesized):
@@ -164,3 +147,56 @@ def test_the_build_starts_only_after_the_build_roles_policy_exists(synthesized):
     (build,) = synthesized.resources("Custom::TrainingImageBuild").values()
 
     assert policy in build["DependsOn"]
+
+
+def test_the_build_logs_to_a_group_that_survives_a_rollback_and_a_redeploy(synthesized):
+    """The build's log group is CodeBuild's default for the named project, not a resource of
+    the stack: no rollback deletes it, no platform key encrypts it, and a later deploy that
+    finds it there does not fail with "already exists" (image_build.py)."""
+    group = build_log_group_name(STACK_NAME)
+    assert group == f"/aws/codebuild/{STACK_NAME}-training-image"
+
+    synthesized.template.has_resource_properties(
+        "AWS::CodeBuild::Project",
+        {
+            "Name": build_project_name(STACK_NAME),
+            "LogsConfig": {"CloudWatchLogs": {"Status": "ENABLED", "GroupName": group}},
+        },
+    )
+    owned = synthesized.resources("AWS::Logs::LogGroup").values()
+    assert group not in json.dumps([g["Properties"] for g in owned])
+    synthesized.template.has_resource_properties(
+        "Custom::TrainingImageBuild",
+        {"LogGroupName": group, "LogRetentionDays": BUILD_LOG_RETENTION_DAYS},
+    )
+    assert BUILD_LOG_RETENTION_DAYS in (1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365)
+
+
+def _role_statements(synthesized, role_prefix: str) -> list[dict]:
+    return [
+        statement
+        for name, policy in synthesized.resources("AWS::IAM::Policy").items()
+        if name.startswith(role_prefix)
+        for statement in policy["Properties"]["PolicyDocument"]["Statement"]
+    ]
+
+
+def _resources_of(statements: list[dict], action: str) -> str:
+    return json.dumps([s["Resource"] for s in statements if action in _as_list(s["Action"])])
+
+
+def _as_list(value) -> list:
+    return value if isinstance(value, list) else [value]
+
+
+def test_the_build_handlers_may_make_and_read_only_the_builds_log_group(synthesized):
+    group = build_log_group_name(STACK_NAME)
+    start = _role_statements(synthesized, "ImageBuildOnDeployStartBuildRole")
+    wait = _role_statements(synthesized, "ImageBuildOnDeployWaitForBuildRole")
+
+    for action in ("logs:CreateLogGroup", "logs:PutRetentionPolicy"):
+        resources = _resources_of(start, action)
+        assert f':log-group:{group}"' in resources and f":log-group:{group}:*" in resources
+    assert f":log-group:{group}:*" in _resources_of(wait, "logs:GetLogEvents")
+    assert _resources_of(start, "logs:GetLogEvents") == "[]"
+    assert _resources_of(wait, "logs:CreateLogGroup") == "[]"
