@@ -5,7 +5,8 @@ credentials and region (STS); the CDK bootstrap version (SSM ``/cdk-bootstrap/hn
 against what the synthesized app requires; Lambda's unreserved concurrency; for every allowed
 instance type, SageMaker's training quotas, on-demand and spot (Service Quotas, matched by
 name: codes are the account's to tell); the CodeBuild concurrent-build quota of the image
-build's compute type; the stack deployed, and its image tag in ECR.
+build's compute type (and, as Service Quotas cannot show it, CodeBuild's hidden new-account
+limit and its fix); the stack deployed, and its image tag in ECR.
 """
 
 from __future__ import annotations
@@ -27,6 +28,13 @@ BOOTSTRAP_PARAMETER = "/cdk-bootstrap/hnb659fds/version"
 MIN_BOOTSTRAP_VERSION = 6
 BUILD_COMPUTE = "Linux/Medium"  # infra/image_build.py: codebuild.ComputeType.MEDIUM
 CODEBUILD_QUOTA = f"Concurrently running builds for {BUILD_COMPUTE} environment"
+# Service Quotas does not show it: new accounts often may not start any build at all.
+CODEBUILD_HIDDEN_LIMIT = (
+    "Service Quotas cannot show CodeBuild's hidden limit on new accounts: if the deploy "
+    "fails with 'Cannot have more than 0 builds in queue for the account', open an AWS "
+    "Support case to raise the CodeBuild concurrent-build limit (or wait until AWS has "
+    "validated the new account), then `npx cdk deploy` again"
+)
 LAMBDA_CONCURRENCY_QUOTA = ("Concurrent executions", "L-B99A9384")
 LAMBDA_UNRESERVED_MINIMUM = 100  # Lambda keeps this many unreserved: reserving needs more
 
@@ -218,7 +226,10 @@ def codebuild_quota(aws: Clients) -> Finding:
             increase_command("codebuild", quota["QuotaCode"], 1),
         )
     return Finding(
-        True, check, f"quota '{CODEBUILD_QUOTA}' ({quota['QuotaCode']}) is {quota['Value']:g}"
+        True,
+        check,
+        f"quota '{CODEBUILD_QUOTA}' ({quota['QuotaCode']}) is {quota['Value']:g}; "
+        f"{CODEBUILD_HIDDEN_LIMIT}",
     )
 
 

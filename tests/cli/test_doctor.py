@@ -130,6 +130,11 @@ def test_a_new_account_gets_a_check_and_a_fix_for_each_finding(stack, clients, t
     )
     assert sum(not f.ok for f in findings if f.check.startswith("SageMaker")) == 3
     assert "✓ CodeBuild Linux/Medium: quota 'Concurrently running builds for Linux/Medium" in report
+    codebuild = next(f for f in findings if f.check == "CodeBuild Linux/Medium")
+    # Service Quotas may say 1 while StartBuild refuses every build: the ✓ says so, and the fix
+    assert "cannot show CodeBuild's hidden limit" in codebuild.detail
+    assert "Cannot have more than 0 builds in queue for the account" in codebuild.detail
+    assert "AWS Support case" in codebuild.detail
     assert f"✓ stack: {STACK_NAME} is CREATE_COMPLETE" in report
     assert f"✓ training image: {IMAGE_URI} is in ECR" in report
 
