@@ -1,8 +1,11 @@
 """The `detrain` command: one entry point, `--help` on every command.
 
-Commands that talk to the deployed stack live in detrain/operator_commands.py;
-the ones that run on this machine alone (local-train, rehearse) in
-detrain/local_commands.py. Each module adds its subcommands with ``register``.
+Commands that talk to the deployed stack live in detrain/dataset_commands.py (upload),
+detrain/job_commands.py (launch, list, describe, stop, follow, fetch) and
+detrain/doctor_command.py; the ones that look at a trained model in detrain/model_commands.py
+(predict, report); the ones that run on this machine alone (local-train, rehearse) in
+detrain/local_commands.py. Each module adds its subcommands with ``register``. A failure the
+user can act on is turned into its message here, once (detrain/cli_error.py).
 """
 
 from __future__ import annotations
@@ -11,8 +14,17 @@ import argparse
 import logging
 import sys
 
-from detrain import local_commands, model_commands, operator_commands
-from detrain.cli_error import CliError
+from detrain import (
+    dataset_commands,
+    doctor_command,
+    job_commands,
+    local_commands,
+    model_commands,
+)
+from detrain.cli_error import CliError, user_message
+
+__all__ = ["CliError", "build_parser", "main"]
+log = logging.getLogger(__name__)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -22,7 +34,9 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    operator_commands.register(subcommands)
+    doctor_command.register(subcommands)
+    dataset_commands.register(subcommands)
+    job_commands.register(subcommands)
     local_commands.register(subcommands)
     model_commands.register(subcommands)
     return parser
@@ -37,9 +51,13 @@ def main(argv: list[str] | None = None) -> int:
     )
     try:
         return int(args.func(args) or 0)
-    except CliError as error:
-        print(f"detrain {args.command}: {error}", file=sys.stderr)
-        return 2
     except KeyboardInterrupt:
         print("interrupted", file=sys.stderr)
         return 130
+    except Exception as error:
+        message = user_message(error)
+        if message is None:
+            raise
+        log.debug("detrain %s failed", args.command, exc_info=True)  # the traceback, with -v
+        print(f"detrain {args.command}: {message}", file=sys.stderr)
+        return 2

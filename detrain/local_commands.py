@@ -7,6 +7,7 @@ import logging
 import sys
 from pathlib import Path
 
+from contract.names import check_job_name
 from detrain import hyperparameter_options
 from detrain.cli_error import CliError
 from detrain.hyperparameter_options import hyperparameter_strings
@@ -101,25 +102,23 @@ def _report(result) -> int:
 
 def _local_train(args: argparse.Namespace) -> int:
     from detrain.local_runner import LocalRunner
-    from detrain.training_job import JobSpecError, check_job_name, for_local_folder
+    from detrain.training_job import for_local_folder
 
     if args.gpus and not args.docker:
         raise CliError("--gpus is for --docker runs; a local process uses this machine's GPUs")
     hyperparameters = hyperparameter_strings(args.hp)
     _quiet_libraries(args.verbose)
+    job = for_local_folder(
+        args.dataset,
+        hyperparameters=hyperparameters,
+        run_folder=args.workdir,
+        validation=args.validation,
+        name=check_job_name(args.name) if args.name else None,
+        instance_count=_instance_count(args.instance_count),
+    )
+    runner = LocalRunner(args.workdir, docker_image=args.docker, gpus=args.gpus)
     try:
-        job = for_local_folder(
-            args.dataset,
-            hyperparameters=hyperparameters,
-            run_folder=args.workdir,
-            validation=args.validation,
-            name=check_job_name(args.name) if args.name else None,
-            instance_count=_instance_count(args.instance_count),
-        )
-        runner = LocalRunner(args.workdir, docker_image=args.docker, gpus=args.gpus)
         return _report(runner.run(job))
-    except JobSpecError as error:
-        raise CliError(str(error)) from None
     except FileNotFoundError as error:
         if args.docker and error.filename == "docker":
             raise CliError("--docker needs the docker command, which is not installed") from None
@@ -145,15 +144,12 @@ def _rehearse(args: argparse.Namespace) -> int:
     _quiet_libraries(args.verbose)
     if args.instance_count is not None:
         _instance_count(args.instance_count)
-    try:
-        result = rehearsal.rehearse(
-            args.workdir,
-            dataset=args.dataset,
-            instance_count=args.instance_count,
-            images=args.images,
-            hyperparameters=overrides,
-            out=sys.stdout,
-        )
-    except rehearsal.RehearsalError as error:
-        raise CliError(str(error)) from None
+    result = rehearsal.rehearse(
+        args.workdir,
+        dataset=args.dataset,
+        instance_count=args.instance_count,
+        images=args.images,
+        hyperparameters=overrides,
+        out=sys.stdout,
+    )
     return _report(result)

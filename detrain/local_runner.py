@@ -33,6 +33,7 @@ from typing import TextIO
 from contract import metrics
 from contract.layout import BASE_DIR_VARIABLE, CONTAINER_ROOT, Layout
 from contract.names import MASTER_ADDR_VARIABLE, MASTER_PORT_VARIABLE
+from contract.outputs import MODEL_ARCHIVE, OUTPUT_ARCHIVE
 from contract.sagemaker import FAILURE_REASON_CHARS, STOP_GRACE_SECONDS
 from detrain import opt_ml
 from detrain.storage import Storage
@@ -43,8 +44,6 @@ log = logging.getLogger(__name__)
 REPO_ROOT = Path(__file__).resolve().parents[1]
 TRAIN_SCRIPT = REPO_ROOT / "training_image" / "train"
 CHECKPOINT_SYNC_SECONDS = 30  # SageMaker syncs checkpoints to S3 while the job runs
-MODEL_ARTIFACT = "model.tar.gz"
-OUTPUT_ARTIFACT = "output.tar.gz"
 
 
 @dataclass
@@ -359,12 +358,12 @@ class LocalRunner:
                 failure or f"AlgorithmError: the training container exited with code {exit_code}"
             )
         artifacts = self.workdir / job.name / "artifacts"
-        output_uri = job.artifact_uri(OUTPUT_ARTIFACT)
-        self.storage.upload(pack(first.output_data, artifacts / OUTPUT_ARTIFACT), output_uri)
+        output_uri = job.artifact_uri(OUTPUT_ARCHIVE)
+        self.storage.upload(pack(first.output_data, artifacts / OUTPUT_ARCHIVE), output_uri)
         model_uri = None
         if status != "Failed" and any(first.model.iterdir()):
-            model_uri = job.artifact_uri(MODEL_ARTIFACT)
-            self.storage.upload(pack(first.model, artifacts / MODEL_ARTIFACT), model_uri)
+            model_uri = job.artifact_uri(MODEL_ARCHIVE)
+            self.storage.upload(pack(first.model, artifacts / MODEL_ARCHIVE), model_uri)
         count = self._sync_checkpoints(job, first)
         if count is not None:
             log.info("%s: synced %d checkpoint files to %s", job.name, count, job.checkpoint_uri)

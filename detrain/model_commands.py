@@ -20,14 +20,22 @@ from botocore.exceptions import ClientError
 from PIL import Image, ImageDraw, ImageFont, ImageOps
 from tqdm import tqdm
 
+from contract.outputs import (
+    MODEL_ARCHIVE,
+    MODEL_CLASS_MAP_FILE,
+    MODEL_CONFIG_FILE,
+    MODEL_LOADER_FILE,
+    MODEL_WEIGHTS_FILE,
+    OUTPUT_ARCHIVE,
+    REPORT_FILE,
+    job_output_key,
+)
 from detrain import deployment
 from detrain.cli_error import CliError
-from detrain.operator_commands import aws_command, fetch_model
+from detrain.job_commands import fetch_model
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff")
 DETECTIONS_FILE = "detections.jsonl"
-REPORT_FILE = "report.html"
-OUTPUT_ARCHIVE = "output.tar.gz"
 COLOURS = ("#ff4081", "#2979ff", "#ff9100", "#aa00ff", "#00b8d4", "#ffd600", "#d50000", "#64dd17")
 
 
@@ -50,13 +58,13 @@ def _job_model(args: argparse.Namespace, job: str) -> Path:
     if not uri:
         raise CliError(f"job {job!r} is {described['TrainingJobStatus']} and has no model")
     target = args.models / job
-    if not (target / "model" / "config.json").is_file():
+    if not (target / "model" / MODEL_CONFIG_FILE).is_file():
         fetch_model(aws.client("s3"), uri, target, progress=not args.no_progress)
     return target / "model"
 
 
 def model_folder(args: argparse.Namespace) -> Path:
-    """MODEL as a folder holding config.json and detector.py."""
+    """MODEL as a folder holding the model's config and its detector.py."""
     given = Path(args.model)
     if given.is_dir():
         folder = given
@@ -64,16 +72,18 @@ def model_folder(args: argparse.Namespace) -> Path:
         folder = _unpack(given, args.out / "model")
     elif given.exists():
         raise CliError(
-            f"MODEL {args.model!r} is a file but not a model.tar.gz; "
-            "allowed: a model folder, a model.tar.gz or a training job name"
+            f"MODEL {args.model!r} is a file but not a {MODEL_ARCHIVE}; "
+            f"allowed: a model folder, a {MODEL_ARCHIVE} or a training job name"
         )
     else:
         folder = _job_model(args, args.model)
-    missing = [n for n in ("config.json", "detector.py") if not (folder / n).is_file()]
+    needed = (MODEL_CONFIG_FILE, MODEL_LOADER_FILE)
+    missing = [n for n in needed if not (folder / n).is_file()]
     if missing:
+        files = (MODEL_CONFIG_FILE, MODEL_CLASS_MAP_FILE, MODEL_WEIGHTS_FILE, MODEL_LOADER_FILE)
         raise CliError(
             f"{folder} is not a detrain model: it has no {' or '.join(missing)} "
-            "(a model folder holds config.json, class_map.json, model.pt and detector.py)"
+            f"(a model folder holds {', '.join(files[:-1])} and {files[-1]})"
         )
     return folder
 
@@ -81,7 +91,7 @@ def model_folder(args: argparse.Namespace) -> Path:
 def load_detector_module(folder: Path) -> ModuleType:
     """The model's own detector.py, imported from its folder under a name of its own."""
     spec = importlib.util.spec_from_file_location(
-        f"detrain_model_{abs(hash(folder))}", folder / "detector.py"
+        f"detrain_model_{abs(hash(folder))}", folder / MODEL_LOADER_FILE
     )
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
@@ -128,7 +138,6 @@ def draw(image: Image.Image, detections: list[dict], classes: list[str]) -> Imag
     return image
 
 
-@aws_command
 def _predict(args: argparse.Namespace) -> int:
     if not 0.0 <= args.threshold <= 1.0:
         raise CliError(f"--threshold {args.threshold} is not allowed; allowed: 0 to 1")
@@ -162,9 +171,9 @@ def _predict(args: argparse.Namespace) -> int:
 
 
 def output_uri(described: dict) -> str:
-    """Where SageMaker put a job's output.tar.gz (S3OutputPath/JOB/output/output.tar.gz)."""
-    base = described["OutputDataConfig"]["S3OutputPath"].rstrip("/")
-    return f"{base}/{described['TrainingJobName']}/output/{OUTPUT_ARCHIVE}"
+    """Where SageMaker put a job's output archive (S3OutputPath/JOB/output/OUTPUT_ARCHIVE)."""
+    base = described["OutputDataConfig"]["S3OutputPath"].rstrip("/") + "/"
+    return job_output_key(base, described["TrainingJobName"], OUTPUT_ARCHIVE)
 
 
 def _fetch_report(args: argparse.Namespace) -> Path:
@@ -192,7 +201,6 @@ def _fetch_report(args: argparse.Namespace) -> Path:
     return report
 
 
-@aws_command
 def _report(args: argparse.Namespace) -> int:
     report = _fetch_report(args)
     print(report.resolve())
@@ -211,11 +219,11 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "predict",
         parents=[aws],
         help="detect objects in images with a trained model; draw them and write JSON lines",
-        description="Load MODEL with the detector.py it ships and write each image with its "
-        f"boxes drawn, plus {DETECTIONS_FILE}, into --out. Needs torch and torchvision "
+        description=f"Load MODEL with the {MODEL_LOADER_FILE} it ships and write each image "
+        f"with its boxes drawn, plus {DETECTIONS_FILE}, into --out. Needs torch and torchvision "
         "(and effdet for EfficientDet models).",
     )
-    cmd.add_argument("model", help="a model folder, a model.tar.gz, or a training job name")
+    cmd.add_argument("model", help=f"a model folder, a {MODEL_ARCHIVE}, or a training job name")
     cmd.add_argument("images", nargs="+", type=Path, help="image files or folders of images")
     cmd.add_argument("--out", type=Path, required=True, help="folder for the results")
     cmd.add_argument(
@@ -230,9 +238,9 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     cmd = subcommands.add_parser(
         "report",
         parents=[aws],
-        help="download a job's output and show its report.html",
-        description="Download JOB's output.tar.gz, unpack it and print the path of report.html "
-        "(--open: open it in the web browser).",
+        help=f"download a job's output and show its {REPORT_FILE}",
+        description=f"Download JOB's {OUTPUT_ARCHIVE}, unpack it and print the path of "
+        f"{REPORT_FILE} (--open: open it in the web browser).",
     )
     cmd.add_argument("job", help="training job name")
     cmd.add_argument("--output", type=Path, default=Path("reports"), help="default ./reports/")

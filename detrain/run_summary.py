@@ -5,10 +5,8 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
+from contract.outputs import METRICS_PLOT_FILE, REPORT_FILE
 from detrain.local_runner import JobResult
-
-PLOT_SUFFIX = ".png"
-REPORT_FILE = "report.html"
 
 
 def _where(path: Path) -> str:
@@ -16,11 +14,6 @@ def _where(path: Path) -> str:
         return os.path.relpath(path)
     except ValueError:
         return str(path)
-
-
-def _plot(result: JobResult) -> Path | None:
-    plots = sorted(result.output_data_dir.rglob(f"*{PLOT_SUFFIX}"))
-    return plots[0] if plots else None
 
 
 def format_summary(result: JobResult) -> str:
@@ -43,10 +36,9 @@ def format_summary(result: JobResult) -> str:
         lines.extend(f"          {line}" for line in reason[1:12])
     if result.model_uri:
         lines.append(f"model     {_where(result.model_dir)}/ ({result.model_uri})")
-    plot = _plot(result)
-    if plot:
+    plot, report = result.output_data_dir / METRICS_PLOT_FILE, result.output_data_dir / REPORT_FILE
+    if plot.is_file():
         lines.append(f"plot      {_where(plot)}")
-    report = result.output_data_dir / REPORT_FILE
     if report.is_file():
         lines.append(f"report    {_where(report)}")
     lines.append(f"metrics   {_where(result.output_data_dir)}/ ({result.output_uri})")

@@ -16,8 +16,7 @@ from typing import Any
 
 from contract import TRAINING_CHANNEL, VALIDATION_CHANNEL
 from contract.layout import CHECKPOINT_PATH
-from contract.names import JobNameError
-from contract.names import check_job_name as _check_job_name
+from contract.outputs import job_output_key
 from contract.sagemaker import (
     FILE_MODE,
     FULLY_REPLICATED,
@@ -49,7 +48,7 @@ class TrainingJob:
     name: str
     hyperparameters: Mapping[str, str]
     channels: tuple[Channel, ...]
-    output_path: str  # <S3OutputPath>: artifacts go to <output_path>/<name>/output/
+    output_path: str  # <S3OutputPath>: archives go to <output_path>/<name>/output/
     arn: str = ""
     image: str = ""
     instance_type: str = LOCAL_INSTANCE_TYPE
@@ -65,8 +64,9 @@ class TrainingJob:
         """SageMaker's host names: algo-1 .. algo-N."""
         return tuple(f"algo-{i}" for i in range(1, self.instance_count + 1))
 
-    def artifact_uri(self, filename: str) -> str:
-        return f"{self.output_path.rstrip('/')}/{self.name}/output/{filename}"
+    def artifact_uri(self, archive: str) -> str:
+        """Where SageMaker puts one of the job's archives (contract/outputs.py names them)."""
+        return job_output_key(f"{self.output_path.rstrip('/')}/", self.name, archive)
 
 
 def _channel(raw: Mapping[str, Any], default_mode: str) -> Channel:
@@ -123,14 +123,6 @@ def from_description(description: Mapping[str, Any]) -> TrainingJob:
         environment=dict(description.get("Environment") or {}),
         network_isolation=bool(description.get("EnableNetworkIsolation", False)),
     )
-
-
-def check_job_name(name: str) -> str:
-    """SageMaker's job-name rule (contract/names.py), as a JobSpecError."""
-    try:
-        return _check_job_name(name)
-    except JobNameError as error:
-        raise JobSpecError(str(error)) from None
 
 
 def local_job_name(dataset: Path, now: datetime | None = None) -> str:

@@ -21,9 +21,9 @@ import boto3
 from tqdm import tqdm
 
 from contract.hyperparameters import HyperparameterError, from_values
-from contract.names import DATASETS_PREFIX, TRIGGER_FILENAME
+from contract.names import DATASETS_PREFIX, TRIGGER_FILENAME, JobNameError, prefixed_job_name
 from launch_training.events import Refused, check_dataset_name
-from launch_training.request import check_job_name, parse_overrides
+from launch_training.request import parse_overrides
 
 log = logging.getLogger(__name__)
 
@@ -50,8 +50,8 @@ def check_overrides(overrides: Mapping[str, Any]) -> dict[str, Any]:
         parsed = parse_overrides(overrides, source="the overrides")
         from_values(parsed.hyperparameters)
         if parsed.job_name:
-            check_job_name(parsed.job_name)
-    except (Refused, HyperparameterError) as error:
+            prefixed_job_name(parsed.job_name)
+    except (Refused, HyperparameterError, JobNameError) as error:
         raise UploadError(str(error)) from None
     return dict(overrides)
 

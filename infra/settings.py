@@ -21,7 +21,14 @@ from typing import Any
 import botocore
 import botocore.session
 
-from contract.launcher_settings import RANGES, LauncherSettings, whole_number
+from contract.launcher_settings import (
+    DEFAULT_MAX_INSTANCE_COUNT,
+    DEFAULT_MAX_RUNTIME_HOURS,
+    DEFAULT_SPOT,
+    RANGES,
+    LauncherSettings,
+    whole_number,
+)
 from contract.names import SPOT_MODES, Env
 
 INSTANCE_TYPES = "detrain:instanceTypes"
@@ -52,6 +59,9 @@ TORCH_INDEX_URL = "TORCH_INDEX_URL"
 TORCH_INDEX_URLS = {"13.0": "https://pypi.org/simple", "12.6": ""}
 DEFAULT_CUDA = "12.6"
 DEFAULTS: dict[str, Any] = {
+    MAX_INSTANCE_COUNT: DEFAULT_MAX_INSTANCE_COUNT,  # the launcher's defaults are the contract's
+    MAX_RUNTIME_HOURS: DEFAULT_MAX_RUNTIME_HOURS,
+    SPOT: DEFAULT_SPOT,
     NOTIFICATION_EMAIL: "",
     IMAGES_KEPT: 10,
     LAUNCHER_CONCURRENCY: LAUNCHER_CONCURRENCY_OFF,

@@ -30,6 +30,7 @@ from contract.names import (
     models_uri,
     prefixed_job_name,
 )
+from contract.outputs import MAX_RUNTIME_VARIABLE
 from contract.sagemaker import FILE_MODE, INPUT_MODES, JOB_NAME_MAX, S3_DISTRIBUTIONS
 from launch_training.events import Refused
 
@@ -75,7 +76,6 @@ class LaunchRequest:
 
 CLIENT_TOKEN = "client_token"  # a console request's idempotency key (detrain launch sets one)
 _CLIENT_TOKEN = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
-MAX_RUNTIME_ENV = "DETRAIN_MAX_RUNTIME_SECONDS"  # read by the trainer's preflight
 
 
 def parse_overrides(
@@ -179,18 +179,6 @@ def client_token(value: Any) -> str:
     return value
 
 
-def check_job_name(name: str) -> str:
-    """A requested job name gets the project prefix (the launcher may create only those)."""
-    try:
-        return prefixed_job_name(name)
-    except JobNameError:
-        raise Refused(
-            f"'job_name' = {name!r} is not a valid training job name; allowed: at most "
-            f"{JOB_NAME_MAX} characters (with the {JOB_NAME_PREFIX!r} prefix), letters, "
-            "digits and hyphens, starting and ending with a letter or digit"
-        ) from None
-
-
 def _tag_value(value: str) -> str:
     cleaned = "".join(c if c.isalnum() or c in _TAG_VALUE_EXTRA else "_" for c in value)
     return cleaned[:256]
@@ -200,7 +188,8 @@ def dataset_uri(bucket: str, dataset: str) -> str:
     return f"s3://{bucket}/{DATASETS_PREFIX}{dataset}/"
 
 
-def _instance_type(value: str | None, settings: LauncherSettings) -> str:
+def allowed_instance_type(value: str | None, settings: LauncherSettings) -> str:
+    """The requested instance type, or the default; Refused if the deployment does not allow it."""
     instance_type = value or settings.default_instance_type
     if instance_type not in settings.allowed_instance_types:
         raise Refused(
@@ -210,7 +199,8 @@ def _instance_type(value: str | None, settings: LauncherSettings) -> str:
     return instance_type
 
 
-def _instance_count(value: int | None, settings: LauncherSettings) -> int:
+def allowed_instance_count(value: int | None, settings: LauncherSettings) -> int:
+    """The requested instance count, or 1; Refused above the deployment's maximum."""
     count = 1 if value is None else value
     if not 1 <= count <= settings.max_instance_count:
         raise Refused(
@@ -252,11 +242,14 @@ def create_training_job_request(
 ) -> dict[str, Any]:
     """The keyword arguments of sagemaker.create_training_job; raises Refused."""
     overrides = launch.overrides
-    name = (
-        check_job_name(overrides.job_name)
-        if overrides.job_name
-        else job_name(launch.dataset, launch.requested_at, launch.identity)
-    )
+    try:
+        name = (
+            prefixed_job_name(overrides.job_name)
+            if overrides.job_name
+            else job_name(launch.dataset, launch.requested_at, launch.identity)
+        )
+    except JobNameError as error:
+        raise Refused(str(error)) from None
     input_mode = overrides.input_mode or FILE_MODE
     runtime = _runtime_seconds(overrides.max_runtime_hours, settings)
     spot = _spot(overrides.spot, settings)
@@ -291,8 +284,8 @@ def create_training_job_request(
             "KmsKeyId": settings.output_kms_key_arn,
         },
         "ResourceConfig": {
-            "InstanceType": _instance_type(overrides.instance_type, settings),
-            "InstanceCount": _instance_count(overrides.instance_count, settings),
+            "InstanceType": allowed_instance_type(overrides.instance_type, settings),
+            "InstanceCount": allowed_instance_count(overrides.instance_count, settings),
             "VolumeSizeInGB": VOLUME_SIZE_GB,
         },
         "StoppingCondition": stopping,
@@ -303,7 +296,7 @@ def create_training_job_request(
         },
         "EnableNetworkIsolation": True,  # the image needs no network; hosts still reach each other
         "EnableInterContainerTrafficEncryption": True,
-        "Environment": {MAX_RUNTIME_ENV: str(runtime)},
+        "Environment": {MAX_RUNTIME_VARIABLE: str(runtime)},
         "Tags": [
             {"Key": TAG_PROJECT, "Value": PROJECT},
             {"Key": TAG_DATASET, "Value": _tag_value(launch.dataset)},

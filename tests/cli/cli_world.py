@@ -2,13 +2,17 @@
 
 from __future__ import annotations
 
+import io
 import json
 import subprocess
 import sys
+import zipfile
 from dataclasses import dataclass
+from pathlib import Path
 
 import boto3
 
+from contract.launcher_settings import LauncherSettings
 from contract.names import REPOSITORY_NAME, Output
 from detrain import emulator
 
@@ -36,11 +40,14 @@ class CliWorld:
     env: dict[str, str]
     queue_url: str
 
-    def detrain(self, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    def detrain(
+        self, *args: str, env: dict[str, str] | None = None, cwd: Path | None = None
+    ) -> subprocess.CompletedProcess:
         """Run the CLI as a user would: a child process that talks to the moto server."""
         return subprocess.run(
             [sys.executable, "-m", "detrain", *args],
             env=env or self.env,
+            cwd=cwd,
             capture_output=True,
             text=True,
             timeout=120,
@@ -66,3 +73,23 @@ class CliWorld:
 
 def register_image() -> None:
     emulator.register_image(REPOSITORY_NAME, "v1")
+
+
+def deploy_launcher(settings: LauncherSettings = LAUNCHER) -> None:
+    """The launcher function as the stack deploys it: its code aside (moto runs none here),
+    its environment, which is where the CLI reads the deployment's allow-list."""
+    iam = boto3.client("iam")
+    try:
+        role = iam.get_role(RoleName="launcher")["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        role = iam.create_role(RoleName="launcher", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    archive = io.BytesIO()
+    zipfile.ZipFile(archive, "w").writestr("handler.py", "")
+    boto3.client("lambda").create_function(
+        FunctionName=FUNCTION,
+        Runtime="python3.12",
+        Role=role,
+        Handler="launch_training.handler.handler",
+        Code={"ZipFile": archive.getvalue()},
+        Environment={"Variables": settings.to_environ()},
+    )

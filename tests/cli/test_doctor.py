@@ -11,19 +11,20 @@ from __future__ import annotations
 import hashlib
 import io
 import json
-import zipfile
+import re
+from dataclasses import replace
 
 import boto3
 import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from cli_world import ACCOUNT, FUNCTION, IMAGE_URI, REGION
+from cli_world import ACCOUNT, IMAGE_URI, LAUNCHER, REGION, deploy_launcher
 
 from contract.names import STACK_NAME
-from detrain import cli, doctor, operator_commands
+from detrain import aws_calls, cli, doctor, doctor_command, job_commands
 
-INSTANCE_TYPES = ("ml.g5.xlarge", "ml.g5.2xlarge")
+INSTANCE_TYPES = LAUNCHER.allowed_instance_types  # the deployed launcher's list
 NEW_ACCOUNT_LIMITS = {
     "AccountLimit": {
         "TotalCodeSize": 80530636800,
@@ -217,23 +218,69 @@ def test_a_denied_call_is_a_finding_not_a_crash(aws):
 def test_the_doctor_command_prints_each_line_and_exits_1_on_a_finding(
     stack, clients, monkeypatch, capsys, tmp_path
 ):
+    """cdk.json allows six types; the deployed launcher two: the quotas checked are those two,
+    wherever the command runs (here: a folder without cdk.json)."""
     bootstrapped()
-    monkeypatch.setattr(operator_commands, "doctor_clients", lambda aws: clients)
-    monkeypatch.setattr(doctor, "run", _with_types(doctor.run))
+    deploy_launcher()
+    monkeypatch.setattr(aws_calls, "doctor_clients", lambda aws: clients)
+    monkeypatch.chdir(tmp_path)
 
     status = cli.main(["doctor", "--cdk-out", str(tmp_path)])
 
     out = capsys.readouterr().out
+    lines = out.splitlines()
     assert status == 1
-    assert out.splitlines()[0].startswith("✓ credentials: ")
+    assert lines[0].startswith("✓ credentials: ")
+    assert lines[1] == "✓ instance types: ml.g5.xlarge, ml.g5.2xlarge (the deployed launcher " + (
+        "detrain-launcher)"
+    )
     assert "✗ SageMaker on-demand ml.g5.xlarge" in out
+    checked = re.findall(r"SageMaker (?:on-demand|spot) (\S+):", out)
+    assert sorted(set(checked)) == sorted(INSTANCE_TYPES) and len(checked) == 4
     assert "    fix: aws service-quotas request-service-quota-increase" in out
     assert out.rstrip().endswith("3 problems found")
 
 
-def _with_types(run):
-    """cdk.json allows six types; the stubbed quotas answer for two."""
-    return lambda aws, **kwargs: run(aws, **{**kwargs, "instance_types": INSTANCE_TYPES})
+def test_before_a_deploy_the_doctor_checks_the_types_cdk_json_will_deploy(
+    aws, monkeypatch, tmp_path
+):
+    session = boto3.session.Session()
+    monkeypatch.chdir(tmp_path)
+
+    types, nowhere = doctor_command.allowed_instance_types(session, STACK_NAME)
+    (tmp_path / "cdk.json").write_text(
+        json.dumps(
+            {
+                "context": {
+                    "detrain:instanceTypes": ["ml.g6.xlarge"],
+                    "detrain:defaultInstanceType": "ml.g6.xlarge",
+                    "detrain:removalPolicy": "destroy",
+                }
+            }
+        )
+    )
+    from_cdk_json = doctor_command.allowed_instance_types(session, STACK_NAME)
+
+    assert (types, nowhere.ok) == ((), False)
+    assert "there is no cdk.json here" in nowhere.detail
+    assert nowhere.fix.startswith("run `detrain doctor` in the CDK app's folder")
+    assert from_cdk_json[0] == ("ml.g6.xlarge",)
+    assert from_cdk_json[1].text() == (
+        "✓ instance types: ml.g6.xlarge (./cdk.json: the stack is not deployed yet)"
+    )
+
+
+def test_a_launcher_without_its_environment_is_a_finding(stack):
+    deploy_launcher(replace(LAUNCHER, allowed_instance_types=()))
+
+    types, finding = doctor_command.allowed_instance_types(boto3.session.Session(), STACK_NAME)
+
+    assert (types, finding.ok) == ((), False)
+    assert (
+        "detrain-launcher's environment is not the launcher's: environment variable "
+        + ("ALLOWED_INSTANCE_TYPES is not set")
+        in finding.detail
+    )
 
 
 # ---- detrain launch runs the quota check first --------------------------------------------
@@ -241,17 +288,7 @@ def _with_types(run):
 
 @pytest.fixture
 def launcher_function(stack):
-    role = boto3.client("iam").create_role(RoleName="launcher", AssumeRolePolicyDocument="{}")
-    archive = io.BytesIO()
-    zipfile.ZipFile(archive, "w").writestr("handler.py", "")
-    boto3.client("lambda").create_function(
-        FunctionName=FUNCTION,
-        Runtime="python3.12",
-        Role=role["Role"]["Arn"],
-        Handler="launch_training.handler.handler",
-        Code={"ZipFile": archive.getvalue()},
-        Environment={"Variables": {"DEFAULT_INSTANCE_TYPE": "ml.g5.xlarge", "SPOT": "preferred"}},
-    )
+    deploy_launcher()
 
 
 @pytest.fixture
@@ -260,7 +297,7 @@ def stubbed_quotas(monkeypatch):
     quotas = session.client("service-quotas")
     stubber = quotas_stub(quotas, codebuild=False)
     monkeypatch.setattr(
-        operator_commands,
+        aws_calls,
         "doctor_clients",
         lambda aws: doctor.Clients(aws, **{"service-quotas": quotas}),
     )
@@ -287,11 +324,11 @@ def test_launch_on_spot_passes_the_check_and_sends_a_client_token(
     fresh client token, so a retried invoke starts no second job."""
     sent = []
     monkeypatch.setattr(
-        operator_commands, "print_launch_result", lambda payload, error: sent.append(error) or 0
+        job_commands, "print_launch_result", lambda payload, error: sent.append(error) or 0
     )
     # moto cannot run a Lambda here (no Docker): botocore's before-call event answers the
     # Invoke after botocore has validated and serialized the request as it would send it.
-    session = operator_commands._session
+    session = aws_calls.session
 
     def answer_invoke(params, **_):
         sent.append(json.loads(params["body"]))
@@ -305,9 +342,28 @@ def test_launch_on_spot_passes_the_check_and_sends_a_client_token(
         aws.events.register("before-call.lambda.Invoke", answer_invoke)
         return aws
 
-    monkeypatch.setattr(operator_commands, "_session", session_answering_invoke)
+    monkeypatch.setattr(aws_calls, "session", session_answering_invoke)
 
     assert cli.main(["launch", "fridge"]) == 0
     request = sent[0]
     assert request["dataset"] == "fridge"
     assert len(request["client_token"]) == 32
+
+
+def test_launch_checks_the_quota_of_the_deployed_default_type_not_cdk_json_s(
+    stack, stubbed_quotas, capsys
+):
+    deploy_launcher(
+        replace(
+            LAUNCHER,
+            allowed_instance_types=("ml.g5.xlarge", "ml.g5.2xlarge"),
+            default_instance_type="ml.g5.2xlarge",  # cdk.json's default: ml.g5.xlarge
+        )
+    )
+
+    status = cli.main(["launch", "fridge", "--no-spot"])
+
+    assert status == 2
+    assert "✗ SageMaker on-demand ml.g5.2xlarge: quota 'ml.g5.2xlarge for training" in (
+        capsys.readouterr().err
+    )

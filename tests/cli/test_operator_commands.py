@@ -8,17 +8,20 @@ import os
 import tarfile
 import time
 import urllib.request
-import zipfile
 from collections.abc import Iterator
+from dataclasses import replace
 from pathlib import Path
 
 import boto3
 import pytest
-from cli_world import BUCKET, FUNCTION, CliWorld
+from cli_world import BUCKET, LAUNCHER, CliWorld, deploy_launcher
 
-from detrain import cli, operator_commands
+from detrain import cli, job_commands
 from detrain.upload import UploadError, upload_dataset
+from infra.settings import from_context, load_context
 from launch_training.handler import handler
+
+CDK_SETTINGS = from_context(load_context(Path(__file__).resolve().parents[2] / "cdk.json"))
 
 COMMANDS = ("upload", "launch", "list", "describe", "stop", "follow", "fetch")
 
@@ -288,18 +291,7 @@ def simple_lambda(aws: str) -> Iterator[callable]:
         ).close()
 
     post("/moto-api/config", {"lambda": {"use_docker": False}})
-    role = boto3.client("iam").create_role(RoleName="launcher", AssumeRolePolicyDocument="{}")[
-        "Role"
-    ]["Arn"]
-    archive = io.BytesIO()
-    zipfile.ZipFile(archive, "w").writestr("handler.py", "")
-    boto3.client("lambda").create_function(
-        FunctionName=FUNCTION,
-        Runtime="python3.12",
-        Role=role,
-        Handler="launch_training.handler.handler",
-        Code={"ZipFile": archive.getvalue()},
-    )
+    deploy_launcher()
     try:
         yield lambda result: post(
             "/moto-api/static/lambda-simple/response", {"results": [json.dumps(result)]}
@@ -321,15 +313,43 @@ def test_launch_invokes_the_function_and_prints_its_result(
     assert json.loads(done.stdout)["job_name"] == answer["job_name"]
 
 
-def test_launch_exits_1_with_the_reason_when_refused(stack, launcher_env, simple_lambda):
-    simple_lambda(handler({"dataset": "fridge", "instance_count": 4}, None))
+def test_launch_exits_1_with_the_reason_when_the_function_refuses(
+    stack, launcher_env, simple_lambda
+):
+    answer = handler({"dataset": "never-uploaded"}, None)
+    assert answer["status"] == "refused"
+    simple_lambda(answer)
 
-    done = stack.detrain("launch", "fridge", "--instance-count", "4")
+    done = stack.detrain("launch", "never-uploaded")
 
     assert done.returncode == 1
+    assert f"refused: {answer['reason']}" in done.stderr
+
+
+def test_launch_checks_the_deployed_allow_list_not_cdk_json(stack, tmp_path):
+    """cdk.json allows ml.g5.xlarge and 2 instances; the deployed launcher does not: the CLI
+    reads the deployment's list (the function's environment), wherever it runs from."""
+    deploy_launcher(
+        replace(
+            LAUNCHER,
+            allowed_instance_types=("ml.g5.2xlarge",),
+            default_instance_type="ml.g5.2xlarge",
+            max_instance_count=3,
+        )
+    )
+    assert "ml.g5.xlarge" in CDK_SETTINGS.instance_types and CDK_SETTINGS.max_instance_count == 2
+
+    wrong_type = stack.detrain("launch", "fridge", "--instance-type", "ml.g5.xlarge", cwd=tmp_path)
+    too_many = stack.detrain("launch", "fridge", "--instance-count", "4", cwd=tmp_path)
+
+    assert wrong_type.returncode == 1, wrong_type.stderr
     assert (
-        "refused: 'instance_count' = 4 is not allowed by this deployment; allowed: 1 to 2"
-        in done.stderr
+        "refused: 'instance_type' = 'ml.g5.xlarge' is not allowed by this deployment; "
+        "allowed: ml.g5.2xlarge" in wrong_type.stderr
+    )
+    assert too_many.returncode == 1, too_many.stderr
+    assert "'instance_count' = 4 is not allowed by this deployment; allowed: 1 to 3" in (
+        too_many.stderr
     )
 
 
@@ -337,9 +357,7 @@ def test_launch_reports_a_function_error():
     with pytest.raises(
         cli.CliError, match=r"the launcher failed \(Unhandled\): DATA_BUCKET is not set"
     ):
-        operator_commands.print_launch_result(
-            b'{"errorMessage": "DATA_BUCKET is not set"}', "Unhandled"
-        )
+        job_commands.print_launch_result(b'{"errorMessage": "DATA_BUCKET is not set"}', "Unhandled")
 
 
 # ---- list, describe, stop, follow, fetch ----------------------------------------------
@@ -370,9 +388,9 @@ def test_stop_refuses_a_job_that_has_ended(stack, dataset_folder, launcher_env):
 
 @pytest.mark.parametrize("status", ["Completed", "Failed", "Stopped", "Stopping"])
 def test_only_in_progress_jobs_are_stoppable(status):
-    operator_commands.check_stoppable("j", "InProgress")
+    job_commands.check_stoppable("j", "InProgress")
     with pytest.raises(cli.CliError, match=f"is {status}"):
-        operator_commands.check_stoppable("j", status)
+        job_commands.check_stoppable("j", status)
 
 
 def test_follow_prints_logs_and_the_final_status(stack, dataset_folder, launcher_env):

@@ -37,3 +37,13 @@ def test_the_launcher_prefix_counts_towards_the_63_characters():
 def test_job_output_and_checkpoint_locations():
     assert models_uri("b") == "s3://b/models/"
     assert checkpoints_uri("b", "detrain-x") == "s3://b/checkpoints/detrain-x/"
+
+
+def test_a_refused_requested_name_is_named_as_requested_with_the_prefix_rule():
+    with pytest.raises(JobNameError) as refused:
+        prefixed_job_name("exp_7")
+
+    assert str(refused.value).startswith(
+        "'job_name' = 'exp_7' is not a valid training job name; allowed: at most 63 characters "
+        f"(with the {JOB_NAME_PREFIX!r} prefix)"
+    )

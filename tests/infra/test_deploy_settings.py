@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from contract import launcher_settings
 from contract.launcher_settings import LauncherSettings
 from contract.names import SPOT_MODES, Env
 from infra import settings as s
@@ -98,10 +99,29 @@ def test_a_bad_setting_names_the_key_the_value_and_what_is_allowed(context, key,
 
 
 def test_a_missing_setting_is_named(context):
-    del context[s.SPOT]
+    del context[s.REMOVAL_POLICY]
 
-    with pytest.raises(s.SettingsError, match=f"missing setting {s.SPOT}"):
+    with pytest.raises(s.SettingsError, match=f"missing setting {s.REMOVAL_POLICY}"):
         s.from_context(context)
+
+
+def test_the_launcher_defaults_are_the_contracts_and_cdk_json_spells_them_out(context):
+    """One default per launcher choice: a key left out gets the contract's value, the one the
+    function falls back to; cdk.json (and the README's table) show the same value."""
+    defaults = {
+        s.MAX_INSTANCE_COUNT: launcher_settings.DEFAULT_MAX_INSTANCE_COUNT,
+        s.MAX_RUNTIME_HOURS: launcher_settings.DEFAULT_MAX_RUNTIME_HOURS,
+        s.SPOT: launcher_settings.DEFAULT_SPOT,
+    }
+    left_out = s.from_context({k: v for k, v in context.items() if k not in defaults})
+    readme = (REPO_ROOT / "README.md").read_text()
+
+    assert (left_out.max_instance_count, left_out.max_runtime_hours, left_out.spot) == tuple(
+        defaults.values()
+    )
+    for key, value in defaults.items():
+        assert context[key] == value, f"cdk.json's {key} is not the contract's default"
+        assert f"| `{key}` | `{value}` |" in readme, f"README's default of {key}"
 
 
 def test_the_cuda_flavour_picks_where_pip_finds_torch(context):

@@ -14,6 +14,8 @@ import boto3
 import pytest
 
 from contract.layout import Layout
+from contract.names import MODELS_PREFIX
+from contract.outputs import MODEL_ARCHIVE, OUTPUT_ARCHIVE, job_output_key
 from detrain.local_runner import LocalRunner, docker_command, pack
 from detrain.storage import Storage
 from detrain.training_job import JobSpecError, from_description
@@ -62,6 +64,10 @@ def test_completed_job_leaves_artifacts_where_sagemaker_puts_them(
     assert [m["epoch"] for m in result.metrics_history] == [1, 2]
     output = f"models/{job.name}/output/"
     assert _keys(bucket, output) == [f"{output}model.tar.gz", f"{output}output.tar.gz"]
+    assert _keys(bucket, output) == [  # the contract's names, where its key rule puts them
+        job_output_key(MODELS_PREFIX, job.name, archive)
+        for archive in (MODEL_ARCHIVE, OUTPUT_ARCHIVE)
+    ]
     assert _tar_names(bucket, f"{output}model.tar.gz") == ["sub", "sub/classes.json", "weights.pt"]
     assert _tar_names(bucket, f"{output}output.tar.gz") == ["metrics.csv", "training.png"]
     assert _keys(bucket, f"checkpoints/{job.name}/") == [f"checkpoints/{job.name}/epoch-1.pt"]

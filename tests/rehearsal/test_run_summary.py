@@ -1,5 +1,6 @@
 """The summary printed after a local run names the job report when the run wrote one."""
 
+from contract.outputs import METRICS_PLOT_FILE
 from detrain.local_runner import JobResult
 from detrain.run_summary import format_summary
 
@@ -30,3 +31,12 @@ def test_the_summary_names_the_report(tmp_path):
 
     [line] = [x for x in format_summary(result).splitlines() if x.startswith("report ")]
     assert line.endswith("output/data/report.html")
+
+
+def test_the_summary_shows_the_metrics_plot_not_another_picture(tmp_path):
+    result = _result(tmp_path)
+    for name in ("lr_find.png", METRICS_PLOT_FILE, "report_curves.png"):
+        (result.output_data_dir / name).write_bytes(b"png")
+
+    [line] = [x for x in format_summary(result).splitlines() if x.startswith("plot ")]
+    assert line.endswith(f"output/data/{METRICS_PLOT_FILE}")

@@ -3,9 +3,10 @@ from pathlib import Path
 
 import pytest
 
+from contract.names import MODELS_PREFIX, JobNameError, check_job_name
+from contract.outputs import MODEL_ARCHIVE, OUTPUT_ARCHIVE, job_output_key
 from detrain.training_job import (
     JobSpecError,
-    check_job_name,
     for_local_folder,
     from_description,
     local_job_name,
@@ -25,6 +26,11 @@ def test_description_becomes_the_job_the_runner_executes(create_job, bucket):
     assert job.artifact_uri("model.tar.gz") == (
         f"s3://{bucket}/models/{job.name}/output/model.tar.gz"
     )
+    for archive in (MODEL_ARCHIVE, OUTPUT_ARCHIVE):  # the contract's key rule, as a URI
+        key = job_output_key(MODELS_PREFIX, job.name, archive)
+        assert job.artifact_uri(archive) == f"s3://{bucket}/{key}"
+    with pytest.raises(ValueError, match=r"allowed 'model\.tar\.gz', 'output\.tar\.gz'"):
+        job.artifact_uri("report.html")
     assert job.checkpoint_uri == f"s3://{bucket}/checkpoints/{job.name}/"
     assert job.max_runtime_seconds == 3600
     assert job.environment == {"DETRAIN_TEST": "yes"}
@@ -80,5 +86,5 @@ def test_local_job_names_are_valid_sagemaker_names():
 
     assert check_job_name(name) == name
     assert name.endswith("-20250102-030405")
-    with pytest.raises(JobSpecError, match="not allowed"):
+    with pytest.raises(JobNameError, match="not allowed"):
         check_job_name("bad_name")

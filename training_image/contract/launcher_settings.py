@@ -21,7 +21,9 @@ RANGES: dict[str, tuple[int, int]] = {
     Env.MAX_INSTANCE_COUNT: (1, 100),
     Env.MAX_RUNTIME_HOURS: (1, MAX_RUNTIME_HOURS),
 }
-DEFAULT_MAX_INSTANCE_COUNT = 1
+# The defaults of the operator's choices: a variable left unset here, a key left out of the
+# CDK context there (infra/settings.py); cdk.json spells the same values out (a test holds it).
+DEFAULT_MAX_INSTANCE_COUNT = 2
 DEFAULT_MAX_RUNTIME_HOURS = 24
 DEFAULT_SPOT = "preferred"
 

@@ -95,5 +95,14 @@ def check_job_name(name: str) -> str:
 
 
 def prefixed_job_name(name: str) -> str:
-    """A requested name with the project prefix (the launcher may create only those jobs)."""
-    return check_job_name(name if name.startswith(JOB_NAME_PREFIX) else JOB_NAME_PREFIX + name)
+    """A requested job name with the project prefix (the launcher may create only those jobs),
+    checked by SageMaker's rule; the JobNameError names the name as it was requested."""
+    prefixed = name if name.startswith(JOB_NAME_PREFIX) else JOB_NAME_PREFIX + name
+    try:
+        return check_job_name(prefixed)
+    except JobNameError:
+        raise JobNameError(
+            f"'job_name' = {name!r} is not a valid training job name; allowed: at most "
+            f"{JOB_NAME_MAX} characters (with the {JOB_NAME_PREFIX!r} prefix), letters, "
+            "digits and hyphens, starting and ending with a letter or digit"
+        ) from None

@@ -6,7 +6,14 @@ from __future__ import annotations
 import pytest
 from launcher_world import ENVIRONMENT, IMAGE_URI
 
-from contract.launcher_settings import LauncherSettings, SettingsError, parse_image_uri
+from contract.launcher_settings import (
+    DEFAULT_MAX_INSTANCE_COUNT,
+    DEFAULT_MAX_RUNTIME_HOURS,
+    DEFAULT_SPOT,
+    LauncherSettings,
+    SettingsError,
+    parse_image_uri,
+)
 from contract.names import Env
 from launch_training import settings
 
@@ -35,9 +42,9 @@ def test_optional_variables_have_defaults():
 
     assert config.default_instance_type == "ml.g5.xlarge"
     assert (config.max_instance_count, config.max_runtime_hours, config.spot) == (
-        1,
-        24,
-        "preferred",
+        DEFAULT_MAX_INSTANCE_COUNT,
+        DEFAULT_MAX_RUNTIME_HOURS,
+        DEFAULT_SPOT,
     )
 
 

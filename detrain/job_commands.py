@@ -1,17 +1,15 @@
-"""Commands that talk to AWS: doctor, upload, launch, list, describe, stop, follow, fetch.
+"""Commands about training jobs: launch, list, describe, stop, follow, fetch.
 
-Resources come from the stack's outputs (CloudFormation DescribeStacks on ``Detrain``), or
-from --bucket / --function. ``launch`` invokes the deployed launcher function, so a request
-from here is validated exactly as an upload's or a console Test's.
+``launch`` invokes the deployed launcher function, so a request from here is validated exactly
+as an upload's or a console Test's. Before it does, it checks the request against the
+deployed launcher's allow-list and the account's quota for the job (as `detrain doctor` does).
 """
 
 from __future__ import annotations
 
 import argparse
 import contextlib
-import functools
 import json
-import logging
 import sys
 import tarfile
 import uuid
@@ -19,60 +17,54 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-from boto3.exceptions import Boto3Error
 from botocore.config import Config
-from botocore.exceptions import BotoCoreError, ClientError, NoCredentialsError
+from botocore.exceptions import BotoCoreError, ClientError
 from tqdm import tqdm
 
-from contract.names import JOB_NAME_PREFIX, STACK_NAME, Env
+from contract.launcher_settings import LauncherSettings, SettingsError
+from contract.names import JOB_NAME_PREFIX
+from contract.outputs import MODEL_ARCHIVE
 from contract.sagemaker import INPUT_MODES, S3_DISTRIBUTIONS
-from detrain import deployment, doctor, ground_truth, hyperparameter_options, upload
+from detrain import aws_calls, doctor, hyperparameter_options, upload
 from detrain.cli_error import CliError
 from detrain.hyperparameter_options import hyperparameter_values
-from launch_training.request import CLIENT_TOKEN
+from launch_training.events import Refused
+from launch_training.request import CLIENT_TOKEN, allowed_instance_count, allowed_instance_type
 
 ENDED = ("Completed", "Failed", "Stopped")
-log = logging.getLogger(__name__)
-
-
-def aws_command(func):
-    """Turn the known failures of AWS and of the inputs into one-line CliErrors."""
-
-    @functools.wraps(func)
-    def run(args: argparse.Namespace) -> int:
-        try:
-            return func(args)
-        except (deployment.DeploymentError, upload.UploadError) as error:
-            raise CliError(str(error)) from None
-        except NoCredentialsError:
-            raise CliError(deployment.NO_CREDENTIALS) from None
-        except ClientError as error:
-            details = error.response["Error"]
-            raise CliError(f"{details.get('Code')}: {details.get('Message')}") from None
-        except (BotoCoreError, Boto3Error) as error:  # no connection, a failed transfer, ...
-            raise CliError(str(error)) from None
-
-    return run
-
-
-def _session(args: argparse.Namespace):
-    if not args.verbose:
-        for noisy in ("botocore", "boto3", "urllib3"):
-            logging.getLogger(noisy).setLevel(logging.WARNING)
-    return deployment.session(region=args.region, profile=args.profile)
-
-
-def _deployment(args: argparse.Namespace, aws, *need: str) -> deployment.Deployment:
-    return deployment.find(
-        aws,
-        need=need,
-        stack_name=args.stack,
-        bucket=getattr(args, "bucket", None),
-        function_name=getattr(args, "function", None),
-    )
 
 
 # ---- requests ---------------------------------------------------------------------------
+
+
+def override_options() -> argparse.ArgumentParser:
+    """The training overrides of `upload` (its trigger's body) and `launch` (its request)."""
+    parent = argparse.ArgumentParser(add_help=False)
+    group = parent.add_argument_group("training overrides (checked against the deployment)")
+    hyperparameter_options.add_option(group)
+    group.add_argument("--instance-type", help="e.g. ml.g5.xlarge (must be allowed)")
+    group.add_argument("--instance-count", type=int, help="instances (default 1; must be allowed)")
+    spot = group.add_mutually_exclusive_group()
+    spot.add_argument(
+        "--spot",
+        dest="spot",
+        action="store_true",
+        default=None,
+        help="managed spot training (default: the deployment's SPOT setting)",
+    )
+    spot.add_argument("--no-spot", dest="spot", action="store_false", help="on-demand instances")
+    group.add_argument(
+        "--max-runtime-hours", type=float, help="stop after this long (default: the deployment's)"
+    )
+    group.add_argument("--job-name", help=f"job name (gets the {JOB_NAME_PREFIX!r} prefix)")
+    group.add_argument("--input-mode", choices=INPUT_MODES, help="File (default) or FastFile")
+    group.add_argument(
+        "--s3-distribution",
+        choices=S3_DISTRIBUTIONS,
+        help="with --instance-count > 1: FullyReplicated (default, every host gets all the data) "
+        "or ShardedByS3Key (each host gets ~1/N of the objects; see docs/scaling.md)",
+    )
+    return parent
 
 
 def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
@@ -96,69 +88,26 @@ def launch_request(args: argparse.Namespace) -> dict[str, Any]:
     return {"dataset": args.dataset, **overrides_from(args)}
 
 
-# ---- commands ---------------------------------------------------------------------------
+# ---- launch -----------------------------------------------------------------------------
 
 
-@aws_command
-def _upload(args: argparse.Namespace) -> int:
-    if (args.folder is None) == (args.ground_truth is None):
-        raise CliError("give a dataset FOLDER or --ground-truth MANIFEST (one of the two)")
-    overrides = overrides_from(args)
-    aws = _session(args)
-    bucket = _deployment(args, aws, "bucket").bucket
-    if args.ground_truth:
-        return _upload_ground_truth(args, aws, bucket, overrides)
-    result = upload.upload_dataset(
-        bucket,
-        args.name,
-        args.folder,
-        overrides,
-        s3=aws.client("s3"),
-        trigger=not args.no_trigger,
-        delete=args.delete,
-        progress=not args.no_progress,
-    )
-    print(
-        f"s3://{bucket}/{result.prefix}: {result.uploaded} files uploaded, "
-        f"{result.skipped} unchanged, {result.deleted} deleted"
-    )
-    if result.trigger_key:
-        print(f"wrote s3://{bucket}/{result.trigger_key}: the launcher starts the training job")
-    return 0
-
-
-def _upload_ground_truth(args: argparse.Namespace, aws, bucket: str, overrides: dict) -> int:
-    try:
-        upload.check_name(args.name)
-        body = json.dumps(upload.check_overrides(overrides), indent=2).encode()
-        result = ground_truth.import_manifest(
-            bucket,
-            args.name,
-            args.ground_truth,
-            s3=aws.client("s3"),
-            overrides_body=body,
-            trigger=not args.no_trigger,
-        )
-    except (upload.UploadError, ground_truth.ManifestError) as error:
-        raise CliError(str(error)) from None
-    print(
-        f"s3://{bucket}/{result.prefix}: {result.copied} images copied, {result.skipped} "
-        f"unchanged; manifest s3://{bucket}/{result.manifest_key}"
-    )
-    if result.trigger_key:
-        print(f"wrote s3://{bucket}/{result.trigger_key}: the launcher starts the training job")
-    return 0
-
-
-@aws_command
 def _launch(args: argparse.Namespace) -> int:
     request = launch_request(args)
     if args.print_request:
         print(json.dumps(request, indent=2))
         return 0
-    aws = _session(args)
-    function_name = _deployment(args, aws, "function_name").function_name
-    check_launch_quota(args, aws, function_name)
+    aws = aws_calls.session(args)
+    function_name = aws_calls.find_deployment(args, aws, "function_name").function_name
+    settings = _launcher_settings(aws, function_name)
+    if settings is not None:
+        try:
+            instance_type = allowed_instance_type(args.instance_type, settings)
+            count = allowed_instance_count(args.instance_count, settings)
+        except Refused as refused:
+            print(f"refused: {refused}", file=sys.stderr)
+            return 1
+        spot = args.spot if args.spot is not None else settings.spot != "off"
+        check_launch_quota(aws, instance_type, spot, count)
     # One token per `detrain launch`: a retried invoke (below, or Lambda's) starts no second job.
     request[CLIENT_TOKEN] = uuid.uuid4().hex
     client = aws.client("lambda", config=Config(read_timeout=90, retries={"max_attempts": 3}))
@@ -166,61 +115,29 @@ def _launch(args: argparse.Namespace) -> int:
     return print_launch_result(response["Payload"].read(), response.get("FunctionError"))
 
 
-def doctor_clients(aws) -> doctor.Clients:
-    return doctor.Clients(aws)
-
-
-def launcher_environment(aws, function_name: str) -> dict[str, str]:
-    """The deployed launcher's settings (its environment); {} when they cannot be read."""
+def _launcher_settings(aws, function_name: str) -> LauncherSettings | None:
+    """The deployed launcher's settings; None (and a warning) when they cannot be read: the
+    function still checks the request itself."""
     try:
-        config = aws.client("lambda").get_function_configuration(FunctionName=function_name)
-    except (ClientError, BotoCoreError) as error:
-        log.debug("cannot read %s's configuration: %s", function_name, error)
-        return {}
-    return config.get("Environment", {}).get("Variables", {})
+        return aws_calls.deployed_launcher_settings(aws, function_name)
+    except (ClientError, BotoCoreError, SettingsError) as error:
+        print(
+            f"warning: the request and the quota were not checked before launching: cannot "
+            f"read {function_name}'s settings ({error})",
+            file=sys.stderr,
+        )
+        return None
 
 
-def check_launch_quota(args: argparse.Namespace, aws, function_name: str) -> None:
+def check_launch_quota(aws, instance_type: str, spot: bool, count: int) -> None:
     """The quota the requested job needs, as `detrain doctor` checks it; CliError if too low."""
-    settings = launcher_environment(aws, function_name)
-    instance_type = args.instance_type or settings.get(Env.DEFAULT_INSTANCE_TYPE)
-    if not instance_type:
-        allowed = settings.get(Env.ALLOWED_INSTANCE_TYPES, "")
-        instance_type = allowed.split(",")[0].strip() or _cdk_settings().default_instance_type
-    spot = args.spot if args.spot is not None else settings.get(Env.SPOT, "preferred") != "off"
-    finding = doctor.launch_preflight(
-        doctor_clients(aws), instance_type, spot, args.instance_count or 1
-    )
+    finding = doctor.launch_preflight(aws_calls.doctor_clients(aws), instance_type, spot, count)
     if finding.ok:
         return
     if finding.detail.startswith("could not check"):
         print(f"warning: the quota was not checked: {finding.detail}", file=sys.stderr)
         return
     raise CliError(f"refused before launching:\n{finding.text()}")
-
-
-def _cdk_settings():
-    from detrain.local_runner import REPO_ROOT
-    from infra.settings import from_context, load_context
-
-    return from_context(load_context(REPO_ROOT / "cdk.json"))
-
-
-@aws_command
-def _doctor(args: argparse.Namespace) -> int:
-    aws = _session(args)
-    findings = doctor.run(
-        doctor_clients(aws),
-        region=aws.region_name,
-        instance_types=_cdk_settings().instance_types,
-        cdk_out=args.cdk_out,
-        stack_name=args.stack,
-    )
-    for finding in findings:
-        print(finding.text())
-    problems = sum(not f.ok for f in findings)
-    print(f"{problems} problem{'s' if problems != 1 else ''} found" if problems else "all good")
-    return 1 if problems else 0
 
 
 def print_launch_result(payload: bytes, function_error: str | None) -> int:
@@ -240,7 +157,9 @@ def print_launch_result(payload: bytes, function_error: str | None) -> int:
     return 0
 
 
-@aws_command
+# ---- list, describe, stop, follow -------------------------------------------------------
+
+
 def _list(args: argparse.Namespace) -> int:
     params: dict[str, Any] = {"SortBy": "CreationTime", "SortOrder": "Descending"}
     params["MaxResults"] = min(args.max, 100)  # ListTrainingJobs' page limit
@@ -248,7 +167,8 @@ def _list(args: argparse.Namespace) -> int:
         params["NameContains"] = JOB_NAME_PREFIX
     if args.status:
         params["StatusEquals"] = args.status
-    jobs = _session(args).client("sagemaker").list_training_jobs(**params)["TrainingJobSummaries"]
+    sagemaker = aws_calls.session(args).client("sagemaker")
+    jobs = sagemaker.list_training_jobs(**params)["TrainingJobSummaries"]
     if not jobs:
         print("no training jobs")
         return 0
@@ -298,9 +218,9 @@ def summary(job: dict[str, Any]) -> list[str]:
     return lines
 
 
-@aws_command
 def _describe(args: argparse.Namespace) -> int:
-    job = _session(args).client("sagemaker").describe_training_job(TrainingJobName=args.job)
+    sagemaker = aws_calls.session(args).client("sagemaker")
+    job = sagemaker.describe_training_job(TrainingJobName=args.job)
     if args.json:
         job.pop("ResponseMetadata", None)
         print(json.dumps(job, indent=2, default=str))
@@ -309,9 +229,8 @@ def _describe(args: argparse.Namespace) -> int:
     return 0
 
 
-@aws_command
 def _stop(args: argparse.Namespace) -> int:
-    sagemaker = _session(args).client("sagemaker")
+    sagemaker = aws_calls.session(args).client("sagemaker")
     status = sagemaker.describe_training_job(TrainingJobName=args.job)["TrainingJobStatus"]
     check_stoppable(args.job, status)
     sagemaker.stop_training_job(TrainingJobName=args.job)
@@ -324,12 +243,11 @@ def check_stoppable(job: str, status: str) -> None:
         raise CliError(f"job {job!r} is {status}; only an InProgress job can be stopped")
 
 
-@aws_command
 def _follow(args: argparse.Namespace) -> int:
     from sagemaker.core.resources import TrainingJob  # heavy: imported only when needed
     from sagemaker.core.utils.exceptions import FailedStatusError
 
-    aws = _session(args)
+    aws = aws_calls.session(args)
     job = TrainingJob.get(training_job_name=args.job, session=aws, region=aws.region_name)
     with contextlib.suppress(FailedStatusError):  # the summary below says why
         job.wait(poll=args.poll, logs=True)
@@ -338,9 +256,11 @@ def _follow(args: argparse.Namespace) -> int:
     return 0 if final["TrainingJobStatus"] == "Completed" else 1
 
 
-@aws_command
+# ---- fetch ------------------------------------------------------------------------------
+
+
 def _fetch(args: argparse.Namespace) -> int:
-    aws = _session(args)
+    aws = aws_calls.session(args)
     job = aws.client("sagemaker").describe_training_job(TrainingJobName=args.job)
     uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     if job["TrainingJobStatus"] != "Completed" or not uri:
@@ -354,7 +274,8 @@ def _fetch(args: argparse.Namespace) -> int:
 
 
 def fetch_model(s3, uri: str, target: Path, *, progress: bool = True) -> Path:
-    """Download s3://.../model.tar.gz into `target` and unpack it (safely) into target/model."""
+    """Download a job's model archive (at `uri`) into `target` and unpack it, safely, into
+    target/model."""
     bucket, _, key = uri.removeprefix("s3://").partition("/")
     target.mkdir(parents=True, exist_ok=True)
     archive = target / Path(key).name
@@ -383,93 +304,12 @@ def _positive(raw: str) -> int:
     return int(raw)
 
 
-def _aws_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    parent.add_argument("--region", help="AWS region (default: your AWS configuration)")
-    parent.add_argument("--profile", help="AWS profile (default: your AWS configuration)")
-    parent.add_argument(
-        "--stack", default=STACK_NAME, help=f"the deployed stack (default {STACK_NAME})"
-    )
-    return parent
-
-
-def _override_options() -> argparse.ArgumentParser:
-    parent = argparse.ArgumentParser(add_help=False)
-    group = parent.add_argument_group("training overrides (checked against the deployment)")
-    hyperparameter_options.add_option(group)
-    group.add_argument("--instance-type", help="e.g. ml.g5.xlarge (must be allowed)")
-    group.add_argument("--instance-count", type=int, help="instances (default 1; must be allowed)")
-    spot = group.add_mutually_exclusive_group()
-    spot.add_argument(
-        "--spot",
-        dest="spot",
-        action="store_true",
-        default=None,
-        help="managed spot training (default: the deployment's SPOT setting)",
-    )
-    spot.add_argument("--no-spot", dest="spot", action="store_false", help="on-demand instances")
-    group.add_argument(
-        "--max-runtime-hours", type=float, help="stop after this long (default: the deployment's)"
-    )
-    group.add_argument("--job-name", help=f"job name (gets the {JOB_NAME_PREFIX!r} prefix)")
-    group.add_argument("--input-mode", choices=INPUT_MODES, help="File (default) or FastFile")
-    group.add_argument(
-        "--s3-distribution",
-        choices=S3_DISTRIBUTIONS,
-        help="with --instance-count > 1: FullyReplicated (default, every host gets all the data) "
-        "or ShardedByS3Key (each host gets ~1/N of the objects; see docs/scaling.md)",
-    )
-    return parent
-
-
 def register(subcommands: argparse._SubParsersAction) -> None:
-    aws, overrides = _aws_options(), _override_options()
-
-    cmd = subcommands.add_parser(
-        "doctor",
-        parents=[aws],
-        help="check the AWS account before a deploy or a launch, with the fix for each finding",
-        description="Credentials and region, the CDK bootstrap version, Lambda concurrency, "
-        "SageMaker training quotas (on-demand and spot) for every allowed instance type, the "
-        "CodeBuild build quota, the deployed stack and its image. Exit status 1 on a finding.",
-    )
-    cmd.add_argument(
-        "--cdk-out",
-        type=Path,
-        default=Path("cdk.out"),
-        help="the synthesized app, for the bootstrap version it needs (default ./cdk.out)",
-    )
-    cmd.set_defaults(func=_doctor)
-
-    cmd = subcommands.add_parser(
-        "upload",
-        parents=[aws, overrides],
-        help="upload a dataset folder, then write its trigger to start training",
-        description="Sync FOLDER to s3://<bucket>/datasets/NAME/ (unchanged files are skipped), "
-        "then write datasets/NAME/_launch.json with the overrides: the launcher starts the job.",
-    )
-    cmd.add_argument("name", help="dataset name: one folder name under datasets/")
-    cmd.add_argument(
-        "folder",
-        type=Path,
-        nargs="?",
-        help="local dataset folder: COCO, Pascal VOC, YOLO or a Ground Truth manifest",
-    )
-    cmd.add_argument(
-        "--ground-truth",
-        metavar="MANIFEST",
-        help="instead of FOLDER: a Ground Truth output manifest (s3://... or a local file); "
-        "its images are copied server side into datasets/NAME/, the manifest beside them",
-    )
-    cmd.add_argument("--bucket", help="the data bucket (default: the stack's output)")
-    cmd.add_argument("--no-trigger", action="store_true", help="upload only; launch later")
-    cmd.add_argument("--delete", action="store_true", help="delete objects not in FOLDER")
-    cmd.add_argument("--no-progress", action="store_true", help="no progress bar")
-    cmd.set_defaults(func=_upload)
+    aws = aws_calls.aws_options()
 
     cmd = subcommands.add_parser(
         "launch",
-        parents=[aws, overrides],
+        parents=[aws, override_options()],
         help="start a training job on an uploaded dataset (through the launcher function)",
         description="Invoke the deployed launcher with a console request; prints its result "
         "(exit status 1 when it refuses, with the reason).",
@@ -508,7 +348,11 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     cmd.set_defaults(func=_follow)
 
     cmd = subcommands.add_parser(
-        "fetch", parents=[aws], help="download and unpack a completed job's model"
+        "fetch",
+        parents=[aws],
+        help="download and unpack a completed job's model",
+        description=f"Download JOB's {MODEL_ARCHIVE} into OUTPUT/JOB/ and unpack it into "
+        "OUTPUT/JOB/model/.",
     )
     cmd.add_argument("job", help="training job name")
     cmd.add_argument("--output", type=Path, default=Path("models"), help="default ./models/")
