@@ -11,7 +11,7 @@ import argparse
 import logging
 import sys
 
-from detrain import local_commands, model_commands, operator_commands
+from detrain import first_job, local_commands, model_commands, operator_commands
 from detrain.cli_error import CliError
 
 
@@ -23,6 +23,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug detail")
     subcommands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     operator_commands.register(subcommands)
+    first_job.register(subcommands)
     local_commands.register(subcommands)
     model_commands.register(subcommands)
     return parser

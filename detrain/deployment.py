@@ -8,6 +8,7 @@ import boto3
 import botocore.session
 from botocore.exceptions import ClientError, NoCredentialsError, NoRegionError, ProfileNotFound
 
+from contract.launcher_settings import LauncherSettings, SettingsError
 from contract.names import STACK_NAME, Output
 
 NO_CREDENTIALS = (
@@ -86,3 +87,24 @@ def find(
             if not found[field]:
                 raise DeploymentError(f"stack {stack_name!r} has no output {output}; pass {flag}")
     return Deployment(**found)
+
+
+def launcher_settings(aws: boto3.session.Session, function_name: str) -> LauncherSettings:
+    """The deployed launcher's settings: its environment (Lambda GetFunctionConfiguration),
+    validated as the function validates it at cold start."""
+    try:
+        config = aws.client("lambda").get_function_configuration(FunctionName=function_name)
+    except ClientError as error:
+        details = error.response["Error"]
+        raise DeploymentError(
+            f"cannot read the launcher {function_name!r}'s settings "
+            f"({details.get('Code')}: {details.get('Message')}); lambda:GetFunctionConfiguration "
+            "is needed, or pass --function"
+        ) from None
+    try:
+        return LauncherSettings.from_environ(config.get("Environment", {}).get("Variables", {}))
+    except SettingsError as error:
+        raise DeploymentError(
+            f"the launcher {function_name!r} has unusable settings ({error}); redeploy "
+            "(`npx cdk deploy`)"
+        ) from None
