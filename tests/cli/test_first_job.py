@@ -198,8 +198,11 @@ def launcher_function(aws: str) -> Iterator[callable]:
 
     post("/moto-api/config", {"lambda": {"use_docker": False}})
     try:
-        yield create, lambda result: post(
-            "/moto-api/static/lambda-simple/response", {"results": [json.dumps(result)]}
+        yield (
+            create,
+            lambda result: post(
+                "/moto-api/static/lambda-simple/response", {"results": [json.dumps(result)]}
+            ),
         )
     finally:
         post("/moto-api/config", {"lambda": {"use_docker": True}})
