@@ -164,6 +164,8 @@ def run_on_aws(args: argparse.Namespace, out: TextIO = sys.stdout) -> tuple[JobO
     quota = doctor.launch_preflight(doctor.Clients(aws), chosen.instance_type, chosen.spot, 1)
     if not quota.ok and not quota.detail.startswith("could not check"):
         raise FirstJobError(f"refused before launching:\n{quota.text()}")
+    if not quota.ok:
+        out.write(f"    warning: the quota was not checked: {quota.detail}\n")
     with tempfile.TemporaryDirectory(prefix="detrain-first-job-") as folder:
         _announce(out, f"uploading the sample dataset to s3://{found.bucket}/datasets/{DATASET}/")
         upload.upload_dataset(

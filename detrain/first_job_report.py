@@ -99,7 +99,8 @@ def step_time_text(found: LogFindings) -> str:
         text = f"{epoch:.2f} s an epoch (median of {count})"
         if found.steps_per_epoch:
             per_step = epoch / found.steps_per_epoch
-            text += f": {found.steps_per_epoch} steps, {per_step:.3f} s a step with validation"
+            steps = f"{found.steps_per_epoch} step{'s' * (found.steps_per_epoch != 1)}"
+            text += f": {steps}, {per_step:.3f} s a step with validation"
         parts.append(text)
     return "; ".join(parts) or f"{MISSING} (no preflight or epoch ran)"
 
