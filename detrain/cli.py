@@ -17,6 +17,7 @@ import sys
 from detrain import (
     dataset_commands,
     doctor_command,
+    first_job,
     job_commands,
     local_commands,
     model_commands,
@@ -37,6 +38,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor_command.register(subcommands)
     dataset_commands.register(subcommands)
     job_commands.register(subcommands)
+    first_job.register(subcommands)
     local_commands.register(subcommands)
     model_commands.register(subcommands)
     return parser

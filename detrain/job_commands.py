@@ -244,16 +244,20 @@ def check_stoppable(job: str, status: str) -> None:
 
 
 def _follow(args: argparse.Namespace) -> int:
+    final = wait_for_job(aws_calls.session(args), args.job, args.poll)
+    print("\n".join(summary(final)))
+    return 0 if final["TrainingJobStatus"] == "Completed" else 1
+
+
+def wait_for_job(aws, job_name: str, poll: int) -> dict[str, Any]:
+    """Until the job ends, printing its status and CloudWatch logs; DescribeTrainingJob then."""
     from sagemaker.core.resources import TrainingJob  # heavy: imported only when needed
     from sagemaker.core.utils.exceptions import FailedStatusError
 
-    aws = aws_calls.session(args)
-    job = TrainingJob.get(training_job_name=args.job, session=aws, region=aws.region_name)
-    with contextlib.suppress(FailedStatusError):  # the summary below says why
-        job.wait(poll=args.poll, logs=True)
-    final = aws.client("sagemaker").describe_training_job(TrainingJobName=args.job)
-    print("\n".join(summary(final)))
-    return 0 if final["TrainingJobStatus"] == "Completed" else 1
+    job = TrainingJob.get(training_job_name=job_name, session=aws, region=aws.region_name)
+    with contextlib.suppress(FailedStatusError):  # the caller's summary says why
+        job.wait(poll=poll, logs=True)
+    return aws.client("sagemaker").describe_training_job(TrainingJobName=job_name)
 
 
 # ---- fetch ------------------------------------------------------------------------------

@@ -86,7 +86,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     train.set_defaults(func=_local_train)
 
 
-def _quiet_libraries(verbose: bool) -> None:
+def quiet_libraries(verbose: bool) -> None:
     if verbose:
         return
     for name in ("botocore", "boto3", "werkzeug", "urllib3", "s3transfer"):
@@ -107,7 +107,7 @@ def _local_train(args: argparse.Namespace) -> int:
     if args.gpus and not args.docker:
         raise CliError("--gpus is for --docker runs; a local process uses this machine's GPUs")
     hyperparameters = hyperparameter_strings(args.hp)
-    _quiet_libraries(args.verbose)
+    quiet_libraries(args.verbose)
     job = for_local_folder(
         args.dataset,
         hyperparameters=hyperparameters,
@@ -141,7 +141,7 @@ def _rehearse(args: argparse.Namespace) -> int:
     if args.images < 2:
         raise CliError(f"--images {args.images} is too few; allowed: 2 or more")
     overrides = hyperparameter_strings(args.hp)
-    _quiet_libraries(args.verbose)
+    quiet_libraries(args.verbose)
     if args.instance_count is not None:
         _instance_count(args.instance_count)
     result = rehearsal.rehearse(

@@ -138,3 +138,22 @@ def test_rehearse_a_yolo_export_with_its_own_splits(tmp_path, monkeypatch):
     assert "YOLO layout (train split), 6 images" in run.stdout + run.stderr
     assert "6 training images, 3 validation images" in run.stdout + run.stderr
     assert "status    Completed (exit code 0)" in run.stdout
+
+
+def test_first_job_rehearsed_reports_the_cpu_path_of_the_real_trainer(tmp_path):
+    args = ["first-job", "--rehearse", "--workdir", str(tmp_path), "--images", "4"]
+
+    run = _run([*args, "--hp", "epochs=1", "--hp", "image_size=128"], REPO_ROOT)
+
+    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
+    report = dict((line[:16].strip(), line[16:]) for line in run.stdout.splitlines()[-7:])
+    assert report["job"].startswith("detrain-first-job-shapes-") and report["job"].endswith(
+        ": Completed"
+    )
+    assert report["instance"] == "1 x ml.g5.xlarge (spot)"
+    assert report["GPU"] == "none (cpu)"
+    assert report["driver"] == "none"
+    assert report["forward compat"].startswith("cpu (host driver none, compat package none: ")
+    assert " s a training step (preflight, one step); " in report["step time"]
+    assert "s an epoch (median of 1): 1 step, " in report["step time"]
+    assert report["billable"].startswith("n/a (emulator; the local run took ")

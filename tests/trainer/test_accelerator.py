@@ -1,6 +1,10 @@
+import logging
+from types import SimpleNamespace
+
 import pytest
 import torch
 
+from contract.startup_log import parse_device
 from trainer import accelerator
 from trainer.errors import ConfigError
 
@@ -49,3 +53,38 @@ def test_gpu_driver_too_old_even_for_forward_compatibility_asks_for_a_newer_driv
     assert "driver 460.106.00" in message and "CUDA 12.6" in message
     assert "R470 (>= 470.57.02)" in message and "newer driver" in message
     assert "detrain:cuda" not in message  # redeploying cannot help this host
+
+
+def test_the_device_line_names_no_gpu_on_the_cpu(tmp_path, monkeypatch, caplog):
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    caplog.set_level(logging.INFO, logger="trainer.accelerator")
+
+    accelerator.select(0, tmp_path / "absent")
+
+    [line] = [r.getMessage() for r in caplog.records if r.name == "trainer.accelerator"]
+    assert parse_device(line) == {
+        "device": "cpu",
+        "gpu": "none",
+        "memory": "none",
+        "driver": "none",
+        "cuda": torch.version.cuda or "none",
+    }
+
+
+def test_the_device_line_names_the_gpu_its_memory_and_the_driver(tmp_path, monkeypatch, caplog):
+    version = tmp_path / "version"
+    version.write_text(VERSION_TEXT)
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
+    monkeypatch.setattr(torch.cuda, "set_device", lambda rank: None)
+    properties = SimpleNamespace(name="NVIDIA A10G", total_memory=23_836_098_560)
+    monkeypatch.setattr(torch.cuda, "get_device_properties", lambda device: properties)
+    monkeypatch.setattr(torch.version, "cuda", "12.6")
+    caplog.set_level(logging.INFO, logger="trainer.accelerator")
+
+    assert accelerator.select(1, version) == torch.device("cuda", 1)
+
+    [line] = [r.getMessage() for r in caplog.records if r.name == "trainer.accelerator"]
+    assert line == (
+        "Training device: cuda:1; GPU NVIDIA A10G; memory 22.2 GiB; driver 535.183.01; "
+        "CUDA build 12.6"
+    )

@@ -31,6 +31,10 @@ MAX_RUNTIME_HOURS = 28 * 24
 STOP_GRACE_SECONDS = 120
 EXIT_STOPPED = 143  # 128 + SIGTERM: a process that stopped on request
 
+# Where a job's container output goes: one CloudWatch stream per host, ``<job>/algo-N-<time>``
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/logging-cloudwatch.html).
+TRAINING_LOG_GROUP = "/aws/sagemaker/TrainingJobs"
+
 # The first this-many characters of /opt/ml/output/failure become the job's FailureReason.
 FAILURE_REASON_CHARS = 1024
 

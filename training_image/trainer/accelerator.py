@@ -10,15 +10,18 @@ get here: ``train`` switches that package on at start-up (trainer/forward_compat
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
 
 import torch
 
 from contract.hyperparameters import Hyperparameters
+from contract.startup_log import device_line
 from trainer import forward_compat
 from trainer.errors import ConfigError
 
 DRIVER_VERSION_FILE = forward_compat.DRIVER_VERSION_FILE
+log = logging.getLogger(__name__)
 
 
 def driver_version(version_file: Path = DRIVER_VERSION_FILE) -> str | None:
@@ -31,16 +34,22 @@ def driver_version(version_file: Path = DRIVER_VERSION_FILE) -> str | None:
 
 
 def select(local_rank: int = 0, version_file: Path = DRIVER_VERSION_FILE) -> torch.device:
+    """The process's device, logged as contract/startup_log.py's device line."""
+    driver = driver_version(version_file)
     if torch.cuda.is_available():
         torch.cuda.set_device(local_rank)
-        return torch.device("cuda", local_rank)
-    driver = driver_version(version_file)
+        device = torch.device("cuda", local_rank)
+        gpu = torch.cuda.get_device_properties(device)
+        memory_gib = gpu.total_memory / 2**30
+        log.info("%s", device_line(str(device), gpu.name, memory_gib, driver, torch.version.cuda))
+        return device
     if driver is not None and torch.version.cuda:
         raise ConfigError(
             f"this instance has an NVIDIA GPU (driver {driver}) but torch {torch.__version__} "
             f"(CUDA {torch.version.cuda}) cannot use it: the driver is too old for CUDA "
             f"{torch.version.cuda}. {_advice(torch.version.cuda)}"
         )
+    log.info("%s", device_line("cpu", None, None, driver, torch.version.cuda))
     return torch.device("cpu")
 
 

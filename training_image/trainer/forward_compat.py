@@ -28,6 +28,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from contract.startup_log import forward_compat_line
+
 DRIVER_VERSION_FILE = Path("/proc/driver/nvidia/version")
 MODULE_VERSION_FILE = Path("/sys/module/nvidia/version")  # just "535.183.01": the fallback
 COMPAT_DIR = Path("/usr/local/cuda/compat")
@@ -69,10 +71,7 @@ class Decision:
         return self.verdict == "compat"
 
     def describe(self) -> str:
-        return (
-            f"CUDA forward compatibility: host driver {self.host or 'none'}, "
-            f"compat package {self.compat or 'none'}: {self.verdict} ({self.reason})"
-        )
+        return forward_compat_line(self.host, self.compat, self.verdict, self.reason)
 
 
 def driver_version(text: str) -> str | None:
