@@ -41,8 +41,12 @@ REMOVAL_POLICY = "detrain:removalPolicy"
 IMAGES_KEPT = "detrain:imagesKept"
 LAUNCHER_CONCURRENCY = "detrain:launcherConcurrency"
 CUDA = "detrain:cuda"
+ENDPOINT_INSTANCE_TYPES = "detrain:endpointInstanceTypes"
 
 REMOVAL_POLICIES = ("retain", "destroy")
+# botocore's names of SageMaker's instance type lists (shapes of its service model).
+TRAINING_TYPES_SHAPE = "TrainingInstanceType"
+ENDPOINT_TYPES_SHAPE = "ProductionVariantInstanceType"
 # The launcher's ranges are the contract's (the function reads them back with the same table).
 MAX_RUNTIME_HOURS_RANGE = RANGES[Env.MAX_RUNTIME_HOURS]
 MAX_INSTANCE_COUNT_RANGE = RANGES[Env.MAX_INSTANCE_COUNT]
@@ -58,6 +62,9 @@ LAUNCHER_CONCURRENCY_OFF = "off"
 TORCH_INDEX_URL = "TORCH_INDEX_URL"
 TORCH_INDEX_URLS = {"13.0": "https://pypi.org/simple", "12.6": ""}
 DEFAULT_CUDA = "12.6"
+# Real-time endpoints and batch transforms (`detrain deploy --instance-type`, `detrain
+# transform`): CPU first (the first is transform's default), then one GPU of two generations.
+DEFAULT_ENDPOINT_INSTANCE_TYPES = ("ml.m5.xlarge", "ml.c5.xlarge", "ml.g4dn.xlarge", "ml.g5.xlarge")
 DEFAULTS: dict[str, Any] = {
     MAX_INSTANCE_COUNT: DEFAULT_MAX_INSTANCE_COUNT,  # the launcher's defaults are the contract's
     MAX_RUNTIME_HOURS: DEFAULT_MAX_RUNTIME_HOURS,
@@ -66,6 +73,7 @@ DEFAULTS: dict[str, Any] = {
     IMAGES_KEPT: 10,
     LAUNCHER_CONCURRENCY: LAUNCHER_CONCURRENCY_OFF,
     CUDA: DEFAULT_CUDA,
+    ENDPOINT_INSTANCE_TYPES: list(DEFAULT_ENDPOINT_INSTANCE_TYPES),
 }
 
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
@@ -89,6 +97,7 @@ class Settings:
     images_kept: int
     launcher_concurrency: int | None  # reserved concurrent executions; None: none reserved
     cuda: str = DEFAULT_CUDA
+    endpoint_instance_types: tuple[str, ...] = DEFAULT_ENDPOINT_INSTANCE_TYPES
 
     @property
     def retain(self) -> bool:
@@ -113,6 +122,7 @@ def setting_keys() -> tuple[str, ...]:
         IMAGES_KEPT,
         LAUNCHER_CONCURRENCY,
         CUDA,
+        ENDPOINT_INSTANCE_TYPES,
     )
 
 
@@ -139,7 +149,7 @@ def from_context(context: Mapping[str, Any]) -> Settings:
             raise SettingsError(f"missing setting {key}: set it in cdk.json or with -c {key}=...")
         return value
 
-    instance_types = _instance_types(get(INSTANCE_TYPES))
+    instance_types = _instance_types(get(INSTANCE_TYPES), INSTANCE_TYPES, TRAINING_TYPES_SHAPE)
     default_instance_type = _training_instance_type(
         DEFAULT_INSTANCE_TYPE, _text(DEFAULT_INSTANCE_TYPE, get(DEFAULT_INSTANCE_TYPE))
     )
@@ -169,6 +179,9 @@ def from_context(context: Mapping[str, Any]) -> Settings:
         images_kept=_integer(IMAGES_KEPT, get(IMAGES_KEPT), IMAGES_KEPT_RANGE),
         launcher_concurrency=_launcher_concurrency(get(LAUNCHER_CONCURRENCY)),
         cuda=_cuda(get(CUDA)),
+        endpoint_instance_types=_instance_types(
+            get(ENDPOINT_INSTANCE_TYPES), ENDPOINT_INSTANCE_TYPES, ENDPOINT_TYPES_SHAPE
+        ),
     )
 
 
@@ -235,7 +248,7 @@ def _integer(key: str, value: Any, bounds: tuple[int, int], *, or_else: str = ""
     return number
 
 
-def _instance_types(value: Any) -> tuple[str, ...]:
+def _instance_types(value: Any, key: str, shape: str) -> tuple[str, ...]:
     allowed = (
         "must be a list of SageMaker instance types: a JSON list such as "
         '["ml.g5.xlarge","ml.g5.2xlarge"] or one comma-separated string such as '
@@ -245,36 +258,47 @@ def _instance_types(value: Any) -> tuple[str, ...]:
         try:
             value = json.loads(value) if value.lstrip().startswith("[") else value.split(",")
         except json.JSONDecodeError:
-            raise SettingsError(f"{INSTANCE_TYPES}={value!r} {allowed}") from None
+            raise SettingsError(f"{key}={value!r} {allowed}") from None
     if not isinstance(value, list | tuple) or not all(isinstance(item, str) for item in value):
-        raise SettingsError(f"{INSTANCE_TYPES}={value!r} {allowed}")
+        raise SettingsError(f"{key}={value!r} {allowed}")
     types = tuple(item.strip() for item in value if item.strip())
     if not types:
-        raise SettingsError(f"{INSTANCE_TYPES}={value!r} is empty; allowed: at least one type")
+        raise SettingsError(f"{key}={value!r} is empty; allowed: at least one type")
     for item in types:
-        _training_instance_type(INSTANCE_TYPES, item)
+        _known_instance_type(key, item, shape)
     duplicates = sorted({item for item in types if types.count(item) > 1})
     if duplicates:
-        raise SettingsError(f"{INSTANCE_TYPES} lists {', '.join(duplicates)} more than once")
+        raise SettingsError(f"{key} lists {', '.join(duplicates)} more than once")
     return types
 
 
 @cache
-def sagemaker_training_instance_types() -> frozenset[str]:
-    """SageMaker's training instance types: the ``TrainingInstanceType`` enum of the
-    CreateTrainingJob API, as the installed botocore's service model carries it."""
+def sagemaker_instance_types(shape: str) -> frozenset[str]:
+    """SageMaker's instance types of one kind, as the installed botocore's service model
+    carries them: ``TrainingInstanceType`` (CreateTrainingJob) or
+    ``ProductionVariantInstanceType`` (CreateEndpointConfig)."""
     model = botocore.session.get_session().get_service_model("sagemaker")
-    return frozenset(model.shape_for("TrainingInstanceType").enum)
+    return frozenset(model.shape_for(shape).enum)
+
+
+def sagemaker_training_instance_types() -> frozenset[str]:
+    """SageMaker's training instance types (the CreateTrainingJob API's enum)."""
+    return sagemaker_instance_types(TRAINING_TYPES_SHAPE)
 
 
 def _training_instance_type(key: str, item: str) -> str:
-    known = sagemaker_training_instance_types()
+    return _known_instance_type(key, item, TRAINING_TYPES_SHAPE)
+
+
+def _known_instance_type(key: str, item: str, shape: str) -> str:
+    known = sagemaker_instance_types(shape)
     if item in known:
         return item
+    kind = "training" if shape == TRAINING_TYPES_SHAPE else "endpoint"
     close = difflib.get_close_matches(item, sorted(known), n=4)
     hint = f"close matches: {', '.join(close)}" if close else "e.g. ml.g5.xlarge, ml.g6.xlarge"
     raise SettingsError(
-        f"{key} holds {item!r}, not a SageMaker training instance type; {hint} "
+        f"{key} holds {item!r}, not a SageMaker {kind} instance type; {hint} "
         f"(SageMaker's list of {len(known)} types in botocore {botocore.__version__}; a type "
         "newer than that needs a newer boto3 pin)"
     )

@@ -7,12 +7,13 @@ from pathlib import Path
 from aws_cdk import CfnOutput, Stack
 from constructs import Construct
 
-from contract.names import Output
+from contract.names import JOB_NAME_PREFIX, Output
 from infra.data_bucket import DataBucket
 from infra.image_build import ImageBuild
 from infra.image_repository import ImageRepository
 from infra.image_tag import image_tag
 from infra.launcher import Launcher
+from infra.model_role import ModelRole
 from infra.notifications import Notifications
 from infra.platform_key import PlatformKey
 from infra.settings import Settings, launcher_environment
@@ -54,6 +55,14 @@ class DetrainStack(Stack):
         training = TrainingRole(
             self, "Training", bucket=data.bucket, key=key, repository=repository
         )
+        models = ModelRole(
+            self,
+            "Models",
+            bucket=data.bucket,
+            key=key,
+            repository=repository,
+            name_prefix=JOB_NAME_PREFIX,
+        )
         notifications = Notifications(
             self, "Notifications", key=key, email=settings.notification_email
         )
@@ -84,5 +93,7 @@ class DetrainStack(Stack):
             (Output.FUNCTION_NAME, launcher.function.function_name),
             (Output.TOPIC_ARN, notifications.topic.topic_arn),
             (Output.TRAINING_ROLE_ARN, training.role.role_arn),
+            (Output.MODEL_ROLE_ARN, models.role.role_arn),
+            (Output.ENDPOINT_INSTANCE_TYPES, ",".join(settings.endpoint_instance_types)),
         ):
             CfnOutput(self, output_key, value=value)

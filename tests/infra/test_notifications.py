@@ -1,4 +1,5 @@
-"""infra/notifications.py: this project's finished jobs -> an encrypted topic (+ e-mail)."""
+"""infra/notifications.py: this project's finished jobs and transforms, and its endpoints'
+state changes -> an encrypted topic (+ e-mail)."""
 
 from __future__ import annotations
 
@@ -7,8 +8,17 @@ from infra_policies import text
 from contract.names import JOB_NAME_PREFIX
 
 
+def _rule(synthesized, detail_type: str) -> dict:
+    (rule,) = [
+        r["Properties"]
+        for r in synthesized.resources("AWS::Events::Rule").values()
+        if r["Properties"]["EventPattern"]["detail-type"] == [detail_type]
+    ]
+    return rule
+
+
 def test_the_rule_matches_this_projects_finished_training_jobs(synthesized):
-    rule = synthesized.only("AWS::Events::Rule")
+    rule = _rule(synthesized, "SageMaker Training Job State Change")
 
     assert rule["EventPattern"] == {
         "source": ["aws.sagemaker"],
@@ -21,6 +31,28 @@ def test_the_rule_matches_this_projects_finished_training_jobs(synthesized):
     (target,) = rule["Targets"]
     assert "NotificationsTopic" in text(target["Arn"])
     assert "<detail-TrainingJobName>" in target["InputTransformer"]["InputTemplate"]
+
+
+def test_a_rule_matches_this_projects_finished_batch_transforms(synthesized):
+    rule = _rule(synthesized, "SageMaker Transform Job State Change")
+
+    assert rule["EventPattern"]["detail"] == {
+        "TransformJobName": [{"prefix": JOB_NAME_PREFIX}],
+        "TransformJobStatus": ["Completed", "Failed", "Stopped"],
+    }
+    (target,) = rule["Targets"]
+    assert "NotificationsTopic" in text(target["Arn"])
+    assert "<detail-TransformJobName>" in target["InputTransformer"]["InputTemplate"]
+
+
+def test_a_rule_matches_every_state_change_of_this_projects_endpoints(synthesized):
+    """The event spells the status IN_SERVICE, not InService: no status filter to get wrong."""
+    rule = _rule(synthesized, "SageMaker Endpoint State Change")
+
+    assert rule["EventPattern"]["detail"] == {"EndpointName": [{"prefix": JOB_NAME_PREFIX}]}
+    (target,) = rule["Targets"]
+    assert "NotificationsTopic" in text(target["Arn"])
+    assert "<detail-EndpointStatus>" in target["InputTransformer"]["InputTemplate"]
 
 
 def test_the_topic_is_encrypted_and_tls_only(synthesized):

@@ -15,6 +15,9 @@ TRIGGER_FILENAME = "_launch.json"  # datasets/<name>/_launch.json : "upload comp
 TRIGGER_KEY_SUFFIX = f"/{TRIGGER_FILENAME}"  # the notification's suffix filter
 MODELS_PREFIX = "models/"  # models/<job>/output/model.tar.gz : job output
 CHECKPOINTS_PREFIX = "checkpoints/"  # checkpoints/<job>/ : synced from /opt/ml/checkpoints
+# models/<job>/transform/<transform job>/<image>.out : batch transform results (the model role
+# may write only there).
+TRANSFORM_FOLDER = "transform/"
 
 
 def models_uri(bucket: str) -> str:
@@ -27,10 +30,20 @@ def checkpoints_uri(bucket: str, job_name: str) -> str:
     return f"s3://{bucket}/{CHECKPOINTS_PREFIX}{job_name}/"
 
 
+def transform_output_uri(bucket: str, job_name: str, transform_job_name: str) -> str:
+    """TransformOutput.S3OutputPath of a batch transform of a job's model."""
+    return f"s3://{bucket}/{MODELS_PREFIX}{job_name}/{TRANSFORM_FOLDER}{transform_job_name}/"
+
+
 # Tags put on every training job (and matched by the notification rule).
 TAG_PROJECT = "project"
 TAG_DATASET = "dataset"
 TAG_TRIGGER = "trigger"
+# Tags `detrain deploy` and `detrain transform` put on the models, endpoint configurations and
+# endpoints they make: the training job, and the endpoint a resource was made for (undeploy
+# deletes only what carries its endpoint's name).
+TAG_JOB = "training-job"
+TAG_ENDPOINT = "endpoint"
 
 
 class Env:
@@ -71,6 +84,13 @@ class Output:
     FUNCTION_NAME = "LauncherFunctionName"
     TOPIC_ARN = "NotificationsTopicArn"
     TRAINING_ROLE_ARN = "TrainingRoleArn"
+    MODEL_ROLE_ARN = "ModelRoleArn"  # the execution role of models (endpoints, transforms)
+    ENDPOINT_INSTANCE_TYPES = "EndpointInstanceTypes"  # comma-separated: the allow-list
+
+
+# A CPU-only serving image for serverless endpoints (issue 20): where a stack exports one under
+# this key, `detrain deploy` serves serverless endpoints with it, else with the training image.
+SERVERLESS_IMAGE_OUTPUT = "ServerlessImageUri"
 
 
 # The trainer's local-run overrides of the rendezvous address (several hosts on one machine,
