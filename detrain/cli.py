@@ -3,9 +3,11 @@
 Commands that talk to the deployed stack live in detrain/dataset_commands.py (upload),
 detrain/job_commands.py (launch, list, describe, stop, follow, fetch) and
 detrain/doctor_command.py; the ones that look at a trained model in detrain/model_commands.py
-(predict, report); the ones that run on this machine alone (local-train, rehearse) in
-detrain/local_commands.py. Each module adds its subcommands with ``register``. A failure the
-user can act on is turned into its message here, once (detrain/cli_error.py).
+(predict, report); the ones that host it in detrain/endpoint_commands.py (deploy, endpoints,
+undeploy) and use it in detrain/inference_commands.py (invoke, transform); the ones that run
+on this machine alone (local-train, rehearse) in detrain/local_commands.py. Each module adds
+its subcommands with ``register``. A failure the user can act on is turned into its message
+here, once (detrain/cli_error.py).
 """
 
 from __future__ import annotations
@@ -17,7 +19,9 @@ import sys
 from detrain import (
     dataset_commands,
     doctor_command,
+    endpoint_commands,
     first_job,
+    inference_commands,
     job_commands,
     local_commands,
     model_commands,
@@ -41,6 +45,8 @@ def build_parser() -> argparse.ArgumentParser:
     first_job.register(subcommands)
     local_commands.register(subcommands)
     model_commands.register(subcommands)
+    endpoint_commands.register(subcommands)
+    inference_commands.register(subcommands)
     return parser
 
 

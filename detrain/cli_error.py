@@ -63,6 +63,11 @@ def _client_error(error: ClientError) -> str:
     details = error.response.get("Error", {})
     code = str(details.get("Code"))
     text = f"{code}: {' '.join(str(details.get('Message', '')).split())}"
+    from detrain.endpoint_refusals import fix as serving_fix
+
+    serving = serving_fix(error)
+    if serving:
+        return f"{text}; {serving}"
     if code.startswith("AccessDenied") or code == "UnauthorizedOperation":
         return (
             f"{text}; your AWS identity needs permission for {error.operation_name}: "

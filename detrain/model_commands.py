@@ -13,6 +13,7 @@ import importlib.util
 import json
 import tarfile
 import webbrowser
+from collections.abc import Callable
 from pathlib import Path
 from types import ModuleType
 
@@ -138,6 +139,37 @@ def draw(image: Image.Image, detections: list[dict], classes: list[str]) -> Imag
     return image
 
 
+def write_detections(
+    images: list[Path],
+    out: Path,
+    detect: Callable[[Path, Image.Image], list[dict]],
+    classes: list[str],
+    *,
+    progress: bool,
+    desc: str,
+) -> int:
+    """Each image drawn with what ``detect(path, image)`` found, into ``out``, and one line of
+    DETECTIONS_FILE per image; the number of detections. ``predict`` detects in this process,
+    ``invoke`` through an endpoint."""
+    out.mkdir(parents=True, exist_ok=True)
+    written = 0
+    with (out / DETECTIONS_FILE).open("w", encoding="utf-8") as lines:
+        for index, path in enumerate(tqdm(images, desc=desc, unit="image", disable=not progress)):
+            try:
+                with Image.open(path) as opened:
+                    image = opened.copy()
+            except OSError as error:
+                raise CliError(f"image {str(path)!r} is not readable ({error})") from None
+            found = detect(path, image)
+            target = out / f"{index:05d}-{path.stem}.jpg"
+            draw(image, found, classes).save(target, quality=90)
+            lines.write(
+                json.dumps({"image": str(path), "drawn": target.name, "detections": found}) + "\n"
+            )
+            written += len(found)
+    return written
+
+
 def _predict(args: argparse.Namespace) -> int:
     if not 0.0 <= args.threshold <= 1.0:
         raise CliError(f"--threshold {args.threshold} is not allowed; allowed: 0 to 1")
@@ -145,24 +177,19 @@ def _predict(args: argparse.Namespace) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     folder = model_folder(args)
     detector = load_detector_module(folder).Detector.load(folder, device=args.device)
-    classes = list(detector.classes)
-    written = 0
-    with (args.out / DETECTIONS_FILE).open("w", encoding="utf-8") as lines:
-        for index, path in enumerate(
-            tqdm(images, desc="predict", unit="image", disable=args.no_progress)
-        ):
-            try:
-                with Image.open(path) as opened:
-                    image = opened.copy()
-            except OSError as error:
-                raise CliError(f"image {str(path)!r} is not readable ({error})") from None
-            [found] = detector.predict([image], threshold=args.threshold)
-            target = args.out / f"{index:05d}-{path.stem}.jpg"
-            draw(image, found, classes).save(target, quality=90)
-            lines.write(
-                json.dumps({"image": str(path), "drawn": target.name, "detections": found}) + "\n"
-            )
-            written += len(found)
+
+    def detect(_path: Path, image: Image.Image) -> list[dict]:
+        [found] = detector.predict([image], threshold=args.threshold)
+        return found
+
+    written = write_detections(
+        images,
+        args.out,
+        detect,
+        list(detector.classes),
+        progress=not args.no_progress,
+        desc="predict",
+    )
     print(f"{len(images)} images, {written} detections: {args.out}/ ({DETECTIONS_FILE})")
     return 0
 
