@@ -69,7 +69,7 @@ def runtime_double(answer: dict = SERVER_ANSWER) -> Iterator[tuple[str, list[dic
     received: list[dict] = []
 
     class Handler(BaseHTTPRequestHandler):
-        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+        def do_POST(self) -> None:
             body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
             received.append({"path": self.path, "headers": dict(self.headers), "body": body})
             payload = json.dumps(answer).encode()
@@ -90,4 +90,3 @@ def runtime_double(answer: dict = SERVER_ANSWER) -> Iterator[tuple[str, list[dic
     finally:
         server.shutdown()
         server.server_close()
-

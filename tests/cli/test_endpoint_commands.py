@@ -208,9 +208,7 @@ def test_transform_runs_a_batch_over_a_prefix_into_the_jobs_transform_folder(wor
         ([f"s3://{BUCKET}/datasets/x/", "--instance-type", "ml.p4d.24xlarge"], "not allowed"),
     ],
 )
-def test_transform_refuses_what_the_model_role_or_the_allow_list_would_not_do(
-    world, args, refusal
-):
+def test_transform_refuses_what_the_model_role_or_the_allow_list_would_not_do(world, args, refusal):
     done = world.detrain("transform", JOB, *args)
 
     assert done.returncode == 2
