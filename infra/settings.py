@@ -23,7 +23,10 @@ import botocore.session
 
 from contract.launcher_settings import (
     DEFAULT_MAX_INSTANCE_COUNT,
+    DEFAULT_MAX_KEEP_ALIVE_MINUTES,
+    DEFAULT_MAX_PARALLEL_TUNING_JOBS,
     DEFAULT_MAX_RUNTIME_HOURS,
+    DEFAULT_MAX_TUNING_JOBS,
     DEFAULT_SPOT,
     RANGES,
     LauncherSettings,
@@ -41,6 +44,9 @@ REMOVAL_POLICY = "detrain:removalPolicy"
 IMAGES_KEPT = "detrain:imagesKept"
 LAUNCHER_CONCURRENCY = "detrain:launcherConcurrency"
 CUDA = "detrain:cuda"
+MAX_TUNING_JOBS = "detrain:maxTuningJobs"
+MAX_PARALLEL_TUNING_JOBS = "detrain:maxParallelTuningJobs"
+MAX_KEEP_ALIVE_MINUTES = "detrain:maxKeepAliveMinutes"
 
 REMOVAL_POLICIES = ("retain", "destroy")
 # The launcher's ranges are the contract's (the function reads them back with the same table).
@@ -66,6 +72,9 @@ DEFAULTS: dict[str, Any] = {
     IMAGES_KEPT: 10,
     LAUNCHER_CONCURRENCY: LAUNCHER_CONCURRENCY_OFF,
     CUDA: DEFAULT_CUDA,
+    MAX_TUNING_JOBS: DEFAULT_MAX_TUNING_JOBS,
+    MAX_PARALLEL_TUNING_JOBS: DEFAULT_MAX_PARALLEL_TUNING_JOBS,
+    MAX_KEEP_ALIVE_MINUTES: DEFAULT_MAX_KEEP_ALIVE_MINUTES,
 }
 
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
@@ -89,6 +98,9 @@ class Settings:
     images_kept: int
     launcher_concurrency: int | None  # reserved concurrent executions; None: none reserved
     cuda: str = DEFAULT_CUDA
+    max_tuning_jobs: int = DEFAULT_MAX_TUNING_JOBS
+    max_parallel_tuning_jobs: int = DEFAULT_MAX_PARALLEL_TUNING_JOBS
+    max_keep_alive_minutes: int = DEFAULT_MAX_KEEP_ALIVE_MINUTES
 
     @property
     def retain(self) -> bool:
@@ -113,6 +125,9 @@ def setting_keys() -> tuple[str, ...]:
         IMAGES_KEPT,
         LAUNCHER_CONCURRENCY,
         CUDA,
+        MAX_TUNING_JOBS,
+        MAX_PARALLEL_TUNING_JOBS,
+        MAX_KEEP_ALIVE_MINUTES,
     )
 
 
@@ -169,6 +184,17 @@ def from_context(context: Mapping[str, Any]) -> Settings:
         images_kept=_integer(IMAGES_KEPT, get(IMAGES_KEPT), IMAGES_KEPT_RANGE),
         launcher_concurrency=_launcher_concurrency(get(LAUNCHER_CONCURRENCY)),
         cuda=_cuda(get(CUDA)),
+        max_tuning_jobs=_integer(
+            MAX_TUNING_JOBS, get(MAX_TUNING_JOBS), RANGES[Env.MAX_TUNING_JOBS]
+        ),
+        max_parallel_tuning_jobs=_integer(
+            MAX_PARALLEL_TUNING_JOBS,
+            get(MAX_PARALLEL_TUNING_JOBS),
+            RANGES[Env.MAX_PARALLEL_TUNING_JOBS],
+        ),
+        max_keep_alive_minutes=_integer(
+            MAX_KEEP_ALIVE_MINUTES, get(MAX_KEEP_ALIVE_MINUTES), RANGES[Env.MAX_KEEP_ALIVE_MINUTES]
+        ),
     )
 
 
@@ -193,6 +219,9 @@ def launcher_environment(
         spot=settings.spot,
         output_kms_key_arn=output_kms_key_arn,
         notifications_topic_arn=notifications_topic_arn,
+        max_tuning_jobs=settings.max_tuning_jobs,
+        max_parallel_tuning_jobs=settings.max_parallel_tuning_jobs,
+        max_keep_alive_minutes=settings.max_keep_alive_minutes,
     ).to_environ()
 
 
