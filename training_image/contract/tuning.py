@@ -176,7 +176,7 @@ def tuning_job_config(tuning: Tuning, epochs: int) -> dict[str, Any]:
 
 def range_from_text(name: str, text: str) -> dict[str, Any]:
     """``detrain tune --range``'s text -> the JSON range: ``LOW:HIGH[:SCALING]`` or
-    ``V1,V2,...``. Numbers stay text here; ``parse`` types them by the hyperparameter."""
+    ``V1,V2,...``. Numbers become JSON numbers; ``parse`` types them by the hyperparameter."""
     if ":" in text:
         parts = [p.strip() for p in text.split(":")]
         if len(parts) not in (2, 3) or not all(parts):
@@ -184,12 +184,21 @@ def range_from_text(name: str, text: str) -> dict[str, Any]:
                 f"--range {name}={text!r} is not LOW:HIGH or LOW:HIGH:SCALING "
                 f"(scaling: {', '.join(SCALING_TYPES)} or log)"
             )
-        found = {"min": parts[0], "max": parts[1]}
-        return {**found, "scaling": parts[2]} if len(parts) == 3 else found
-    values = [v.strip() for v in text.split(",") if v.strip()]
+        found = {"min": _typed(parts[0]), "max": _typed(parts[1])}
+        return {**found, "scaling": _scaling(name, parts[2])} if len(parts) == 3 else found
+    values = [_typed(v.strip()) for v in text.split(",") if v.strip()]
     if not values:
         raise TuningError(f"--range {name}={text!r} has no values; write V1,V2 or LOW:HIGH")
     return {"values": values}
+
+
+def _typed(text: str) -> int | float | str:
+    for kind in (int, float):
+        try:
+            return kind(text)
+        except ValueError:
+            pass
+    return text
 
 
 # ---- checks -------------------------------------------------------------------------------
