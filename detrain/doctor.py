@@ -1,13 +1,12 @@
 """``detrain doctor``: a preflight of the AWS account, one ✓ or ✗ line per check, with the fix.
 
-What a first deploy and a first job need, checked before either:
-credentials and region (STS); the CDK bootstrap version (SSM ``/cdk-bootstrap/hnb659fds/version``)
-against what the synthesized app requires; Lambda's unreserved concurrency; for every allowed
-instance type, SageMaker's training quotas, on-demand and spot, and its warm-pool quota
-(Service Quotas, matched by name: codes are the account's to tell); the CodeBuild concurrent-build quota of the image
-build's compute type (and, as Service Quotas cannot show it, CodeBuild's hidden new-account
-limit and its fix); the stack deployed, and its image tag in ECR.
-"""
+What a first deploy and a first job need, checked before either: credentials and region (STS);
+the CDK bootstrap version (SSM ``/cdk-bootstrap/hnb659fds/version``) against what the
+synthesized app requires; Lambda's unreserved concurrency; for every allowed instance type,
+SageMaker's training quotas, on-demand and spot, and its warm-pool quota (Service Quotas,
+matched by name: codes are the account's to tell); the CodeBuild concurrent-build quota of the
+image build's compute type (and, as Service Quotas cannot show it, CodeBuild's hidden new-
+account limit and its fix); the stack deployed, and its image tag in ECR."""
 
 from __future__ import annotations
 

@@ -34,9 +34,7 @@ def tuning_block(args: argparse.Namespace) -> dict[str, Any]:
     for word in args.range:
         name, sep, text = word.partition("=")
         if not sep or not name.strip():
-            raise TuningError(
-                f"--range {word!r} is not NAME=LOW:HIGH[:SCALING] or NAME=V1,V2,..."
-            )
+            raise TuningError(f"--range {word!r} is not NAME=LOW:HIGH[:SCALING] or NAME=V1,V2,...")
         ranges[name.strip()] = range_from_text(name.strip(), text)
     block: dict[str, Any] = {
         "objective": args.objective,

@@ -99,9 +99,7 @@ def list_lines(sagemaker, *, max_results: int, all_jobs: bool, status: str | Non
         params["NameContains"] = JOB_NAME_PREFIX
     if status:
         params["StatusEquals"] = status
-    jobs = sagemaker.list_hyper_parameter_tuning_jobs(**params)[
-        "HyperParameterTuningJobSummaries"
-    ]
+    jobs = sagemaker.list_hyper_parameter_tuning_jobs(**params)["HyperParameterTuningJobSummaries"]
     if not jobs:
         return []
     width = max(len(job["HyperParameterTuningJobName"]) for job in jobs)

@@ -1,11 +1,11 @@
 """The launcher's IAM statements and its accepted cdk-nag findings (used by launcher.py).
 
 The launcher may: list datasets/ and read trigger objects; create, describe and tag training
-jobs and hyperparameter tuning jobs named detrain-*; describe images of this repository; pass the training role, to SageMaker
-only; publish refusals to the notifications topic. Listing and stopping jobs is the
-operator's (``detrain list``/``stop``, with their own credentials); the function never does
-either, so its role cannot. Its uses of the platform key go through S3 (reading triggers) and
-SNS (publishing to the encrypted topic) only, by ``kms:ViaService``.
+jobs and hyperparameter tuning jobs named detrain-*; describe images of this repository; pass
+the training role, to SageMaker only; publish refusals to the notifications topic. Listing and
+stopping jobs is the operator's (``detrain list``/``stop``, with their own credentials); the
+function never does either, so its role cannot. Its uses of the platform key go through S3
+(reading triggers) and SNS (publishing to the encrypted topic) only, by ``kms:ViaService``.
 
 A training job's output is encrypted with the platform key (``OutputDataConfig.KmsKeyId``):
 the caller of CreateTrainingJob needs no KMS permission for it (kms:CreateGrant only with a

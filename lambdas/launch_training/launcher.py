@@ -8,11 +8,10 @@ permission: refusals.py) are refusals too; throttling and server errors are rais
 Lambda's retries.
 
 A job that already exists under the request's name (DescribeTrainingJob before the create,
-ResourceInUse from it) is reported as ``already_launched``; so is a tuning job (a request
-with a ``tuning`` block: DescribeHyperParameterTuningJob, CreateHyperParameterTuningJob): S3 delivers events at least once,
-Lambda retries asynchronous invocations with the same request id, and SageMaker names are
-unique forever.
-"""
+ResourceInUse from it) is reported as ``already_launched``; so is a tuning job (a request with a
+``tuning`` block: DescribeHyperParameterTuningJob, CreateHyperParameterTuningJob): S3 delivers
+events at least once, Lambda retries asynchronous invocations with the same request id, and
+SageMaker names are unique forever."""
 
 from __future__ import annotations
 
@@ -254,7 +253,8 @@ def launch_tuning(
                 "choose another 'job_name' (tuning job names are unique)"
             )
         log.info("already started: %s", name)
-        result = _tuning_result("already_launched", tuning, existing.get("HyperParameterTuningJobArn"))
+        arn = existing.get("HyperParameterTuningJobArn")
+        result = _tuning_result("already_launched", tuning, arn)
         result["job_status"] = existing.get("HyperParameterTuningJobStatus")
         return result
     log.info("started tuning job %s", name)

@@ -103,7 +103,8 @@ def parse(
         raise TuningError(f"'tuning' = {body!r:.80} must be a JSON object with {', '.join(FIELDS)}")
     unknown = sorted(str(k) for k in body if k not in FIELDS)
     if unknown:
-        raise TuningError(f"'tuning' has unknown field {unknown[0]!r}; allowed: {', '.join(FIELDS)}")
+        allowed = ", ".join(FIELDS)
+        raise TuningError(f"'tuning' has unknown field {unknown[0]!r}; allowed: {allowed}")
     objective = body.get("objective", "valid_map")
     direction = objective_direction(objective)
     strategy = _choice("strategy", body.get("strategy") or DEFAULT_STRATEGY, STRATEGIES)
@@ -214,7 +215,8 @@ def _range(name: str, spec: Any, static: Mapping[str, Any]) -> ParameterRange:
             f"hyperparameter {name!r} is both fixed ('hyperparameters') and tuned ('ranges'); "
             "remove one"
         )
-    if not isinstance(spec, Mapping) or not ({"values"} <= set(spec) or {"min", "max"} <= set(spec)):
+    keys = set(spec) if isinstance(spec, Mapping) else set()
+    if not isinstance(spec, Mapping) or not ({"values"} <= keys or {"min", "max"} <= keys):
         raise TuningError(
             f"tuning range {name!r} = {spec!r:.80} must be "
             '{"min": LOW, "max": HIGH, "scaling": ...} or {"values": [...]}'
@@ -253,8 +255,8 @@ def _numeric(name: str, spec: Mapping[str, Any], static: Mapping[str, Any]) -> P
         )
     if name == "image_size":
         raise TuningError(
-            f"hyperparameter 'image_size' must be a multiple of the model family's stride "
-            f"(32, or 128 for efficientdet): tune it with 'values', e.g. "
+            "hyperparameter 'image_size' must be a multiple of the model family's stride "
+            "(32, or 128 for efficientdet): tune it with 'values', e.g. "
             '{"values": [384, 512]}, not min and max'
         )
     kind = INTEGER if kind_of_value is int else CONTINUOUS
@@ -275,7 +277,7 @@ def _numeric(name: str, spec: Mapping[str, Any], static: Mapping[str, Any]) -> P
             f"tuning range {name!r}: Logarithmic scaling needs min > 0 (min is {low:g}); "
             "use Linear or a positive min"
         )
-    if scaling == "ReverseLogarithmic" and (kind == INTEGER or not (0 <= low and high < 1)):
+    if scaling == "ReverseLogarithmic" and (kind == INTEGER or not (low >= 0 and high < 1)):
         raise TuningError(
             f"tuning range {name!r}: ReverseLogarithmic scaling needs a continuous range within "
             f"0 <= x < 1 (here {low:g} to {high:g})"

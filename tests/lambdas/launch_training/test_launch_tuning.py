@@ -77,8 +77,9 @@ def test_trials_repeat_the_single_job_and_vary_only_the_tuned_hyperparameters():
     definition = request["TrainingJobDefinition"]
 
     assert definition["StaticHyperParameters"] == {"model": "faster_rcnn", "epochs": "12"}
-    assert definition["StoppingCondition"]["MaxWaitTimeInSeconds"] > (
-        definition["StoppingCondition"]["MaxRuntimeInSeconds"]
+    assert (
+        definition["StoppingCondition"]["MaxWaitTimeInSeconds"]
+        > (definition["StoppingCondition"]["MaxRuntimeInSeconds"])
     )
     names = {d["Name"] for d in definition["AlgorithmSpecification"]["MetricDefinitions"]}
     objective = request["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]
@@ -89,27 +90,32 @@ def test_trials_repeat_the_single_job_and_vary_only_the_tuned_hyperparameters():
 def test_tuning_job_names_fit_32_characters_and_are_the_same_for_a_retry():
     for dataset in ("fridge", "a" * 200, "red flowers ç", "-"):
         name = tuning_job_name(dataset, "console#1")
-        assert len(name) <= 32 and problems(
-            "DescribeHyperParameterTuningJob", {"HyperParameterTuningJobName": name}
-        ) == []
+        assert (
+            len(name) <= 32
+            and problems("DescribeHyperParameterTuningJob", {"HyperParameterTuningJobName": name})
+            == []
+        )
     assert tuning_job_name("fridge", "console#1") == tuning_job_name("fridge", "console#1")
     assert tuning_job_name("fridge", "console#1") != tuning_job_name("fridge", "console#2")
-    with pytest.raises(Refused, match="not a valid tuning job name; allowed: at most 32"):
+    with pytest.raises(Refused, match=r"not a valid tuning job name; allowed: at most 32"):
         build(job_name="x" * 30)
 
 
 def test_a_warm_pool_on_spot_or_beyond_the_cap_is_refused():
-    with pytest.raises(Refused, match="needs on-demand instances.*'spot': false"):
+    with pytest.raises(Refused, match=r"needs on-demand instances.*'spot': false"):
         build(keep_alive_minutes=5)  # spot is the deployment's preference
-    with pytest.raises(Refused, match="'keep_alive_minutes' = 11 .* allowed: 1 to 10"):
+    with pytest.raises(Refused, match=r"'keep_alive_minutes' = 11 .* allowed: 1 to 10"):
         build(spot=False, keep_alive_minutes=11)
-    with pytest.raises(Refused, match="allowed: none"):
-        build(settings=dataclasses.replace(SETTINGS, max_keep_alive_minutes=0), spot=False,
-              keep_alive_minutes=1)
+    with pytest.raises(Refused, match=r"allowed: none"):
+        build(
+            settings=dataclasses.replace(SETTINGS, max_keep_alive_minutes=0),
+            spot=False,
+            keep_alive_minutes=1,
+        )
 
 
 def test_the_deployments_tuning_caps_are_applied():
-    with pytest.raises(Refused, match="'max_jobs' = 6 training jobs is not allowed by this deployment"):
+    with pytest.raises(Refused, match=r"'max_jobs' = 6 training jobs is not allowed by this"):
         build(settings=dataclasses.replace(SETTINGS, max_tuning_jobs=4))
 
 
