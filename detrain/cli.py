@@ -1,7 +1,8 @@
 """The `detrain` command: one entry point, `--help` on every command.
 
 Commands that talk to the deployed stack live in detrain/dataset_commands.py (upload),
-detrain/job_commands.py (launch, list, describe, stop, follow, fetch) and
+detrain/job_commands.py (launch, list, describe, stop, follow, fetch), detrain/tune_commands.py
+(tune) and
 detrain/doctor_command.py; the ones that look at a trained model in detrain/model_commands.py
 (predict, report); the ones that host it in detrain/endpoint_commands.py (deploy, endpoints,
 undeploy) and use it in detrain/inference_commands.py (invoke, transform); the ones that run
@@ -25,6 +26,7 @@ from detrain import (
     job_commands,
     local_commands,
     model_commands,
+    tune_commands,
 )
 from detrain.cli_error import CliError, user_message
 
@@ -42,6 +44,7 @@ def build_parser() -> argparse.ArgumentParser:
     doctor_command.register(subcommands)
     dataset_commands.register(subcommands)
     job_commands.register(subcommands)
+    tune_commands.register(subcommands)
     first_job.register(subcommands)
     local_commands.register(subcommands)
     model_commands.register(subcommands)

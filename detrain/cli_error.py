@@ -18,6 +18,7 @@ from botocore.exceptions import (
 )
 
 from contract.names import JobNameError
+from contract.tuning import TuningError
 
 
 class CliError(Exception):
@@ -47,9 +48,12 @@ def _input_errors() -> tuple[type[Exception], ...]:
     from detrain.rehearsal import RehearsalError
     from detrain.training_job import JobSpecError
     from detrain.upload import UploadError
+    from launch_training.events import Refused
 
     return (
         CliError,
+        Refused,
+        TuningError,
         DeploymentError,
         JobNameError,
         JobSpecError,

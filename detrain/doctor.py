@@ -1,13 +1,12 @@
 """``detrain doctor``: a preflight of the AWS account, one ✓ or ✗ line per check, with the fix.
 
-What a first deploy and a first job need, checked before either:
-credentials and region (STS); the CDK bootstrap version (SSM ``/cdk-bootstrap/hnb659fds/version``)
-against what the synthesized app requires; Lambda's unreserved concurrency; for every allowed
-instance type, SageMaker's training quotas, on-demand and spot (Service Quotas, matched by
-name: codes are the account's to tell); the CodeBuild concurrent-build quota of the image
-build's compute type (and, as Service Quotas cannot show it, CodeBuild's hidden new-account
-limit and its fix); the stack deployed, and its image tag in ECR.
-"""
+What a first deploy and a first job need, checked before either: credentials and region (STS);
+the CDK bootstrap version (SSM ``/cdk-bootstrap/hnb659fds/version``) against what the
+synthesized app requires; Lambda's unreserved concurrency; for every allowed instance type,
+SageMaker's training quotas, on-demand and spot, and its warm-pool quota (Service Quotas,
+matched by name: codes are the account's to tell); the CodeBuild concurrent-build quota of the
+image build's compute type (and, as Service Quotas cannot show it, CodeBuild's hidden new-
+account limit and its fix); the stack deployed, and its image tag in ECR."""
 
 from __future__ import annotations
 
@@ -202,9 +201,37 @@ def training_quota(
     return Finding(True, check, f"quota '{name}' ({code}) is {value:g}")
 
 
+def warm_pool_quota_name(instance_type: str) -> str:
+    """The Service Quotas name of SageMaker's per-type warm-pool quota (AWS default: 0)."""
+    return f"{instance_type} for training warm pool usage"
+
+
+def warm_pool_quota(quotas: dict[str, dict], instance_type: str) -> Finding:
+    """A warm pool (--keep-alive) is kept only within this quota; at 0 a job still runs, and
+    no pool is kept after it. So a missing or zero quota is said, not a failure."""
+    name = warm_pool_quota_name(instance_type)
+    check = f"SageMaker warm pool {instance_type}"
+    quota = quotas.get(name)
+    if quota is None:
+        return Finding(True, check, f"no quota named '{name}' here: --keep-alive keeps no pool")
+    value, code = quota.get("Value", 0), quota["QuotaCode"]
+    if value < 1:
+        return Finding(
+            True,
+            check,
+            f"quota '{name}' ({code}) is 0: --keep-alive keeps no warm pool until it is raised "
+            f"({increase_command('sagemaker', code, 1)})",
+        )
+    return Finding(True, check, f"quota '{name}' ({code}) is {value:g}")
+
+
 def training_quotas(aws: Clients, instance_types: Iterable[str]) -> list[Finding]:
     quotas = list_quotas(aws, "sagemaker")
-    return [training_quota(quotas, t, spot) for t in instance_types for spot in (False, True)]
+    found = []
+    for instance_type in instance_types:
+        found += [training_quota(quotas, instance_type, spot) for spot in (False, True)]
+        found.append(warm_pool_quota(quotas, instance_type))
+    return found
 
 
 def codebuild_quota(aws: Clients) -> Finding:

@@ -13,7 +13,7 @@ import json
 import sys
 import tarfile
 import uuid
-from datetime import datetime
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -25,11 +25,17 @@ from contract.launcher_settings import LauncherSettings, SettingsError
 from contract.names import JOB_NAME_PREFIX
 from contract.outputs import MODEL_ARCHIVE
 from contract.sagemaker import INPUT_MODES, S3_DISTRIBUTIONS
-from detrain import aws_calls, doctor, hyperparameter_options, upload
+from contract.tuning import TUNING_JOB_NAME_MAX, TuningError
+from detrain import aws_calls, doctor, hyperparameter_options, tuning_results, upload
 from detrain.cli_error import CliError
 from detrain.hyperparameter_options import hyperparameter_values
 from launch_training.events import Refused
-from launch_training.request import CLIENT_TOKEN, allowed_instance_count, allowed_instance_type
+from launch_training.request import (
+    CLIENT_TOKEN,
+    allowed_instance_count,
+    allowed_instance_type,
+    keep_alive_seconds,
+)
 
 ENDED = ("Completed", "Failed", "Stopped")
 
@@ -57,6 +63,13 @@ def override_options() -> argparse.ArgumentParser:
         "--max-runtime-hours", type=float, help="stop after this long (default: the deployment's)"
     )
     group.add_argument("--job-name", help=f"job name (gets the {JOB_NAME_PREFIX!r} prefix)")
+    group.add_argument(
+        "--keep-alive",
+        type=_positive,
+        metavar="MINUTES",
+        help="a warm pool: keep the instances this long after the job for the next matching "
+        "one (billed while it waits; needs --no-spot; at most detrain:maxKeepAliveMinutes)",
+    )
     group.add_argument("--input-mode", choices=INPUT_MODES, help="File (default) or FastFile")
     group.add_argument(
         "--s3-distribution",
@@ -79,6 +92,7 @@ def overrides_from(args: argparse.Namespace) -> dict[str, Any]:
         "job_name": args.job_name,
         "input_mode": args.input_mode,
         "s3_distribution": args.s3_distribution,
+        "keep_alive_minutes": args.keep_alive,
     }
     return upload.check_overrides({k: v for k, v in fields.items() if v is not None})
 
@@ -92,7 +106,15 @@ def launch_request(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def _launch(args: argparse.Namespace) -> int:
-    request = launch_request(args)
+    return send_request(args, launch_request(args))
+
+
+def send_request(
+    args: argparse.Namespace, request: dict[str, Any], check: Callable | None = None, parallel=1
+) -> int:
+    """Print the request (--print-request), or check it against the deployed launcher's
+    settings and the account's quota, then invoke the launcher with it. ``check(settings)``
+    adds the caller's own checks (a tuning block's caps); ``parallel`` jobs need quota at once."""
     if args.print_request:
         print(json.dumps(request, indent=2))
         return 0
@@ -103,11 +125,14 @@ def _launch(args: argparse.Namespace) -> int:
         try:
             instance_type = allowed_instance_type(args.instance_type, settings)
             count = allowed_instance_count(args.instance_count, settings)
-        except Refused as refused:
+            spot = args.spot if args.spot is not None else settings.spot != "off"
+            keep_alive_seconds(args.keep_alive, spot, settings)
+            if check is not None:
+                check(settings)
+        except (Refused, TuningError) as refused:
             print(f"refused: {refused}", file=sys.stderr)
             return 1
-        spot = args.spot if args.spot is not None else settings.spot != "off"
-        check_launch_quota(aws, instance_type, spot, count)
+        check_launch_quota(aws, instance_type, spot, count * parallel)
     # One token per `detrain launch`: a retried invoke (below, or Lambda's) starts no second job.
     request[CLIENT_TOKEN] = uuid.uuid4().hex
     client = aws.client("lambda", config=Config(read_timeout=90, retries={"max_attempts": 3}))
@@ -169,19 +194,20 @@ def _list(args: argparse.Namespace) -> int:
         params["StatusEquals"] = args.status
     sagemaker = aws_calls.session(args).client("sagemaker")
     jobs = sagemaker.list_training_jobs(**params)["TrainingJobSummaries"]
+    tuning = tuning_results.list_lines(
+        sagemaker, max_results=args.max, all_jobs=args.all, status=args.status
+    )
+    if tuning:
+        print("\n".join([*tuning, ""]))
     if not jobs:
         print("no training jobs")
         return 0
     width = max(len(job["TrainingJobName"]) for job in jobs)
     print(f"{'JOB':<{width}}  {'STATUS':<10}  CREATED")
     for job in jobs:
-        created = _time(job.get("CreationTime"))
+        created = tuning_results.when(job.get("CreationTime"))
         print(f"{job['TrainingJobName']:<{width}}  {job['TrainingJobStatus']:<10}  {created}")
     return 0
-
-
-def _time(value: Any) -> str:
-    return value.strftime("%Y-%m-%d %H:%M:%S %Z").strip() if isinstance(value, datetime) else "-"
 
 
 def summary(job: dict[str, Any]) -> list[str]:
@@ -202,8 +228,8 @@ def summary(job: dict[str, Any]) -> list[str]:
         f"instances:  {resources.get('InstanceCount', '?')} x {resources.get('InstanceType', '?')}"
         f" ({spot})"
     )
-    lines.append(f"created:    {_time(job.get('CreationTime'))}")
-    lines.append(f"ended:      {_time(job.get('TrainingEndTime'))}")
+    lines.append(f"created:    {tuning_results.when(job.get('CreationTime'))}")
+    lines.append(f"ended:      {tuning_results.when(job.get('TrainingEndTime'))}")
     training, billable = job.get("TrainingTimeInSeconds"), job.get("BillableTimeInSeconds")
     if training:
         saved = f", saved {1 - billable / training:.0%}" if billable is not None else ""
@@ -220,7 +246,13 @@ def summary(job: dict[str, Any]) -> list[str]:
 
 def _describe(args: argparse.Namespace) -> int:
     sagemaker = aws_calls.session(args).client("sagemaker")
-    job = sagemaker.describe_training_job(TrainingJobName=args.job)
+    try:
+        job = sagemaker.describe_training_job(TrainingJobName=args.job)
+    except ClientError as error:
+        if not tuning_results.not_found(error) or len(args.job) > TUNING_JOB_NAME_MAX:
+            raise
+        print("\n".join(tuning_results.describe(sagemaker, args.job, as_json=args.json)))
+        return 0
     if args.json:
         job.pop("ResponseMetadata", None)
         print(json.dumps(job, indent=2, default=str))
@@ -327,7 +359,9 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     )
     cmd.set_defaults(func=_launch)
 
-    cmd = subcommands.add_parser("list", parents=[aws], help="list recent training jobs")
+    cmd = subcommands.add_parser(
+        "list", parents=[aws], help="list recent tuning jobs and training jobs"
+    )
     cmd.add_argument("--status", choices=("InProgress", *ENDED, "Stopping"))
     cmd.add_argument(
         "--max", type=_positive, default=20, help="at most this many, up to 100 (default 20)"
@@ -335,8 +369,10 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     cmd.add_argument("--all", action="store_true", help=f"not only {JOB_NAME_PREFIX}* jobs")
     cmd.set_defaults(func=_list)
 
-    cmd = subcommands.add_parser("describe", parents=[aws], help="show one training job")
-    cmd.add_argument("job", help="training job name")
+    cmd = subcommands.add_parser(
+        "describe", parents=[aws], help="show one training job, or a tuning job and its trials"
+    )
+    cmd.add_argument("job", help="training job or tuning job name")
     cmd.add_argument("--json", action="store_true", help="the full DescribeTrainingJob answer")
     cmd.set_defaults(func=_describe)
 

@@ -1,11 +1,11 @@
 """The launcher's IAM statements and its accepted cdk-nag findings (used by launcher.py).
 
 The launcher may: list datasets/ and read trigger objects; create, describe and tag training
-jobs named detrain-*; describe images of this repository; pass the training role, to SageMaker
-only; publish refusals to the notifications topic. Listing and stopping jobs is the
-operator's (``detrain list``/``stop``, with their own credentials); the function never does
-either, so its role cannot. Its uses of the platform key go through S3 (reading triggers) and
-SNS (publishing to the encrypted topic) only, by ``kms:ViaService``.
+jobs and hyperparameter tuning jobs named detrain-*; describe images of this repository; pass
+the training role, to SageMaker only; publish refusals to the notifications topic. Listing and
+stopping jobs is the operator's (``detrain list``/``stop``, with their own credentials); the
+function never does either, so its role cannot. Its uses of the platform key go through S3
+(reading triggers) and SNS (publishing to the encrypted topic) only, by ``kms:ViaService``.
 
 A training job's output is encrypted with the platform key (``OutputDataConfig.KmsKeyId``):
 the caller of CreateTrainingJob needs no KMS permission for it (kms:CreateGrant only with a
@@ -44,6 +44,11 @@ def launcher_statements(
     training_jobs = stack.format_arn(
         service="sagemaker", resource="training-job", resource_name=f"{JOB_NAME_PREFIX}*"
     )
+    tuning_jobs = stack.format_arn(
+        service="sagemaker",
+        resource="hyper-parameter-tuning-job",
+        resource_name=f"{JOB_NAME_PREFIX}*",
+    )
     return [
         iam.PolicyStatement(
             sid="ListDatasets",
@@ -70,6 +75,15 @@ def launcher_statements(
                 "sagemaker:AddTags",
             ],
             resources=[training_jobs],
+        ),
+        iam.PolicyStatement(
+            sid="ManageProjectTuningJobs",
+            actions=[
+                "sagemaker:CreateHyperParameterTuningJob",
+                "sagemaker:DescribeHyperParameterTuningJob",
+                "sagemaker:AddTags",
+            ],
+            resources=[tuning_jobs],
         ),
         iam.PolicyStatement(
             sid="CheckTrainingImage",
@@ -115,6 +129,9 @@ def acknowledge_launcher(
         "AwsSolutions-IAM5[Resource::"
         + region_arn(stack, "sagemaker", f"training-job/{JOB_NAME_PREFIX}*")
         + "]": "Only this project's training jobs, by their fixed name prefix.",
+        "AwsSolutions-IAM5[Resource::"
+        + region_arn(stack, "sagemaker", f"hyper-parameter-tuning-job/{JOB_NAME_PREFIX}*")
+        + "]": "Only this project's tuning jobs, by their fixed name prefix.",
         "AwsSolutions-IAM5[Action::kms:GenerateDataKey*]": _QUEUE_KEY_REASON,
         "AwsSolutions-IAM5[Action::kms:ReEncrypt*]": _QUEUE_KEY_REASON,
         "NIST.800.53.R5-IAMNoInlinePolicy": INLINE_POLICY_REASON,

@@ -23,7 +23,10 @@ import botocore.session
 
 from contract.launcher_settings import (
     DEFAULT_MAX_INSTANCE_COUNT,
+    DEFAULT_MAX_KEEP_ALIVE_MINUTES,
+    DEFAULT_MAX_PARALLEL_TUNING_JOBS,
     DEFAULT_MAX_RUNTIME_HOURS,
+    DEFAULT_MAX_TUNING_JOBS,
     DEFAULT_SPOT,
     RANGES,
     LauncherSettings,
@@ -42,6 +45,9 @@ IMAGES_KEPT = "detrain:imagesKept"
 LAUNCHER_CONCURRENCY = "detrain:launcherConcurrency"
 CUDA = "detrain:cuda"
 ENDPOINT_INSTANCE_TYPES = "detrain:endpointInstanceTypes"
+MAX_TUNING_JOBS = "detrain:maxTuningJobs"
+MAX_PARALLEL_TUNING_JOBS = "detrain:maxParallelTuningJobs"
+MAX_KEEP_ALIVE_MINUTES = "detrain:maxKeepAliveMinutes"
 
 REMOVAL_POLICIES = ("retain", "destroy")
 # botocore's names of SageMaker's instance type lists (shapes of its service model).
@@ -74,6 +80,9 @@ DEFAULTS: dict[str, Any] = {
     LAUNCHER_CONCURRENCY: LAUNCHER_CONCURRENCY_OFF,
     CUDA: DEFAULT_CUDA,
     ENDPOINT_INSTANCE_TYPES: list(DEFAULT_ENDPOINT_INSTANCE_TYPES),
+    MAX_TUNING_JOBS: DEFAULT_MAX_TUNING_JOBS,
+    MAX_PARALLEL_TUNING_JOBS: DEFAULT_MAX_PARALLEL_TUNING_JOBS,
+    MAX_KEEP_ALIVE_MINUTES: DEFAULT_MAX_KEEP_ALIVE_MINUTES,
 }
 
 _EMAIL = re.compile(r"^[^@\s,]+@[^@\s,]+\.[^@\s,]+$")
@@ -98,6 +107,9 @@ class Settings:
     launcher_concurrency: int | None  # reserved concurrent executions; None: none reserved
     cuda: str = DEFAULT_CUDA
     endpoint_instance_types: tuple[str, ...] = DEFAULT_ENDPOINT_INSTANCE_TYPES
+    max_tuning_jobs: int = DEFAULT_MAX_TUNING_JOBS
+    max_parallel_tuning_jobs: int = DEFAULT_MAX_PARALLEL_TUNING_JOBS
+    max_keep_alive_minutes: int = DEFAULT_MAX_KEEP_ALIVE_MINUTES
 
     @property
     def retain(self) -> bool:
@@ -123,6 +135,9 @@ def setting_keys() -> tuple[str, ...]:
         LAUNCHER_CONCURRENCY,
         CUDA,
         ENDPOINT_INSTANCE_TYPES,
+        MAX_TUNING_JOBS,
+        MAX_PARALLEL_TUNING_JOBS,
+        MAX_KEEP_ALIVE_MINUTES,
     )
 
 
@@ -182,6 +197,17 @@ def from_context(context: Mapping[str, Any]) -> Settings:
         endpoint_instance_types=_instance_types(
             get(ENDPOINT_INSTANCE_TYPES), ENDPOINT_INSTANCE_TYPES, ENDPOINT_TYPES_SHAPE
         ),
+        max_tuning_jobs=_integer(
+            MAX_TUNING_JOBS, get(MAX_TUNING_JOBS), RANGES[Env.MAX_TUNING_JOBS]
+        ),
+        max_parallel_tuning_jobs=_integer(
+            MAX_PARALLEL_TUNING_JOBS,
+            get(MAX_PARALLEL_TUNING_JOBS),
+            RANGES[Env.MAX_PARALLEL_TUNING_JOBS],
+        ),
+        max_keep_alive_minutes=_integer(
+            MAX_KEEP_ALIVE_MINUTES, get(MAX_KEEP_ALIVE_MINUTES), RANGES[Env.MAX_KEEP_ALIVE_MINUTES]
+        ),
     )
 
 
@@ -206,6 +232,9 @@ def launcher_environment(
         spot=settings.spot,
         output_kms_key_arn=output_kms_key_arn,
         notifications_topic_arn=notifications_topic_arn,
+        max_tuning_jobs=settings.max_tuning_jobs,
+        max_parallel_tuning_jobs=settings.max_parallel_tuning_jobs,
+        max_keep_alive_minutes=settings.max_keep_alive_minutes,
     ).to_environ()
 
 

@@ -8,10 +8,10 @@ permission: refusals.py) are refusals too; throttling and server errors are rais
 Lambda's retries.
 
 A job that already exists under the request's name (DescribeTrainingJob before the create,
-ResourceInUse from it) is reported as ``already_launched``: S3 delivers events at least once,
-Lambda retries asynchronous invocations with the same request id, and SageMaker names are
-unique forever.
-"""
+ResourceInUse from it) is reported as ``already_launched``; so is a tuning job (a request with a
+``tuning`` block: DescribeHyperParameterTuningJob, CreateHyperParameterTuningJob): S3 delivers
+events at least once, Lambda retries asynchronous invocations with the same request id, and
+SageMaker names are unique forever."""
 
 from __future__ import annotations
 
@@ -36,6 +36,7 @@ from launch_training.request import (
     create_training_job_request,
     parse_overrides,
 )
+from launch_training.tuning_request import create_tuning_job_request
 
 log = logging.getLogger("launch_training")
 MAX_TRIGGER_BYTES = 64 * 1024
@@ -192,6 +193,8 @@ def read_trigger(record: ObjectCreated, aws: Clients) -> dict[str, Any]:
 
 def launch(request: LaunchRequest, settings: LauncherSettings, aws: Clients) -> dict[str, Any]:
     """Create the job for a request, unless its name exists already."""
+    if request.overrides.tuning is not None:
+        return launch_tuning(request, settings, aws)
     job = create_training_job_request(request, settings)
     name = job["TrainingJobName"]
     try:
@@ -215,6 +218,82 @@ def launch(request: LaunchRequest, settings: LauncherSettings, aws: Clients) -> 
         "launched %s on %s", name, job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
     )
     return _result("launched", job, response.get("TrainingJobArn"))
+
+
+def launch_tuning(
+    request: LaunchRequest, settings: LauncherSettings, aws: Clients
+) -> dict[str, Any]:
+    """Create the tuning job for a request, unless its name exists already."""
+    tuning = create_tuning_job_request(request, settings)
+    name = tuning["HyperParameterTuningJobName"]
+    try:
+        existing = describe_tuning_job(aws, name)
+        if existing is None:
+            check_dataset(aws, settings, request.dataset)
+            check_image(aws, settings)
+            try:
+                response = aws.sagemaker.create_hyper_parameter_tuning_job(**tuning)
+            except ClientError as error:
+                if error.response["Error"]["Code"] != "ResourceInUse":
+                    raise
+                existing = describe_tuning_job(aws, name) or {}
+    except ClientError as error:
+        refusal = refusals.refusal(error, job=tuning, allowed=settings.allowed_instance_types)
+        if refusal is None:
+            raise
+        raise refusal from None
+    definition = tuning["TrainingJobDefinition"]
+    if existing is not None:
+        found = existing.get("TrainingJobDefinition", {}).get("InputDataConfig") or []
+        uris = [c["DataSource"]["S3DataSource"]["S3Uri"] for c in found if "DataSource" in c]
+        wanted = definition["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"]
+        if uris and wanted not in uris:
+            raise Refused(
+                f"tuning job name {name!r} is already used by a tuning job on {uris[0]}; "
+                "choose another 'job_name' (tuning job names are unique)"
+            )
+        log.info("already started: %s", name)
+        arn = existing.get("HyperParameterTuningJobArn")
+        result = _tuning_result("already_launched", tuning, arn)
+        result["job_status"] = existing.get("HyperParameterTuningJobStatus")
+        return result
+    log.info("started tuning job %s", name)
+    return _tuning_result("launched", tuning, response.get("HyperParameterTuningJobArn"))
+
+
+def describe_tuning_job(aws: Clients, name: str) -> dict[str, Any] | None:
+    """DescribeHyperParameterTuningJob; None when there is no such tuning job."""
+    try:
+        return aws.sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    except ClientError as error:
+        if error.response["Error"]["Code"] == "ResourceNotFound":
+            return None
+        raise
+
+
+def _tuning_result(status: str, tuning: dict[str, Any], arn: str | None) -> dict[str, Any]:
+    definition = tuning["TrainingJobDefinition"]
+    config = tuning["HyperParameterTuningJobConfig"]
+    resources = definition["ResourceConfig"]
+    ranges = [r for kind in config["ParameterRanges"].values() for r in kind]
+    return {
+        "status": status,
+        "tuning_job_name": tuning["HyperParameterTuningJobName"],
+        "tuning_job_arn": arn,
+        "dataset_uri": definition["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"],
+        "objective": config["HyperParameterTuningJobObjective"],
+        "strategy": config["Strategy"],
+        "resource_limits": config["ResourceLimits"],
+        "early_stopping": config["TrainingJobEarlyStoppingType"],
+        "ranges": ranges,
+        "instance_type": resources["InstanceType"],
+        "instance_count": resources["InstanceCount"],
+        "keep_alive_seconds": resources.get("KeepAlivePeriodInSeconds", 0),
+        "spot": definition["EnableManagedSpotTraining"],
+        "max_runtime_seconds": definition["StoppingCondition"]["MaxRuntimeInSeconds"],
+        "static_hyperparameters": definition["StaticHyperParameters"],
+        "output_path": definition["OutputDataConfig"]["S3OutputPath"],
+    }
 
 
 def describe_job(aws: Clients, name: str) -> dict[str, Any] | None:
@@ -256,6 +335,7 @@ def _result(status: str, job: dict[str, Any], arn: str | None) -> dict[str, Any]
         "dataset_uri": job["InputDataConfig"][0]["DataSource"]["S3DataSource"]["S3Uri"],
         "instance_type": resources["InstanceType"],
         "instance_count": resources["InstanceCount"],
+        "keep_alive_seconds": resources.get("KeepAlivePeriodInSeconds", 0),
         "spot": job["EnableManagedSpotTraining"],
         "input_mode": job["AlgorithmSpecification"]["TrainingInputMode"],
         "max_runtime_seconds": job["StoppingCondition"]["MaxRuntimeInSeconds"],

@@ -24,6 +24,10 @@ QUOTAS_CONSOLE = "https://console.aws.amazon.com/servicequotas/home/services/sag
 ACTIONS = {
     "CreateTrainingJob": "sagemaker:CreateTrainingJob (and iam:PassRole on the training role)",
     "DescribeTrainingJob": "sagemaker:DescribeTrainingJob",
+    "CreateHyperParameterTuningJob": (
+        "sagemaker:CreateHyperParameterTuningJob (and iam:PassRole on the training role)"
+    ),
+    "DescribeHyperParameterTuningJob": "sagemaker:DescribeHyperParameterTuningJob",
     "DescribeImages": "ecr:DescribeImages",
     "ListObjectsV2": "s3:ListBucket",
     "GetObject": "s3:GetObject",
@@ -75,6 +79,8 @@ def refusal(
             "The stack grants it: redeploy with `npx cdk deploy` (and check no permissions "
             "boundary or SCP in this account denies it)"
         )
+    if job is not None and operation == "CreateHyperParameterTuningJob":
+        return _tuning_refusal(code, message, job, allowed)
     if job is None or operation != "CreateTrainingJob":
         return None
     resources = job.get("ResourceConfig", {})
@@ -101,4 +107,38 @@ def refusal(
             else "the request is one SageMaker never accepts; fix the value it names"
         )
         return Refused(f"SageMaker refused the job ({message}); {hint}")
+    return None
+
+
+def _tuning_refusal(
+    code: str, message: str, tuning: Mapping[str, Any], allowed: tuple[str, ...]
+) -> Refused | None:
+    """CreateHyperParameterTuningJob's refusals: a quota (concurrent tuning jobs, parallel
+    trials, the instances of the trials running at once) or a request it never accepts."""
+    definition = tuning.get("TrainingJobDefinition", {})
+    limits = tuning.get("HyperParameterTuningJobConfig", {}).get("ResourceLimits", {})
+    parallel = limits.get("MaxParallelTrainingJobs", 1)
+    resources = definition.get("ResourceConfig", {})
+    instance_type = resources.get("InstanceType", "?")
+    if code == "ResourceLimitExceeded":
+        found = _LIMIT_NAME.search(message)
+        quota = found.group(1) if found else "the SageMaker quota the message names"
+        instances = parallel * resources.get("InstanceCount", 1)
+        return Refused(
+            f"the account's SageMaker quota {quota!r} is too low for this tuning job "
+            f"({parallel} trial(s) at once on {instances} x {instance_type}; {message}); "
+            f"{raise_quota_fix(quota, desired=instances if found else 1)}. Meanwhile, "
+            "lower 'max_parallel_jobs' (--parallel), wait for a running tuning job to end, or "
+            "choose another allowed instance type (`detrain doctor` lists their quotas)"
+        )
+    if code == "ValidationException":
+        about_type = "instancetype" in message.replace(" ", "").lower()
+        hint = (
+            f"SageMaker has no training instance type {instance_type!r} here; this deployment "
+            f"allows {', '.join(allowed) or '?'}"
+            if about_type
+            else "the request is one SageMaker never accepts; fix the value it names in the "
+            "'tuning' block (docs/launching.md#tuning-jobs lists the rules)"
+        )
+        return Refused(f"SageMaker refused the tuning job ({message}); {hint}")
     return None

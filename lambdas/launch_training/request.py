@@ -45,6 +45,8 @@ OVERRIDE_FIELDS = (
     "job_name",
     "input_mode",
     "s3_distribution",
+    "keep_alive_minutes",
+    "tuning",
 )
 VOLUME_SIZE_GB = 50
 _DATASET_SLUG_MAX = JOB_NAME_MAX - len(JOB_NAME_PREFIX) - len("-20250101-000000-12345678")
@@ -63,6 +65,8 @@ class Overrides:
     job_name: str | None = None
     input_mode: str | None = None
     s3_distribution: str | None = None
+    keep_alive_minutes: int | None = None  # a warm pool after the job (on-demand only)
+    tuning: Mapping[str, Any] | None = None  # a tuning job instead (tuning_request.py)
 
 
 @dataclass(frozen=True)
@@ -101,6 +105,8 @@ def parse_overrides(
         job_name=_optional(body, "job_name", _string),
         input_mode=_optional(body, "input_mode", _input_mode),
         s3_distribution=_optional(body, "s3_distribution", _s3_distribution),
+        keep_alive_minutes=_optional(body, "keep_alive_minutes", _integer),
+        tuning=_optional(body, "tuning", _object),
     )
 
 
@@ -133,6 +139,12 @@ def _number(name: str, value: Any) -> float:
     if number != number or number in (float("inf"), float("-inf")):
         raise Refused(f"{name!r} = {value!r} must be a finite number")
     return number
+
+
+def _object(name: str, value: Any) -> Mapping[str, Any]:
+    if not isinstance(value, Mapping):
+        raise Refused(f"{name!r} = {value!r:.80} must be a JSON object")
+    return value
 
 
 def _boolean(name: str, value: Any) -> bool:
@@ -230,11 +242,49 @@ def _spot(value: bool | None, settings: LauncherSettings) -> bool:
     return value
 
 
+def keep_alive_seconds(minutes: int | None, spot: bool, settings: LauncherSettings) -> int:
+    """ResourceConfig.KeepAlivePeriodInSeconds for a requested warm pool; 0 for none. SageMaker
+    keeps no warm pool for a managed spot job, so a request for both is refused."""
+    if not minutes:
+        return 0
+    cap = settings.max_keep_alive_minutes
+    if not 0 < minutes <= cap:
+        allowed = f"1 to {cap}" if cap else "none (detrain:maxKeepAliveMinutes is 0)"
+        raise Refused(
+            f"'keep_alive_minutes' = {minutes} is not allowed by this deployment; allowed: "
+            f"{allowed}"
+        )
+    if spot:
+        fix = (
+            "this deployment runs every job on spot (detrain:spot = required)"
+            if settings.spot == "required"
+            else "add 'spot': false (--no-spot) to run on-demand"
+        )
+        raise Refused(
+            f"'keep_alive_minutes' = {minutes} needs on-demand instances: SageMaker keeps no "
+            f"warm pool for managed spot training; {fix}"
+        )
+    return minutes * 60
+
+
 def _hyperparameters(values: Mapping[str, Any]) -> dict[str, str]:
     try:
         return to_job_strings(from_values(values))
     except HyperparameterError as error:
         raise Refused(str(error)) from None
+
+
+def resource_config(overrides: Overrides, spot: bool, settings: LauncherSettings) -> dict:
+    """ResourceConfig: the allowed type and count, and a warm pool when one is asked for."""
+    config: dict[str, Any] = {
+        "InstanceType": allowed_instance_type(overrides.instance_type, settings),
+        "InstanceCount": allowed_instance_count(overrides.instance_count, settings),
+        "VolumeSizeInGB": VOLUME_SIZE_GB,
+    }
+    keep_alive = keep_alive_seconds(overrides.keep_alive_minutes, spot, settings)
+    if keep_alive:
+        config["KeepAlivePeriodInSeconds"] = keep_alive
+    return config
 
 
 def create_training_job_request(
@@ -283,11 +333,7 @@ def create_training_job_request(
             "S3OutputPath": models_uri(bucket),
             "KmsKeyId": settings.output_kms_key_arn,
         },
-        "ResourceConfig": {
-            "InstanceType": allowed_instance_type(overrides.instance_type, settings),
-            "InstanceCount": allowed_instance_count(overrides.instance_count, settings),
-            "VolumeSizeInGB": VOLUME_SIZE_GB,
-        },
+        "ResourceConfig": resource_config(overrides, spot, settings),
         "StoppingCondition": stopping,
         "EnableManagedSpotTraining": spot,
         "CheckpointConfig": {

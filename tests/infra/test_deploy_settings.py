@@ -41,9 +41,14 @@ def test_command_line_strings_are_accepted(context):
         s.IMAGES_KEPT: "3",
         s.LAUNCHER_CONCURRENCY: "5",
         s.CUDA: "12.6",
+        s.MAX_TUNING_JOBS: "20",
+        s.MAX_PARALLEL_TUNING_JOBS: "4",
+        s.MAX_KEEP_ALIVE_MINUTES: "0",
     }
 
     settings = s.from_context({**context, **overrides})
+    assert (settings.max_tuning_jobs, settings.max_parallel_tuning_jobs) == (20, 4)
+    assert settings.max_keep_alive_minutes == 0
 
     assert settings.instance_types == ("ml.g5.xlarge", "ml.g5.2xlarge")
     assert settings.max_instance_count == 4
@@ -72,6 +77,8 @@ def test_a_json_list_on_the_command_line_is_accepted(context):
         (s.MAX_INSTANCE_COUNT, True, "from 1 to 100"),
         (s.MAX_RUNTIME_HOURS, "673", "from 1 to 672"),
         (s.MAX_RUNTIME_HOURS, "two", "from 1 to 672"),
+        (s.MAX_KEEP_ALIVE_MINUTES, "61", "from 0 to 60"),
+        (s.MAX_PARALLEL_TUNING_JOBS, "0", "from 1 to 100"),
         (s.IMAGES_KEPT, -1, "from 1 to 1000"),
         (s.LAUNCHER_CONCURRENCY, "0", "an integer from 1 to 100, or 'off'"),
         (s.LAUNCHER_CONCURRENCY, "none", "an integer from 1 to 100, or 'off'"),
@@ -112,13 +119,21 @@ def test_the_launcher_defaults_are_the_contracts_and_cdk_json_spells_them_out(co
         s.MAX_INSTANCE_COUNT: launcher_settings.DEFAULT_MAX_INSTANCE_COUNT,
         s.MAX_RUNTIME_HOURS: launcher_settings.DEFAULT_MAX_RUNTIME_HOURS,
         s.SPOT: launcher_settings.DEFAULT_SPOT,
+        s.MAX_TUNING_JOBS: launcher_settings.DEFAULT_MAX_TUNING_JOBS,
+        s.MAX_PARALLEL_TUNING_JOBS: launcher_settings.DEFAULT_MAX_PARALLEL_TUNING_JOBS,
+        s.MAX_KEEP_ALIVE_MINUTES: launcher_settings.DEFAULT_MAX_KEEP_ALIVE_MINUTES,
     }
     left_out = s.from_context({k: v for k, v in context.items() if k not in defaults})
     readme = (REPO_ROOT / "README.md").read_text()
 
-    assert (left_out.max_instance_count, left_out.max_runtime_hours, left_out.spot) == tuple(
-        defaults.values()
-    )
+    assert (
+        left_out.max_instance_count,
+        left_out.max_runtime_hours,
+        left_out.spot,
+        left_out.max_tuning_jobs,
+        left_out.max_parallel_tuning_jobs,
+        left_out.max_keep_alive_minutes,
+    ) == tuple(defaults.values())
     for key, value in defaults.items():
         assert context[key] == value, f"cdk.json's {key} is not the contract's default"
         assert f"| `{key}` | `{value}` |" in readme, f"README's default of {key}"

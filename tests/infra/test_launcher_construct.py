@@ -121,6 +121,17 @@ def test_it_manages_only_this_projects_training_jobs(statements):
     assert text(jobs["Resource"]).endswith(':training-job/detrain-*"]]}')
 
 
+def test_it_starts_and_describes_only_this_projects_tuning_jobs(statements):
+    tuning = by_sid(statements, "ManageProjectTuningJobs")
+
+    assert set(tuning["Action"]) == {
+        "sagemaker:CreateHyperParameterTuningJob",
+        "sagemaker:DescribeHyperParameterTuningJob",
+        "sagemaker:AddTags",
+    }
+    assert text(tuning["Resource"]).endswith(':hyper-parameter-tuning-job/detrain-*"]]}')
+
+
 def test_it_reads_trigger_objects_and_lists_datasets_only(statements):
     read = by_sid(statements, "ReadTriggers")
     listing = by_sid(statements, "ListDatasets")

@@ -3,8 +3,9 @@
 SageMaker hands hyperparameters to the container as a JSON object of strings
 (``/opt/ml/input/config/hyperparameters.json``). Two encodings exist: raw strings
 (boto3, the console, this project's launcher) and JSON-encoded strings (the
-SageMaker Python SDK, which also adds ``sagemaker_*`` keys). ``parse`` accepts
-both; ``to_job_strings`` produces the raw encoding for CreateTrainingJob.
+SageMaker Python SDK, which also adds ``sagemaker_*`` keys; a tuning job's trials get
+``_tuning_objective_metric``). ``parse`` accepts both and skips those keys;
+``to_job_strings`` produces the raw encoding for CreateTrainingJob.
 """
 
 from __future__ import annotations
@@ -21,6 +22,8 @@ from contract.recipes import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, recipe
 AMP_DTYPES = ("float16", "bfloat16")
 
 SAGEMAKER_RESERVED_PREFIX = "sagemaker_"
+# A tuning job's trials get this key too: the objective's metric name (not a knob of ours).
+TUNING_OBJECTIVE_KEY = "_tuning_objective_metric"
 MAX_ENTRIES = 100
 MAX_KEY_OR_VALUE_CHARS = 256
 
@@ -95,6 +98,21 @@ _TYPES: dict[str, str] = {
 }
 _TYPE_NAMES = {"str": str, "bool": bool, "int": int, "float": float}
 NAMES: tuple[str, ...] = tuple(f.name for f in fields(Hyperparameters))
+
+
+def value_type(name: str) -> type:
+    """The type of a hyperparameter's value (learning_rate: float, though "auto" is allowed)."""
+    return _TYPE_NAMES[_TYPES[name]]
+
+
+def allowed_range(name: str) -> tuple[float, float] | None:
+    """The inclusive range a numeric hyperparameter must be in; None when it has none."""
+    return _RANGES.get(name)
+
+
+def job_string(value: Any) -> str:
+    """One value as CreateTrainingJob's HyperParameters carry it (the raw encoding)."""
+    return _to_string(value)
 
 
 AUTO = "auto"
@@ -228,7 +246,7 @@ def parse(raw: Mapping[str, str]) -> Hyperparameters:
     values = {
         key: _decode(value) if isinstance(value, str) else value
         for key, value in raw.items()
-        if not key.startswith(SAGEMAKER_RESERVED_PREFIX)
+        if not key.startswith(SAGEMAKER_RESERVED_PREFIX) and key != TUNING_OBJECTIVE_KEY
     }
     return from_values(values)
 

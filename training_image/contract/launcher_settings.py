@@ -13,19 +13,31 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from contract.names import SPOT_MODES, Env
-from contract.sagemaker import INSTANCE_TYPE_PATTERN, MAX_RUNTIME_HOURS
+from contract.sagemaker import INSTANCE_TYPE_PATTERN, MAX_KEEP_ALIVE_MINUTES, MAX_RUNTIME_HOURS
 
 # The operator's numeric choices: (lowest, highest). Runtime is whole hours up to SageMaker's
 # 28 days; instance counts far above 100 need quotas that a training platform rarely gets.
+# Tuning: SageMaker's default quotas are 500 training jobs per tuning job and 10 of them in
+# parallel (raisable to 100); a warm pool waits at most 60 minutes (KeepAlivePeriodInSeconds
+# <= 3600).
 RANGES: dict[str, tuple[int, int]] = {
     Env.MAX_INSTANCE_COUNT: (1, 100),
     Env.MAX_RUNTIME_HOURS: (1, MAX_RUNTIME_HOURS),
+    Env.MAX_TUNING_JOBS: (1, 500),
+    Env.MAX_PARALLEL_TUNING_JOBS: (1, 100),
+    Env.MAX_KEEP_ALIVE_MINUTES: (0, MAX_KEEP_ALIVE_MINUTES),
 }
 # The defaults of the operator's choices: a variable left unset here, a key left out of the
 # CDK context there (infra/settings.py); cdk.json spells the same values out (a test holds it).
 DEFAULT_MAX_INSTANCE_COUNT = 2
 DEFAULT_MAX_RUNTIME_HOURS = 24
 DEFAULT_SPOT = "preferred"
+# A tuning job runs at most 8 trials, 2 at a time: 8 x the cost of one job, never more than 2
+# instances (x the instance count) at once. A warm pool waits at most 10 minutes after a job
+# (billed as the instance while it waits), and only for a job that asks for one.
+DEFAULT_MAX_TUNING_JOBS = 8
+DEFAULT_MAX_PARALLEL_TUNING_JOBS = 2
+DEFAULT_MAX_KEEP_ALIVE_MINUTES = 10
 
 # <account>.dkr.ecr.<region>.amazonaws.com[.cn]/<repository>(:<tag>|@sha256:<digest>)
 _IMAGE_URI = re.compile(
@@ -70,6 +82,9 @@ class LauncherSettings:
     spot: str
     output_kms_key_arn: str
     notifications_topic_arn: str
+    max_tuning_jobs: int = DEFAULT_MAX_TUNING_JOBS
+    max_parallel_tuning_jobs: int = DEFAULT_MAX_PARALLEL_TUNING_JOBS
+    max_keep_alive_minutes: int = DEFAULT_MAX_KEEP_ALIVE_MINUTES
 
     @property
     def image(self) -> ImageRef:
@@ -88,6 +103,9 @@ class LauncherSettings:
             Env.SPOT: self.spot,
             Env.OUTPUT_KMS_KEY_ARN: self.output_kms_key_arn,
             Env.NOTIFICATIONS_TOPIC_ARN: self.notifications_topic_arn,
+            Env.MAX_TUNING_JOBS: str(self.max_tuning_jobs),
+            Env.MAX_PARALLEL_TUNING_JOBS: str(self.max_parallel_tuning_jobs),
+            Env.MAX_KEEP_ALIVE_MINUTES: str(self.max_keep_alive_minutes),
         }
 
     @classmethod
@@ -146,6 +164,9 @@ class LauncherSettings:
                 _TOPIC_ARN,
                 "arn:aws:sns:<region>:<account>:<name>",
             ),
+            max_tuning_jobs=_number_or_default(environ, Env.MAX_TUNING_JOBS),
+            max_parallel_tuning_jobs=_number_or_default(environ, Env.MAX_PARALLEL_TUNING_JOBS),
+            max_keep_alive_minutes=_number_or_default(environ, Env.MAX_KEEP_ALIVE_MINUTES),
         )
 
 
@@ -194,6 +215,17 @@ def parse_image_uri(uri: str, variable: str = Env.TRAINING_IMAGE_URI) -> ImageRe
         tag=match["tag"] or (None if match["digest"] else "latest"),
         digest=match["digest"],
     )
+
+
+_DEFAULTS = {
+    Env.MAX_TUNING_JOBS: DEFAULT_MAX_TUNING_JOBS,
+    Env.MAX_PARALLEL_TUNING_JOBS: DEFAULT_MAX_PARALLEL_TUNING_JOBS,
+    Env.MAX_KEEP_ALIVE_MINUTES: DEFAULT_MAX_KEEP_ALIVE_MINUTES,
+}
+
+
+def _number_or_default(environ: Mapping[str, str], name: str) -> int:
+    return check_number(name, environ.get(name, "").strip() or _DEFAULTS[name])
 
 
 def _required(environ: Mapping[str, str], name: str) -> str:

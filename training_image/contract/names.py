@@ -59,6 +59,9 @@ class Env:
     SPOT = "SPOT"  # one of SPOT_MODES
     OUTPUT_KMS_KEY_ARN = "OUTPUT_KMS_KEY_ARN"  # the platform key: encrypts the job's output
     NOTIFICATIONS_TOPIC_ARN = "NOTIFICATIONS_TOPIC_ARN"  # refusals of S3-triggered launches
+    MAX_TUNING_JOBS = "MAX_TUNING_JOBS"  # training jobs per tuning job
+    MAX_PARALLEL_TUNING_JOBS = "MAX_PARALLEL_TUNING_JOBS"  # of them at once
+    MAX_KEEP_ALIVE_MINUTES = "MAX_KEEP_ALIVE_MINUTES"  # a warm pool's wait; 0: no warm pools
 
 
 # "required": every job runs on spot; "preferred": spot unless a request says

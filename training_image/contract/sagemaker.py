@@ -27,6 +27,11 @@ JOB_NAME_PATTERN = re.compile(r"[a-zA-Z0-9](-*[a-zA-Z0-9])*")
 # StoppingCondition.MaxRuntimeInSeconds: at most 28 days.
 MAX_RUNTIME_HOURS = 28 * 24
 
+# ResourceConfig.KeepAlivePeriodInSeconds: a warm pool waits at most 60 minutes for the next
+# matching job, and cannot be used with managed spot training
+# (https://docs.aws.amazon.com/sagemaker/latest/dg/train-warm-pools.html).
+MAX_KEEP_ALIVE_MINUTES = 60
+
 # SIGTERM on StopTrainingJob (and spot interruption); SIGKILL this many seconds later.
 STOP_GRACE_SECONDS = 120
 EXIT_STOPPED = 143  # 128 + SIGTERM: a process that stopped on request

@@ -243,7 +243,7 @@ def test_s3_distribution_defaults_to_fully_replicated_and_is_selectable():
         build(s3_distribution="Sharded")
 
 
-@pytest.mark.parametrize("sample", ["console-minimal.json", "console-overrides.json"])
+@pytest.mark.parametrize("sample", sorted(p.name for p in SAMPLE_EVENTS.glob("console-*.json")))
 def test_the_console_samples_fit_the_shipped_deployment_settings(sample):
     """events/ are pasted into the console as they are: they must pass cdk.json's allow-list."""
     context = infra_settings.load_context(SAMPLE_EVENTS.parent / "cdk.json")
