@@ -9,9 +9,12 @@ PYTHON ?= $(firstword $(foreach v,$(TESTED_PYTHONS),$(shell \
 VENV := .venv
 PY := $(VENV)/bin/python
 STAMP := $(VENV)/.installed
+# checkov lives in its own virtualenv: its dependency pins conflict with the project's boto3.
+CHECKOV_VENV := .checkov-venv
+CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 
-.PHONY: venv python-check rehearse test lint pytest synth cfn-lint hadolint yamllint benchmarks clean
+.PHONY: venv python-check rehearse test lint pytest synth cfn-lint checkov hadolint yamllint benchmarks clean
 
 venv: $(STAMP) node_modules/.package-lock.json
 
@@ -40,7 +43,7 @@ rehearse: venv
 	$(VENV)/bin/detrain rehearse
 
 ## The README's test command: every check CI runs.
-test: venv lint pytest synth cfn-lint hadolint yamllint
+test: venv lint pytest synth cfn-lint checkov hadolint yamllint
 
 lint: $(STAMP)
 	$(VENV)/bin/ruff check .
@@ -56,6 +59,16 @@ synth: venv
 cfn-lint: synth
 	$(VENV)/bin/cfn-lint --config-file .cfnlintrc.yaml -- cdk.out/*.template.json
 
+$(CHECKOV_STAMP): requirements-checkov.txt
+	test -x $(CHECKOV_VENV)/bin/python || { $(MAKE) --no-print-directory -s python-check && $(PYTHON) -m venv $(CHECKOV_VENV); }
+	$(CHECKOV_VENV)/bin/python -m pip install --quiet --no-deps -r requirements-checkov.txt
+	touch $@
+
+## Fails on any failed check that is not skipped, with its reason, in infra/ (infra/checkov_skips.py).
+checkov: synth $(CHECKOV_STAMP)
+	$(CHECKOV_VENV)/bin/checkov --framework cloudformation --compact --quiet --skip-download \
+	  $$(printf -- '-f %s ' cdk.out/*.template.json)
+
 hadolint: $(STAMP)
 	$(VENV)/bin/hadolint training_image/Dockerfile
 
@@ -66,4 +79,4 @@ benchmarks: venv
 	for b in benchmarks/bench_*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
 
 clean:
-	rm -rf $(VENV) node_modules cdk.out .rehearsal .local-runs .pytest_cache .ruff_cache
+	rm -rf $(VENV) $(CHECKOV_VENV) node_modules cdk.out .rehearsal .local-runs .pytest_cache .ruff_cache

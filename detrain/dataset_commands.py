@@ -25,7 +25,7 @@ def _upload(args: argparse.Namespace) -> int:
         args.name,
         args.folder,
         overrides,
-        s3=aws.client("s3"),
+        s3=aws.client("s3", config=upload.client_config()),
         trigger=not args.no_trigger,
         delete=args.delete,
         progress=not args.no_progress,

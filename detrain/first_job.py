@@ -179,7 +179,7 @@ def run_on_aws(args: argparse.Namespace, out: TextIO = sys.stdout) -> tuple[JobO
             found.bucket,
             DATASET,
             _sample(Path(folder), args.images),
-            s3=aws.client("s3"),
+            s3=aws.client("s3", config=upload.client_config()),
             trigger=False,
             progress=False,
         )

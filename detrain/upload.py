@@ -4,6 +4,10 @@ The trigger (``datasets/<name>/_launch.json``) is what starts training, so it is
 only after every file is in place; its body is the overrides (``{}`` for the defaults).
 Files already in the bucket with the same size, not modified since, are skipped (a re-run resumes);
 hidden files (any path part starting with ``.``) are never uploaded.
+
+One s3transfer TransferManager moves every file, large files in parts, with as many request
+threads as the client has pooled connections: a request never waits for, or discards, a
+connection (urllib3's "Connection pool is full"), and no thread pool runs inside another.
 """
 
 from __future__ import annotations
@@ -11,13 +15,15 @@ from __future__ import annotations
 import json
 import logging
 import threading
-from collections.abc import Mapping
-from concurrent.futures import ThreadPoolExecutor
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
+from botocore.config import Config
+from s3transfer.manager import TransferConfig, TransferManager
+from s3transfer.subscribers import BaseSubscriber
 from tqdm import tqdm
 
 from contract.hyperparameters import HyperparameterError, from_values
@@ -26,6 +32,14 @@ from launch_training.events import Refused, check_dataset_name
 from launch_training.request import parse_overrides
 
 log = logging.getLogger(__name__)
+
+CONNECTIONS = 10  # botocore's and the AWS CLI's default (max_concurrent_requests)
+PART_BYTES = 8 * 1024 * 1024  # multipart threshold and part size: boto3's and the AWS CLI's
+
+
+def client_config() -> Config:
+    """The S3 client's settings for an upload: the connection pool the transfers are sized to."""
+    return Config(max_pool_connections=CONNECTIONS)
 
 
 class UploadError(ValueError):
@@ -107,12 +121,13 @@ def upload_dataset(
     trigger: bool = True,
     delete: bool = False,
     progress: bool = True,
-    workers: int = 8,
+    part_bytes: int = PART_BYTES,
 ) -> UploadResult:
     """Sync ``folder`` to ``s3://bucket/datasets/<name>/``; then write the trigger (if `trigger`).
 
-    `delete` removes objects under the prefix that are not in the folder. Raises UploadError
-    for a bad name, folder or overrides, before anything is written.
+    `delete` removes objects under the prefix that are not in the folder. Files of `part_bytes`
+    or more go in parts of that size (S3's minimum part is 5 MiB). Raises UploadError for a bad
+    name, folder or overrides, before anything is written.
     """
     check_name(name)
     folder = Path(folder)
@@ -122,7 +137,7 @@ def upload_dataset(
     files = local_files(folder)
     if not files:
         raise UploadError(f"dataset folder {str(folder)!r} holds no files to upload")
-    s3 = s3 or boto3.client("s3")
+    s3 = s3 or boto3.client("s3", config=client_config())
     prefix = f"{DATASETS_PREFIX}{name}/"
     trigger_key = prefix + TRIGGER_FILENAME
     remote = _remote_objects(s3, bucket, prefix)
@@ -139,11 +154,8 @@ def upload_dataset(
             with lock:
                 bar.update(count)
 
-        def put(item: tuple[str, Path]) -> None:
-            s3.upload_file(str(item[1]), bucket, prefix + item[0], Callback=advance)
-
-        with ThreadPoolExecutor(max_workers=workers) as pool:
-            list(pool.map(put, todo.items()))
+        keys = {prefix + rel: path for rel, path in todo.items()}
+        _transfer(s3, bucket, keys, part_bytes, advance)
     stale = [k for k in remote if k != trigger_key and k[len(prefix) :] not in files]
     if delete:
         for start in range(0, len(stale), 1000):
@@ -168,3 +180,31 @@ def upload_dataset(
         bytes_uploaded=total,
         trigger_key=trigger_key if trigger else None,
     )
+
+
+class _Progress(BaseSubscriber):
+    def __init__(self, advance: Callable[[int], None]) -> None:
+        self._advance = advance
+
+    def on_progress(self, bytes_transferred: int, **kwargs) -> None:
+        self._advance(bytes_transferred)
+
+
+def _transfer(
+    s3, bucket: str, files: Mapping[str, Path], part_bytes: int, advance: Callable[[int], None]
+) -> None:
+    """Upload ``key -> file`` with one TransferManager, its request threads one per pooled
+    connection of `s3`; raises the first failure (the manager cancels the rest)."""
+    config = TransferConfig(
+        max_request_concurrency=s3.meta.config.max_pool_connections,
+        multipart_threshold=part_bytes,
+        multipart_chunksize=part_bytes,
+    )
+    progress = [_Progress(advance)]
+    with TransferManager(s3, config) as manager:
+        futures = [
+            manager.upload(str(path), bucket, key, subscribers=progress)
+            for key, path in files.items()
+        ]
+        for future in futures:
+            future.result()

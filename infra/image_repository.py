@@ -6,6 +6,7 @@ from aws_cdk import aws_ecr as ecr
 from constructs import Construct
 
 from contract.names import REPOSITORY_NAME
+from infra.checkov_skips import skip_check
 from infra.runtime import removal_policy
 
 
@@ -39,3 +40,12 @@ class ImageRepository(Construct):
         repository = self.repository.node.default_child
         assert isinstance(repository, ecr.CfnRepository)
         repository.empty_on_delete = True
+        skip_check(
+            repository,
+            "CKV_AWS_136",
+            "Accepted: images are encrypted at rest with AES-256 and hold code and public "
+            "pretrained weights only, no user data. KMS encryption cannot be set on an existing "
+            "repository: CloudFormation would replace it, and it cannot replace a resource with a "
+            "fixed name (detrain-training), so every existing deployment's update would fail. "
+            "A customer key would also need grants for CodeBuild's push and SageMaker's pull.",
+        )

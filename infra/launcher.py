@@ -1,7 +1,8 @@
 """The launcher: a function that starts a training job when a dataset's trigger object lands.
 
 Only ``datasets/<name>/_launch.json`` invokes it (an S3 notification filtered by prefix and
-suffix), so a dataset of 10,000 images invokes it once. Failed invocations (after the
+suffix), so a dataset of 10,000 images invokes it once. Its environment is encrypted with the
+platform key. Failed invocations (after the
 retries) go to an encrypted dead-letter queue; launches refused for good (a quota, a
 permission) are published to the notifications topic by the function itself. No concurrency
 is reserved unless ``detrain:launcherConcurrency`` asks for it.
@@ -91,6 +92,8 @@ class Launcher(Construct):
             ),
             handler=HANDLER,
             environment=environment,
+            # Lambda grants the role use of the key for them itself (a KMS grant made at deploy).
+            environment_encryption=key,
             role=self.role,
             log_group=self.log_group,
             memory_size=256,

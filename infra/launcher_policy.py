@@ -1,4 +1,4 @@
-"""The launcher's IAM statements and its accepted cdk-nag findings (used by launcher.py).
+"""The launcher's IAM statements and its accepted cdk-nag and checkov findings (launcher.py).
 
 The launcher may: list datasets/ and read trigger objects; create, describe and tag training
 jobs and hyperparameter tuning jobs named detrain-*; describe images of this repository; pass
@@ -25,6 +25,7 @@ from aws_cdk import aws_sns as sns
 from aws_cdk import aws_sqs as sqs
 
 from contract.names import DATASETS_PREFIX, JOB_NAME_PREFIX, TRIGGER_KEY_SUFFIX
+from infra.checkov_skips import skip_check, skip_deploy_time_function
 from infra.nag import INLINE_POLICY_REASON, acknowledge, logical_arn, region_arn
 from infra.platform_key import via_service
 
@@ -138,22 +139,13 @@ def acknowledge_launcher(
     }
     for finding, reason in findings.items():
         acknowledge(role, finding, reason)
-    acknowledge(
-        function,
-        "NIST.800.53.R5-LambdaDLQ",
-        "Failed invocations go to an on-failure destination instead (the encrypted "
-        "FailedLaunches queue): its records hold the event, the error and the stack trace.",
-    )
+    acknowledge(function, "NIST.800.53.R5-LambdaDLQ", _DESTINATION_REASON)
+    skip_check(function, "CKV_AWS_116", _DESTINATION_REASON)
     acknowledge(function, "NIST.800.53.R5-LambdaInsideVPC", _NO_VPC_REASON)
+    skip_check(function, "CKV_AWS_117", _NO_VPC_REASON)
     if reserved_concurrency is None:
-        acknowledge(
-            function,
-            "NIST.800.53.R5-LambdaConcurrency",
-            "Off by default (detrain:launcherConcurrency): Lambda refuses a reservation that "
-            "leaves under 100 unreserved, and new accounts may have a quota of 10, so a default "
-            "reservation would fail the first deploy. One invocation per _launch.json; set the "
-            "setting to cap it.",
-        )
+        acknowledge(function, "NIST.800.53.R5-LambdaConcurrency", _NO_RESERVATION_REASON)
+        skip_check(function, "CKV_AWS_115", _NO_RESERVATION_REASON)
     acknowledge(
         queue,
         "AwsSolutions-SQS3",
@@ -173,6 +165,7 @@ def acknowledge_launcher(
         "CDK's own handler that writes the bucket's notification configuration at deploy "
         "time; the managed policy grants it log writing only.",
     )
+    skip_deploy_time_function(notifications_handler.node.find_child("Resource"))
     acknowledge(
         bucket.node.find_child("Notifications"),
         "NIST.800.53.R5-IAMNoInlinePolicy",
@@ -183,6 +176,15 @@ def acknowledge_launcher(
 
 _QUEUE_KEY_REASON = (
     "CDK's grant to send to the KMS-encrypted failure queue; its only resource is the platform key."
+)
+_DESTINATION_REASON = (
+    "Failed invocations go to an on-failure destination instead (the encrypted FailedLaunches "
+    "queue): its records hold the event, the error and the stack trace."
+)
+_NO_RESERVATION_REASON = (
+    "Off by default (detrain:launcherConcurrency): Lambda refuses a reservation that leaves "
+    "under 100 unreserved, and new accounts may have a quota of 10, so a default reservation "
+    "would fail the first deploy. One invocation per _launch.json; set the setting to cap it."
 )
 _NO_VPC_REASON = (
     "Accepted: the function calls only S3, SageMaker and ECR APIs and holds no data; the "
