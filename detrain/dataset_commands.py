@@ -46,7 +46,7 @@ def _upload_ground_truth(args: argparse.Namespace, aws, bucket: str, overrides: 
         bucket,
         args.name,
         args.ground_truth,
-        s3=aws.client("s3"),
+        s3=aws.client("s3", config=upload.client_config()),
         overrides_body=body,
         trigger=not args.no_trigger,
     )

@@ -87,10 +87,10 @@ def import_manifest(
     s3: Any,
     overrides_body: bytes,
     trigger: bool = True,
-    workers: int = 16,
 ) -> ImportResult:
     """Copy the manifest's images into ``datasets/<name>/``, write the manifest, then the
-    trigger. ``name`` is already checked by the caller."""
+    trigger. ``name`` is already checked by the caller. The copies run on as many threads as
+    the client has pooled connections, so none waits for (or warns about) a full pool."""
     manifest_name, lines = read_manifest(source, s3)
     prefix = f"{DATASETS_PREFIX}{name}/"
     present = {}
@@ -109,7 +109,7 @@ def import_manifest(
         s3.copy_object(Bucket=bucket, Key=target, CopySource={"Bucket": source_bucket, "Key": key})
         return True
 
-    with ThreadPoolExecutor(max_workers=workers) as pool:
+    with ThreadPoolExecutor(max_workers=s3.meta.config.max_pool_connections) as pool:
         copied = sum(pool.map(copy, sources))
     manifest_key = prefix + manifest_name
     body = "".join(json.dumps(line) + "\n" for line in lines).encode()
