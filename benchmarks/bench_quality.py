@@ -4,7 +4,7 @@
         [--hp KEY=VALUE ...] [--reference-lr NUMBER]
 
 For each family, at its smallest size, from scratch, on CPU: the same generated shapes
-dataset (detrain/sample_data.py) with the same fixed split (first 75% train, the rest
+dataset (training_image/trainer/sample_data.py) with the same fixed split (first 75% train, the rest
 validation), the same image size, batch, seed and epochs.
 
 - trainer: ``train train`` on an /opt/ml tree, hyperparameters without ``learning_rate``
@@ -73,7 +73,7 @@ def _install_fastai() -> None:
 
 def _dataset(folder: Path, images: int) -> tuple[Path, Path]:
     """The generated dataset as two COCO channels: first 75% training, the rest validation."""
-    from detrain import sample_data
+    from trainer import sample_data
 
     whole = sample_data.generate(folder / "whole", images=images, image_size=IMAGE_SIZE, seed=0)
     doc = json.loads((whole.folder / "annotations.json").read_text())

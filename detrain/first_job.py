@@ -2,7 +2,7 @@
 
 What only a real training host shows: which GPU and driver SageMaker gave, which way the
 image's CUDA forward-compatibility start-up went, how fast a step runs, and what it billed.
-The command uploads the sample dataset (detrain/sample_data.py) to ``datasets/first-job-shapes/``
+The command uploads the sample dataset (trainer/sample_data.py) to ``datasets/first-job-shapes/``
 without a trigger, asks the deployed launcher (Lambda Invoke, so the deployment's rules apply)
 for one job on the cheapest GPU type of its allow-list (detrain/instance_prices.py), spot where
 the deployment allows, with a 30-minute MaxRuntime; follows it as ``detrain follow`` does; then
@@ -35,13 +35,13 @@ from detrain import (
     deployment,
     hyperparameter_options,
     instance_prices,
-    sample_data,
     upload,
 )
 from detrain.cli_error import CliError
 from detrain.first_job_report import JobOutcome, format_report, read_log
 from detrain.hyperparameter_options import hyperparameter_strings
 from launch_training.request import CLIENT_TOKEN
+from trainer import sample_data
 
 DATASET = "first-job-shapes"
 MAX_RUNTIME_HOURS = 0.5

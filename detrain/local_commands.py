@@ -11,7 +11,7 @@ from contract.names import check_job_name
 from detrain import hyperparameter_options
 from detrain.cli_error import CliError
 from detrain.hyperparameter_options import hyperparameter_strings
-from detrain.sample_data import DEFAULT_IMAGES as SAMPLE_IMAGES
+from trainer.sample_data import DEFAULT_IMAGES as SAMPLE_IMAGES
 
 REHEARSAL_FOLDER = Path(".rehearsal")
 LOCAL_RUNS_FOLDER = Path(".local-runs")

@@ -9,10 +9,9 @@ that differ only in ``current_host`` (and in their shard of a ShardedByS3Key cha
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
-from contract.layout import CONTAINER_ROOT, Layout
+from contract.layout import CONTAINER_ROOT, Layout, write_input_config
 from contract.sagemaker import SHARDED_BY_S3_KEY
 from detrain.training_job import JobSpecError, TrainingJob
 
@@ -64,28 +63,24 @@ def checkpoint_path(job: TrainingJob, layout: Layout) -> Path:
     return path
 
 
-def _write_json(path: Path, value: dict) -> None:
-    path.write_text(json.dumps(value, indent=2) + "\n")
-
-
 def write_config(job: TrainingJob, layout: Layout, *, host: str, interface: str) -> None:
     """Write input/config/*.json and create the folders SageMaker creates."""
-    not_strings = sorted(k for k, v in job.hyperparameters.items() if not isinstance(v, str))
-    if not_strings:
-        raise JobSpecError(
-            f"hyperparameter {not_strings[0]!r} is not a string; SageMaker passes strings only"
+    checkpoints = checkpoint_path(job, layout) if job.checkpoint_uri else None
+    checkpoint_config = None
+    if checkpoints is not None:
+        checkpoint_config = {"LocalPath": job.checkpoint_path, "S3Uri": job.checkpoint_uri}
+    try:
+        write_input_config(
+            layout,
+            hyperparameters=job.hyperparameters,
+            input_data_config=input_data_config(job),
+            resource_config=resource_config(job, host, interface),
+            checkpoint_config=checkpoint_config,
         )
-    for folder in (layout.config, layout.model, layout.output_data, layout.data):
-        folder.mkdir(parents=True, exist_ok=True)
-    _write_json(layout.hyperparameters_file, dict(job.hyperparameters))
-    _write_json(layout.input_data_config_file, input_data_config(job))
-    _write_json(layout.resource_config_file, resource_config(job, host, interface))
-    if job.checkpoint_uri:
-        checkpoint_path(job, layout).mkdir(parents=True, exist_ok=True)
-        _write_json(
-            layout.checkpoint_config_file,
-            {"LocalPath": job.checkpoint_path, "S3Uri": job.checkpoint_uri},
-        )
+    except ValueError as error:
+        raise JobSpecError(str(error)) from None
+    if checkpoints is not None:
+        checkpoints.mkdir(parents=True, exist_ok=True)
 
 
 def shard(names: list[str], host: str, hosts: tuple[str, ...], distribution: str) -> list[str]:

@@ -5,7 +5,7 @@
    context and cdk.json's CUDA build args), the training role, and the bucket's notification
    (same prefix/suffix filter as the stack) pointed at an SQS queue, which is how the
    emulator hands back real S3 events;
-2. a sample dataset (detrain/sample_data.py), or the user's folder;
+2. a sample dataset (training_image/trainer/sample_data.py), or the user's folder;
 3. the operator CLI's upload, with the trigger object last; the S3 event it fires goes to
    the launcher's handler, configured from cdk.json's settings as the stack configures it;
 4. the job the launcher created, read back and run by the local runner;
@@ -34,12 +34,13 @@ from contract.names import (
     TRIGGER_KEY_SUFFIX,
     data_bucket_name,
 )
-from detrain import emulator, sample_data
+from detrain import emulator
 from detrain.local_runner import REPO_ROOT, JobResult, LocalRunner
 from detrain.storage import Storage
 from detrain.training_job import from_description
 from infra import image_tag
 from infra.settings import from_context, launcher_environment, load_context
+from trainer import sample_data
 
 log = logging.getLogger(__name__)
 

@@ -154,3 +154,39 @@ def test_the_standalone_detector_imports_nothing_from_the_project():
         if package not in sys.stdlib_module_names and package not in SHIPPED_ALONE_MAY_IMPORT
     }
     assert outside == set()
+
+
+def trainer_imports(folder: Path) -> list[str]:
+    """Each module of the trainer imported under ``folder``, as ``file: trainer.module``."""
+    found = []
+    for source in sorted(folder.rglob("*.py")):
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.level == 0 and node.module == "trainer":
+                modules = [f"trainer.{alias.name}" for alias in node.names]
+            elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+                modules = [node.module]
+            elif isinstance(node, ast.Import):
+                modules = [alias.name for alias in node.names]
+            else:
+                continue
+            found += [f"{source.name}: {m}" for m in modules if m.split(".")[0] == "trainer"]
+    return found
+
+
+def test_the_cli_imports_only_the_sample_dataset_from_the_trainer():
+    """detrain/ runs the trainer as a process; it shares one module with the image, the
+    generated dataset (Pillow only), which the rehearsal and the image's self-check train on."""
+    imported = trainer_imports(REPO_ROOT / "detrain")
+    assert imported and {line.split(": ")[1] for line in imported} == {"trainer.sample_data"}
+
+
+def test_the_trainer_import_finder_finds_each_form(tmp_path):
+    (tmp_path / "a.py").write_text(
+        "from trainer import sample_data, model\nimport trainer.data\nfrom trainer.x import y\n"
+    )
+    assert trainer_imports(tmp_path) == [
+        "a.py: trainer.sample_data",
+        "a.py: trainer.model",
+        "a.py: trainer.data",
+        "a.py: trainer.x",
+    ]

@@ -6,17 +6,17 @@
 
 Weights land in TORCH_HOME (torchvision's ImageNet backbones, effdet's COCO
 checkpoints). The check pass blocks every network call, as SageMaker's network
-isolation does, and builds each model again from the cache alone.
+isolation does, and builds each model again from the cache alone. Then, when
+DETRAIN_WEIGHTS_MANIFEST names a file (the Dockerfile sets it), the manifest of
+what was baked goes there: the image's self-check reads it (trainer/baked_weights.py).
 """
 
 from __future__ import annotations
 
-import socket
 import sys
 
 from contract.families import FAMILIES
-from trainer import compat
-from trainer.model import build_module
+from trainer import baked_weights, compat
 
 
 def selected(args: list[str]) -> list[tuple[str, str]]:
@@ -35,25 +35,17 @@ def selected(args: list[str]) -> list[tuple[str, str]]:
     return chosen
 
 
-def build_all(pairs: list[tuple[str, str]]) -> None:
-    for model, backbone in pairs:
-        size = FAMILIES[model].image_size_multiple * 4
-        build_module(model, backbone, 2, size, pretrained=True)
-        print(f"ok {model}/{backbone}", flush=True)
-
-
-def _no_network(*args, **kwargs):
-    raise OSError("network access is blocked while checking the baked weights")
-
-
 def main(args: list[str]) -> int:
     pairs = selected(args)
     compat.apply()  # also places IceVision's font, so the image never downloads it
-    build_all(pairs)
-    socket.socket.connect = _no_network  # type: ignore[method-assign]
-    socket.create_connection = _no_network  # type: ignore[assignment]
-    build_all(pairs)
+    baked_weights.build_each(pairs)
+    with baked_weights.network_blocked():
+        baked_weights.build_each(pairs)
     print(f"{len(pairs)} pretrained models load without network", flush=True)
+    manifest = baked_weights.manifest_path()
+    if manifest is not None:
+        written = baked_weights.write_manifest(manifest, pairs, baked_weights.cache_roots())
+        print(f"manifest: {manifest} ({len(written['files'])} files)", flush=True)
     return 0
 
 

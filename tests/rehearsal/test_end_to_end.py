@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from detrain import sample_data
+from trainer import sample_data
 
 pytestmark = pytest.mark.slow
 REPO_ROOT = Path(__file__).resolve().parents[2]

@@ -19,6 +19,7 @@ convention) replaces /opt/ml for a process outside a container.
 
 from __future__ import annotations
 
+import json
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -93,3 +94,31 @@ class Layout:
         if not path.is_relative_to(CONTAINER_ROOT):
             return None
         return self.base.joinpath(*path.relative_to(CONTAINER_ROOT).parts)
+
+
+def write_input_config(
+    layout: Layout,
+    *,
+    hyperparameters: Mapping[str, str],
+    input_data_config: Mapping[str, Mapping[str, str]],
+    resource_config: Mapping[str, object],
+    checkpoint_config: Mapping[str, str] | None = None,
+) -> None:
+    """Write input/config/*.json as SageMaker does before ``docker run <image> train``, and create
+    the folders it creates. Hyperparameter values must be strings (SageMaker passes no other)."""
+    not_strings = sorted(k for k, v in hyperparameters.items() if not isinstance(v, str))
+    if not_strings:
+        raise ValueError(
+            f"hyperparameter {not_strings[0]!r} is not a string; SageMaker passes strings only"
+        )
+    for folder in (layout.config, layout.model, layout.output_data, layout.data):
+        folder.mkdir(parents=True, exist_ok=True)
+    files = {
+        layout.hyperparameters_file: dict(hyperparameters),
+        layout.input_data_config_file: dict(input_data_config),
+        layout.resource_config_file: dict(resource_config),
+    }
+    if checkpoint_config is not None:
+        files[layout.checkpoint_config_file] = dict(checkpoint_config)
+    for path, value in files.items():
+        path.write_text(json.dumps(value, indent=2) + "\n")

@@ -1,6 +1,11 @@
-"""``python -m trainer [train]``: the same entry as the image's ``train`` executable."""
+"""``python -m trainer [train | self-check]``: the same entry as the image's ``train``."""
 
 import sys
+
+from trainer import self_check
+
+if self_check.requested(sys.argv[1:]):
+    sys.exit(self_check.main(sys.argv[2:]))
 
 from trainer.main import main
 

@@ -427,7 +427,7 @@ def _check_arguments(argv: list[str]) -> None:
         argv = argv[1:]
     if argv:
         raise ConfigError(
-            f"unexpected arguments {argv}; allowed: nothing, or the single word 'train'"
+            f"unexpected arguments {argv}; allowed: nothing, 'train', or 'self-check' alone"
         )
 
 

@@ -1,7 +1,9 @@
 """A small, deterministic object-detection dataset of synthetic shapes, in COCO layout.
 
-The rehearsal trains on it so that it needs nothing but this repository: the same
-arguments always give byte-identical files. Layout (what the trainer's COCO reader takes)::
+The rehearsal trains on it so that it needs nothing but this repository, and the image's
+self-check (trainer/self_check.py) trains each family on a tiny one: the same arguments always
+give byte-identical files. It needs Pillow alone, so the operator CLI (detrain/) may import it:
+the one module of the trainer it does. Layout (what the trainer's COCO reader takes)::
 
     <folder>/annotations.json
     <folder>/images/shapes-0000.png ...

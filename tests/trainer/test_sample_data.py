@@ -4,7 +4,7 @@ import json
 import pytest
 from PIL import Image
 
-from detrain import sample_data
+from trainer import sample_data
 
 
 def _digest(folder):
