@@ -18,7 +18,7 @@ from typing import Any
 
 from botocore.exceptions import ClientError
 
-from contract.names import JOB_NAME_PREFIX, SERVERLESS_IMAGE_OUTPUT, TAG_ENDPOINT, Output
+from contract.names import JOB_NAME_PREFIX, TAG_ENDPOINT, Output
 from detrain import aws_calls, deployment, endpoint_prices
 from detrain import endpoint_requests as requests
 from detrain.cli_error import CliError
@@ -117,8 +117,8 @@ def _deploy(args: argparse.Namespace) -> int:
     model_data = completed_model(sagemaker, job)
     name = requests.resource_name(args.name or job)
     image = outputs[Output.IMAGE_URI]
-    if serving.serverless and outputs.get(SERVERLESS_IMAGE_OUTPUT):
-        image = outputs[SERVERLESS_IMAGE_OUTPUT]
+    if serving.serverless and outputs.get(Output.SERVERLESS_IMAGE_URI):
+        image = outputs[Output.SERVERLESS_IMAGE_URI]
     cost = (
         endpoint_prices.serverless_cost(serving.memory_mb)
         if serving.serverless

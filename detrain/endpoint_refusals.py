@@ -90,9 +90,10 @@ def _validation_fix(operation: str, message: str) -> str | None:
     lowered = message.lower()
     if _IMAGE_TOO_LARGE.search(message):
         return (
-            "the image is over serverless inference's size limit (about 10 GB; the CUDA "
-            "training image is larger): deploy on an instance with --instance-type, or deploy "
-            "a stack that builds a CPU serving image (ServerlessImageUri)"
+            "the image is over serverless inference's size limit (about 10 GB): deploy on an "
+            "instance with --instance-type, or redeploy the stack (`npx cdk deploy`): it builds "
+            "a CPU serving image under the limit (output ServerlessImageUri), which deploy uses "
+            "for serverless endpoints"
         )
     if "assume" in lowered and "role" in lowered:
         return (

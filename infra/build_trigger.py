@@ -1,8 +1,9 @@
-"""Build-on-deploy: a custom resource that starts the image build when the tag is new and
+"""Build-on-deploy: a custom resource that starts the image build when a tag is new and
 waits for it (handlers in build_on_deploy/handler.py, run by a custom_resources.Provider).
 
-Its properties hold the image tag and the build args it hashes (image_tag.py), so an
-unchanged training_image/ and CUDA flavour mean no update and no build; a failed build
+Its properties hold the training image's tag, the build args it hashes and the CPU serving
+image's tag (image_tag.py), so an unchanged training_image/ and CUDA flavour mean no update and
+no build; the deploy goes on once both images are in the repository; a failed build
 fails the deploy with its failed phase and the last lines of its log. The handlers may touch
 the build's log group (created by the start handler if absent, read by the waiter), which the
 stack does not own (image_build.py says why), and no other.
@@ -47,6 +48,7 @@ class BuildTrigger(Construct):
         project: codebuild.IProject,
         repository: ecr.IRepository,
         image_tag: str,
+        serving_image_tag: str,
         build_args: Mapping[str, str],
         build_log_group_name: str,
         build_log_retention_days: int,
@@ -116,6 +118,8 @@ class BuildTrigger(Construct):
                 "RepositoryName": repository.repository_name,
                 "ImageTag": image_tag,
                 "ImageUri": repository.repository_uri_for_tag(image_tag),
+                "ServingImageTag": serving_image_tag,
+                "ServingImageUri": repository.repository_uri_for_tag(serving_image_tag),
                 "BuildArgs": dict(build_args),
                 "LogGroupName": build_log_group_name,
                 "LogRetentionDays": build_log_retention_days,
@@ -126,6 +130,7 @@ class BuildTrigger(Construct):
         if project.role is not None:
             self.resource.node.add_dependency(project.role)
         self.image_uri = self.resource.get_att_string("ImageUri")
+        self.serving_image_uri = self.resource.get_att_string("ServingImageUri")
         self._acknowledge()
 
     def _build_log_group_arn(self) -> str:

@@ -1,9 +1,12 @@
-"""The image build: a CodeBuild project over training_image/ (an S3 asset) that pushes
-``<repository>:<IMAGE_TAG>``, started on deploy by BuildTrigger when the tag is new.
+"""The image build: a CodeBuild project over training_image/ (an S3 asset) that pushes the
+training image ``<repository>:<IMAGE_TAG>`` and the CPU serving image for serverless endpoints
+``<repository>:<SERVING_IMAGE_TAG>``, started on deploy by BuildTrigger when a tag is new.
 
-The tag hashes training_image/ and the build args (image_tag.py); the buildspec is
-training_image/buildspec.yml and reads REPOSITORY_URI, IMAGE_TAG and each build arg (such as
-TORCH_INDEX_URL), the last two set per build by BuildTrigger.
+The tag hashes training_image/ and the build args (image_tag.py); the serving tag is the tag
+with ``-cpu``. The buildspec is training_image/buildspec.yml and reads REPOSITORY_URI, IMAGE_TAG,
+SERVING_IMAGE_TAG and each build arg (such as TORCH_INDEX_URL), all but the first set per build
+by BuildTrigger. The project may also describe the repository's images: the buildspec pushes
+only the tags it lacks (tags are immutable; a retried build may find one of the pair there).
 
 The build's log outlives a failed first deploy. The project is named ``<stack>-training-image``
 and logs to CodeBuild's own group for that name, ``/aws/codebuild/<stack>-training-image``,
@@ -33,7 +36,7 @@ from aws_cdk import aws_s3_assets as s3_assets
 from constructs import Construct
 
 from infra.build_trigger import BuildTrigger
-from infra.image_tag import IGNORED_DIRECTORIES, IGNORED_SUFFIXES
+from infra.image_tag import IGNORED_DIRECTORIES, IGNORED_SUFFIXES, serving_image_tag
 from infra.nag import INLINE_POLICY_REASON, acknowledge, region_arn
 from infra.runtime import removal_policy
 
@@ -86,7 +89,10 @@ class ImageBuild(Construct):
             self,
             "Project",
             project_name=build_project_name(stack_name),
-            description="Builds the detrain training image from training_image/ and pushes it",
+            description=(
+                "Builds the detrain training image and its CPU serving image from "
+                "training_image/ and pushes both"
+            ),
             source=codebuild.Source.s3(bucket=self.context.bucket, path=self.context.s3_object_key),
             build_spec=codebuild.BuildSpec.from_source_filename(BUILDSPEC),
             environment=codebuild.BuildEnvironment(
@@ -111,12 +117,14 @@ class ImageBuild(Construct):
             timeout=Duration.minutes(BUILD_MINUTES),
         )
         repository.grant_pull_push(self.project)
+        repository.grant(self.project, "ecr:DescribeImages")
         self.trigger = BuildTrigger(
             self,
             "OnDeploy",
             project=self.project,
             repository=repository,
             image_tag=image_tag,
+            serving_image_tag=serving_image_tag(image_tag),
             build_args=build_args,
             build_log_group_name=self.log_group_name,
             build_log_retention_days=BUILD_LOG_RETENTION_DAYS,
@@ -125,6 +133,7 @@ class ImageBuild(Construct):
             removal=removal,
         )
         self.image_uri = self.trigger.image_uri
+        self.serving_image_uri = self.trigger.serving_image_uri
         self._acknowledge()
 
     def _acknowledge(self) -> None:

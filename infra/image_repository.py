@@ -1,4 +1,9 @@
-"""The training image repository (ECR): scanned on push, immutable tags, last N images kept."""
+"""The image repository (ECR): scanned on push, immutable tags, the last N builds' images kept.
+
+Each build pushes a training image and its CPU serving image (image_tag.IMAGES_PER_BUILD). ECR's
+``imageCountMoreThan`` counts images, newest pushed first: the rule keeps N builds' worth, so
+the serving image of the newest training tag is never the one expired, even with N = 1.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ from constructs import Construct
 
 from contract.names import REPOSITORY_NAME
 from infra.checkov_skips import skip_check
+from infra.image_tag import IMAGES_PER_BUILD
 from infra.runtime import removal_policy
 
 
@@ -15,6 +21,7 @@ class ImageRepository(Construct):
         self, scope: Construct, construct_id: str, *, images_kept: int, retain: bool
     ) -> None:
         super().__init__(scope, construct_id)
+        images = images_kept * IMAGES_PER_BUILD
         self.repository = ecr.Repository(
             self,
             "Repository",
@@ -24,9 +31,12 @@ class ImageRepository(Construct):
             encryption=ecr.RepositoryEncryption.AES_256,
             lifecycle_rules=[
                 ecr.LifecycleRule(
-                    description=f"keep the last {images_kept} images",
+                    description=(
+                        f"keep the last {images} images: {images_kept} builds' training "
+                        "and CPU serving images"
+                    ),
                     tag_status=ecr.TagStatus.ANY,
-                    max_image_count=images_kept,
+                    max_image_count=images,
                 )
             ],
             removal_policy=removal_policy(retain),

@@ -1,5 +1,6 @@
 """The training image's tag: a hash of the image's build context (training_image/) and of
-the ``docker build --build-arg`` values it is built with.
+the ``docker build --build-arg`` values it is built with; and the tag of the CPU serving image
+the same build makes from the same context (:func:`serving_image_tag`).
 
 The same tree and build args always give the same tag, so a deploy with neither changed asks
 for no build, and the launcher is handed an exact, immutable image URI (repository:tag).
@@ -15,6 +16,10 @@ from pathlib import Path
 IGNORED_DIRECTORIES = ("__pycache__", ".pytest_cache", ".ruff_cache", ".mypy_cache")
 IGNORED_SUFFIXES = (".pyc", ".pyo")
 TAG_LENGTH = 16
+SERVING_TAG_SUFFIX = "-cpu"
+# One build pushes the training image and its CPU serving image (buildspec.yml): the repository's
+# lifecycle rule counts images, so it keeps this many per build it keeps.
+IMAGES_PER_BUILD = 2
 
 
 def build_context_files(root: Path) -> list[Path]:
@@ -50,6 +55,16 @@ def image_tag(root: Path, build_args: Mapping[str, str]) -> str:
         if value:
             digest.update(f"--build-arg {name}={value}".encode() + b"\0")
     return digest.hexdigest()[:TAG_LENGTH]
+
+
+def serving_image_tag(tag: str) -> str:
+    """The tag of the CPU serving image built alongside the training image ``tag``.
+
+    buildspec.yml builds it from the same context with the Dockerfile's ACCELERATOR=cpu flavour;
+    its build args are written in buildspec.yml, which ``tag`` hashes with every other file, so
+    a change to either image's inputs changes both tags.
+    """
+    return f"{tag}{SERVING_TAG_SUFFIX}"
 
 
 def _content_digest(root: Path) -> hashlib._Hash:

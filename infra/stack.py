@@ -90,6 +90,7 @@ class DetrainStack(Stack):
             (Output.BUCKET_NAME, data.bucket.bucket_name),
             (Output.REPOSITORY_URI, repository.repository_uri),
             (Output.IMAGE_URI, build.image_uri),
+            (Output.SERVERLESS_IMAGE_URI, build.serving_image_uri),
             (Output.FUNCTION_NAME, launcher.function.function_name),
             (Output.TOPIC_ARN, notifications.topic.topic_arn),
             (Output.TRAINING_ROLE_ARN, training.role.role_arn),

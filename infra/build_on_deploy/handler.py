@@ -1,15 +1,19 @@
-"""Build-on-deploy: a custom resource that builds the training image when its tag is new.
+"""Build-on-deploy: a custom resource that builds the training image and its CPU serving image
+when either tag is new.
 
 Implements the on_event / is_complete contract of aws-cdk-lib's ``custom_resources.Provider``
 (https://docs.aws.amazon.com/cdk/api/v2/python/aws_cdk.custom_resources/README.html).
-Properties: ProjectName (CodeBuild), RepositoryName (ECR), ImageTag, ImageUri, BuildArgs
-(docker build args, name -> value; ImageTag already hashes them), LogGroupName and
-LogRetentionDays (the build's log group, which the stack does not own: see image_build.py).
+Properties: ProjectName (CodeBuild), RepositoryName (ECR), ImageTag, ImageUri,
+ServingImageTag, ServingImageUri (the CPU serving image, image_tag.py), BuildArgs (docker build
+args, name -> value; ImageTag already hashes them), LogGroupName and LogRetentionDays (the
+build's log group, which the stack does not own: see image_build.py).
 
-- Create/Update: if the repository already holds ImageTag, nothing is built (tags are
+- Create/Update: if the repository already holds both tags, nothing is built (tags are
   immutable); otherwise the log group is made sure of (created if absent, its retention set)
-  and StartBuild runs with IMAGE_TAG and each build arg that has a value as environment
-  variable overrides (the buildspec passes them to docker build), and is_complete polls it.
+  and StartBuild runs with IMAGE_TAG, SERVING_IMAGE_TAG and each build arg that has a value as
+  environment variable overrides (the buildspec passes them to docker build; it pushes only
+  the tags the repository lacks), and is_complete polls it. The deploy goes on once both
+  images are in the repository.
   CodeBuild's hidden account limit (AccountLimitExceededException) fails the deploy with its fix.
 - A failed build fails the deploy with its status, the failed phase and the last lines of its
   log, shortened to fit CloudFormation's reason (the whole response must stay under 4 KB).
@@ -28,6 +32,7 @@ import boto3
 from botocore.exceptions import BotoCoreError, ClientError
 
 IMAGE_TAG_VARIABLE = "IMAGE_TAG"
+SERVING_IMAGE_TAG_VARIABLE = "SERVING_IMAGE_TAG"
 FAILED_STATUSES = ("FAILED", "FAULT", "STOPPED", "TIMED_OUT")
 FAILED_PHASE_STATUSES = ("FAILED", "FAULT", "TIMED_OUT", "STOPPED", "CLIENT_ERROR")
 LOG_TAIL_LINES = 20
@@ -60,11 +65,16 @@ def on_event(event: dict[str, Any], context: object = None) -> dict[str, Any]:
     physical_id = f"{props['RepositoryName']}:{props['ImageTag']}"
     if event["RequestType"] == "Delete":
         return {"PhysicalResourceId": event.get("PhysicalResourceId", physical_id)}
-    data = {"ImageUri": props["ImageUri"], "ImageTag": props["ImageTag"]}
+    data = {
+        "ImageUri": props["ImageUri"],
+        "ImageTag": props["ImageTag"],
+        "ServingImageUri": props["ServingImageUri"],
+    }
     build_id = start_build_unless_present(
         project=props["ProjectName"],
         repository=props["RepositoryName"],
         tag=props["ImageTag"],
+        serving_tag=props["ServingImageTag"],
         build_args=props.get("BuildArgs") or {},
         log_group=(props["LogGroupName"], int(props["LogRetentionDays"])),
         ecr=boto3.client("ecr"),
@@ -91,27 +101,29 @@ def start_build_unless_present(
     project: str,
     repository: str,
     tag: str,
+    serving_tag: str,
     build_args: dict[str, str],
     log_group: tuple[str, int],
     ecr,
     codebuild,
     logs,
 ) -> str:
-    """StartBuild for ``tag`` unless the repository already holds it; returns the build id or ''.
+    """StartBuild for ``tag`` and ``serving_tag`` unless the repository holds both; returns the
+    build id or ''.
 
-    The tag and the build args it was computed from go in the same StartBuild call, so the
-    image pushed under ``tag`` is always the one those args build. A build arg without a value
+    The tags and the build args they were computed from go in the same StartBuild call, so the
+    images pushed under them are always the ones those args build. A build arg without a value
     is not sent: the buildspec treats it as unset, so the Dockerfile's default applies.
     """
-    try:
-        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
-    except ecr.exceptions.ImageNotFoundException:
-        pass
-    else:
-        logger.info("image %s:%s exists; nothing to build", repository, tag)
+    missing = [t for t in (tag, serving_tag) if not image_exists(ecr, repository, t)]
+    if not missing:
+        logger.info("images %s:%s and :%s exist; nothing to build", repository, tag, serving_tag)
         return ""
     ensure_log_group(*log_group, logs=logs)
-    overrides = [{"name": IMAGE_TAG_VARIABLE, "value": tag, "type": "PLAINTEXT"}]
+    overrides = [
+        {"name": IMAGE_TAG_VARIABLE, "value": tag, "type": "PLAINTEXT"},
+        {"name": SERVING_IMAGE_TAG_VARIABLE, "value": serving_tag, "type": "PLAINTEXT"},
+    ]
     overrides += [
         {"name": name, "value": value, "type": "PLAINTEXT"}
         for name, value in sorted(build_args.items())
@@ -125,8 +137,16 @@ def start_build_unless_present(
             f"CodeBuild refused to start the training image build of {project} "
             f"(AccountLimitExceededException: {message}). {HIDDEN_LIMIT_FIX}"
         ) from None
-    logger.info("started build %s for %s:%s", build["build"]["id"], repository, tag)
+    logger.info("started build %s for %s: %s", build["build"]["id"], repository, missing)
     return build["build"]["id"]
+
+
+def image_exists(ecr, repository: str, tag: str) -> bool:
+    try:
+        ecr.describe_images(repositoryName=repository, imageIds=[{"imageTag": tag}])
+    except ecr.exceptions.ImageNotFoundException:
+        return False
+    return True
 
 
 def ensure_log_group(name: str, retention_days: int, *, logs) -> None:

@@ -17,6 +17,7 @@ from infra.build_on_deploy import handler
 PROJECT = "detrain-image-build"
 REPOSITORY = "detrain-training"
 TAG = "0123456789abcdef"
+SERVING_TAG = f"{TAG}-cpu"
 CU126 = "https://download.pytorch.org/whl/cu126"
 LOG_GROUP = f"/aws/codebuild/{PROJECT}"
 
@@ -49,6 +50,10 @@ def _event(request_type: str, **extra) -> dict:
             "RepositoryName": REPOSITORY,
             "ImageTag": TAG,
             "ImageUri": f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}:{TAG}",
+            "ServingImageTag": SERVING_TAG,
+            "ServingImageUri": (
+                f"123456789012.dkr.ecr.us-east-1.amazonaws.com/{REPOSITORY}:{SERVING_TAG}"
+            ),
             "BuildArgs": {"TORCH_INDEX_URL": CU126},
             "LogGroupName": LOG_GROUP,
             "LogRetentionDays": "90",  # CloudFormation hands properties over as strings
@@ -76,6 +81,7 @@ def test_a_new_tag_starts_a_build_and_the_deploy_waits_for_it(world):
     assert codebuild.list_builds_for_project(projectName=PROJECT)["ids"] == [build_id]
     assert response["PhysicalResourceId"] == f"{REPOSITORY}:{TAG}"
     assert response["Data"]["ImageUri"].endswith(f":{TAG}")
+    assert response["Data"]["ServingImageUri"].endswith(f":{SERVING_TAG}")
     done = _framework_is_complete({**_event("Create"), **response})
     assert done["IsComplete"] is True
     assert done["Data"]["ImageUri"] == response["Data"]["ImageUri"]
@@ -133,11 +139,12 @@ def _started_with(monkeypatch, event: dict) -> dict:
     return start
 
 
-def test_the_build_is_told_the_tag_to_push_and_the_build_args(world, monkeypatch):
+def test_the_build_is_told_the_tags_to_push_and_the_build_args(world, monkeypatch):
     start = _started_with(monkeypatch, _event("Update", PhysicalResourceId=f"{REPOSITORY}:old"))
 
     assert start["environmentVariablesOverride"] == [
         {"name": handler.IMAGE_TAG_VARIABLE, "value": TAG, "type": "PLAINTEXT"},
+        {"name": handler.SERVING_IMAGE_TAG_VARIABLE, "value": SERVING_TAG, "type": "PLAINTEXT"},
         {"name": "TORCH_INDEX_URL", "value": CU126, "type": "PLAINTEXT"},
     ]
 
@@ -150,19 +157,35 @@ def test_a_build_arg_without_a_value_is_not_sent(world, monkeypatch):
     start = _started_with(monkeypatch, event)
 
     assert start["environmentVariablesOverride"] == [
-        {"name": handler.IMAGE_TAG_VARIABLE, "value": TAG, "type": "PLAINTEXT"}
+        {"name": handler.IMAGE_TAG_VARIABLE, "value": TAG, "type": "PLAINTEXT"},
+        {"name": handler.SERVING_IMAGE_TAG_VARIABLE, "value": SERVING_TAG, "type": "PLAINTEXT"},
     ]
 
 
-def test_an_existing_tag_builds_nothing(world):
+def test_existing_tags_build_nothing(world):
     ecr, codebuild = world
     _push(ecr, TAG)
+    _push(ecr, SERVING_TAG)
 
     response = handler.on_event(_event("Update", PhysicalResourceId=f"{REPOSITORY}:old"))
 
     assert "BuildId" not in response["Data"]
     assert codebuild.list_builds_for_project(projectName=PROJECT)["ids"] == []
     assert _framework_is_complete({**_event("Update"), **response})["IsComplete"] is True
+
+
+@pytest.mark.parametrize("held", [TAG, SERVING_TAG], ids=["training", "serving"])
+def test_one_of_the_pair_missing_builds_again_and_the_deploy_waits(world, held):
+    """A build whose second push failed left one tag: the deploy needs both images (the stack
+    exports both URIs), so it builds again (the buildspec pushes only the missing one)."""
+    ecr, codebuild = world
+    _push(ecr, held)
+
+    response = handler.on_event(_event("Update", PhysicalResourceId=f"{REPOSITORY}:old"))
+
+    assert codebuild.list_builds_for_project(projectName=PROJECT)["ids"] == [
+        response["Data"]["BuildId"]
+    ]
 
 
 # moto reports every build SUCCEEDED and never refuses StartBuild; those answers come from
@@ -318,6 +341,7 @@ def test_codebuilds_hidden_account_limit_names_its_fix(world):
                 project=PROJECT,
                 repository=REPOSITORY,
                 tag=TAG,
+                serving_tag=SERVING_TAG,
                 build_args={},
                 log_group=(LOG_GROUP, 90),
                 ecr=ecr,

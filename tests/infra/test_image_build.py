@@ -17,7 +17,7 @@ from infra.image_build import (
     build_log_group_name,
     build_project_name,
 )
-from infra.image_tag import content_hash
+from infra.image_tag import content_hash, serving_image_tag
 from infra.settings import CUDA, TORCH_INDEX_URL, TORCH_INDEX_URLS
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
@@ -122,6 +122,23 @@ def test_the_default_cuda_builds_the_dockerfiles_torch_under_the_content_hash(sy
 
     assert build["BuildArgs"] == {TORCH_INDEX_URL: ""}
     assert build["ImageTag"] == content_hash(REPO_ROOT / "training_image")
+
+
+def test_the_build_makes_the_cpu_serving_image_under_its_own_tag(synthesized, synth_variant):
+    for shape in (synthesized, synth_variant({CUDA: "13.0"})):
+        _, build = _build(shape)
+
+        assert build["ServingImageTag"] == serving_image_tag(build["ImageTag"])
+        assert build["ServingImageUri"]["Fn::Join"][1][-1] == f":{build['ServingImageTag']}"
+
+
+def test_the_project_may_see_which_tags_the_repository_holds(synthesized):
+    """The buildspec pushes only the tags the repository lacks (a retried build)."""
+    statements = _role_statements(synthesized, "ImageBuildProjectRole")
+
+    resources = _resources_of(statements, "ecr:DescribeImages")
+    assert "ImagesRepository" in resources
+    assert '"*"' not in resources
 
 
 def test_cuda_13_0_builds_from_pypi_under_its_own_tag(synthesized, synth_variant):

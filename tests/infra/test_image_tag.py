@@ -1,4 +1,5 @@
-"""infra.image_tag: the training image's tag hashes training_image/ and its build args."""
+"""infra.image_tag: the training image's tag hashes training_image/ and its build args; the CPU
+serving image's tag follows it."""
 
 from __future__ import annotations
 
@@ -6,7 +7,13 @@ from pathlib import Path
 
 import pytest
 
-from infra.image_tag import TAG_LENGTH, build_context_files, content_hash, image_tag
+from infra.image_tag import (
+    TAG_LENGTH,
+    build_context_files,
+    content_hash,
+    image_tag,
+    serving_image_tag,
+)
 
 
 @pytest.fixture
@@ -89,3 +96,23 @@ def test_the_order_of_build_args_does_not_matter(context_dir):
     args = {**CU126, "PRETRAINED_WEIGHTS": "none"}
 
     assert image_tag(context_dir, args) == image_tag(context_dir, dict(reversed(args.items())))
+
+
+def test_the_serving_tag_is_its_own_and_moves_with_the_training_tag(context_dir):
+    tag = image_tag(context_dir, CU126)
+
+    assert serving_image_tag(tag) == f"{tag}-cpu"
+    assert serving_image_tag(tag) != serving_image_tag(content_hash(context_dir))
+    assert len(serving_image_tag(tag)) <= 128  # ECR's longest tag
+
+
+def test_the_serving_images_build_args_change_both_tags(context_dir):
+    """The CPU flavour's build args live in buildspec.yml, one of the hashed files."""
+    (context_dir / "buildspec.yml").write_text("--build-arg ACCELERATOR=cpu\n")
+    before = image_tag(context_dir, CU126)
+
+    (context_dir / "buildspec.yml").write_text("--build-arg ACCELERATOR=cpu --build-arg X=1\n")
+
+    after = image_tag(context_dir, CU126)
+    assert after != before
+    assert serving_image_tag(after) != serving_image_tag(before)

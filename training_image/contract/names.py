@@ -89,11 +89,9 @@ class Output:
     TRAINING_ROLE_ARN = "TrainingRoleArn"
     MODEL_ROLE_ARN = "ModelRoleArn"  # the execution role of models (endpoints, transforms)
     ENDPOINT_INSTANCE_TYPES = "EndpointInstanceTypes"  # comma-separated: the allow-list
-
-
-# A CPU-only serving image for serverless endpoints (issue 20): where a stack exports one under
-# this key, `detrain deploy` serves serverless endpoints with it, else with the training image.
-SERVERLESS_IMAGE_OUTPUT = "ServerlessImageUri"
+    # The CPU serving image, built with the training image: `detrain deploy` serves serverless
+    # endpoints with it (a stack deployed before it existed lacks it: then the training image).
+    SERVERLESS_IMAGE_URI = "ServerlessImageUri"
 
 
 # The trainer's local-run overrides of the rendezvous address (several hosts on one machine,
