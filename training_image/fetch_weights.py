@@ -15,7 +15,7 @@ import socket
 import sys
 
 from contract.families import FAMILIES
-from trainer import compat
+from trainer import icevision_patches
 from trainer.model import build_module
 
 
@@ -48,7 +48,7 @@ def _no_network(*args, **kwargs):
 
 def main(args: list[str]) -> int:
     pairs = selected(args)
-    compat.apply()  # also places IceVision's font, so the image never downloads it
+    icevision_patches.apply()  # also places IceVision's font, so the image never downloads it
     build_all(pairs)
     socket.socket.connect = _no_network  # type: ignore[method-assign]
     socket.create_connection = _no_network  # type: ignore[assignment]

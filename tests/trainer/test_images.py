@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from synthetic import write_coco
 
-from trainer import data, images, standalone_detector
+from trainer import dataset, images, standalone_detector, tables
 
 GRAY_16 = np.array([[0, 32768, 65535]], dtype=np.uint16)
 
@@ -66,7 +66,7 @@ def test_a_16_bit_png_trains_on_its_pixels_not_on_white(tmp_path):
         Image.fromarray(ramp).save(tmp_path / "images" / entry["file_name"])
     (tmp_path / "annotations.json").write_text(json.dumps(doc))
 
-    record = data.dataset(data.load(tmp_path), 128, train=False).records[0].load()
+    record = dataset.build(tables.load(tmp_path), 128, train=False).records[0].load()
 
     pixels = np.asarray(record.img)
     assert pixels.shape == (80, 96, 3)

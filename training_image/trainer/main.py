@@ -33,24 +33,25 @@ from trainer import (
     batches,
     checkpoints,
     collectives,
-    compat,
-    data,
+    dataset,
     engine,
     environment,
     errors,
+    icevision_patches,
     loading,
     lr_finder,
     preflight,
     report,
     selection,
     sharding,
+    tables,
 )
 from trainer import model as models
-from trainer.data import DetectionTable
 from trainer.engine import World
 from trainer.environment import TrainingEnvironment
 from trainer.errors import ConfigError, TrainingStopped
 from trainer.model import DetectionModel
+from trainer.tables import DetectionTable
 
 log = logging.getLogger("trainer")
 
@@ -84,7 +85,7 @@ def train() -> None:
     train_table, valid_table, train_share = _load_data(env, world)
 
     log.info("Creating model")
-    compat.apply()  # IceVision's mends, before its first import
+    icevision_patches.apply()  # IceVision's mends, before its first import
     model = models.create(hp, train_table.class_names).to(device)
     steps = sharding.agreed_steps(len(train_table), hp.batch_size, train_share)
     sampler = engine.EpochSampler(
@@ -313,15 +314,17 @@ def _load_data(
     """The training table, this rank's share of the validation table, and the training share."""
     hp = env.hyperparameters
     bad = hp.max_bad_images
-    train_table, split_valid = data.load_splits(env.channels[TRAINING_CHANNEL], max_bad_images=bad)
+    train_table, split_valid = tables.load_splits(
+        env.channels[TRAINING_CHANNEL], max_bad_images=bad
+    )
     if VALIDATION_CHANNEL in env.channels:
-        valid_table = data.load(
+        valid_table = tables.load(
             env.channels[VALIDATION_CHANNEL], train_table.class_names, max_bad_images=bad
         )
     elif split_valid is not None:  # the dataset's own train/ and valid/ (or val/) splits
         valid_table = split_valid
     else:
-        train_table, valid_table = data.split(train_table, hp.valid_fraction, hp.seed)
+        train_table, valid_table = tables.split(train_table, hp.valid_fraction, hp.seed)
     log.info("%d training images, %d validation images", len(train_table), len(valid_table))
     collectives.check_same_classes(train_table.class_names, env.current_host)
     train_share, valid_share = sharding.shares(env, world)
@@ -340,7 +343,7 @@ def _data_loaders(
     options = loading.options(hp.num_workers, hp.batch_size, device)
     log.info("%d DataLoader workers per process", options["num_workers"])
     train_batches = batches.loader(
-        data.dataset(
+        dataset.build(
             train_table,
             hp.image_size,
             train=True,
@@ -353,7 +356,7 @@ def _data_loaders(
         **options,
     )
     valid_batches = batches.loader(
-        data.dataset(valid_table, hp.image_size, train=False, max_bad_images=hp.max_bad_images),
+        dataset.build(valid_table, hp.image_size, train=False, max_bad_images=hp.max_bad_images),
         model.name,
         train=False,
         **options,

@@ -22,8 +22,8 @@ from typing import Any
 import numpy as np
 
 from trainer import evaluation, report_figures
-from trainer.data import DetectionTable
 from trainer.evaluation import Prediction, Truth
+from trainer.tables import DetectionTable
 
 log = logging.getLogger(__name__)
 

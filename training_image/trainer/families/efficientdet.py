@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer import compat
+from trainer import icevision_patches
 from trainer.families.base import ModelFamily, Predictions
 
 
@@ -20,7 +20,7 @@ class EfficientDet(ModelFamily):
     name = "efficientdet"
 
     def model_type(self) -> ModuleType:
-        compat.apply()
+        icevision_patches.apply()
         from icevision.models.ross import efficientdet
 
         return efficientdet
