@@ -43,7 +43,7 @@ IMAGE_STD = (0.229, 0.224, 0.225)
 PAD_VALUE = (124, 116, 104)
 _LOADER_SOURCE = Path(__file__).with_name("standalone_detector.py")
 # The project modules the loader imports, written into detector.py in place of their import.
-INLINED_MODULES = ("trainer.images", "trainer.families.efficientdet_bench")
+INLINED_MODULES = ("contract.outputs", "trainer.families.efficientdet_bench", "trainer.images")
 
 
 def detector_source() -> str:

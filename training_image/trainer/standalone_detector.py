@@ -12,7 +12,7 @@ from the repository that trained the model::
 or ``python detector.py MODEL_DIR IMAGE...`` (prints JSON lines).
 
 The model folder's detector.py is this file with the project modules it imports (the
-image decoder and EfficientDet's builder) written in place of their imports, by
+image decoder, EfficientDet's builder, the output file names) written in place of their imports, by
 ``trainer.artifacts.detector_source``: the trainer and the detector run the same code.
 """
 
@@ -29,6 +29,7 @@ import torch
 from PIL import Image
 
 # This repository's own modules: detector.py carries their code in place of these lines.
+from contract.outputs import MODEL_CONFIG_FILE
 from trainer.families.efficientdet_bench import build_bench
 from trainer.images import read_rgb, to_rgb
 
@@ -119,7 +120,7 @@ class Detector:
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "cpu") -> Detector:
         folder = Path(model_dir)
-        config = json.loads((folder / "config.json").read_text())
+        config = json.loads((folder / MODEL_CONFIG_FILE).read_text())
         if config.get("format") != SUPPORTED_FORMAT:
             raise ValueError(
                 f"artifact format {config.get('format')!r}; this loader reads {SUPPORTED_FORMAT}"
