@@ -63,7 +63,7 @@ def save_before_failing(checkpointer: Checkpointer, progress: Progress, batches_
         )
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, kw_only=True)
 class Training:
     """The parts the loop drives (built by main.train)."""
 

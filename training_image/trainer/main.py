@@ -155,16 +155,16 @@ def train() -> None:
     )
     training_started = time.monotonic()
     parts = epochs.Training(
-        model,
-        evaluated,
-        optimizer,
-        scheduler,
-        scaler,
-        ema,
-        sampler,
-        checkpointer,
-        device,
-        amp_dtype,
+        model=model,
+        evaluated=evaluated,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        ema=ema,
+        sampler=sampler,
+        checkpointer=checkpointer,
+        device=device,
+        amp_dtype=amp_dtype,
     )
     epochs.run(
         parts,
