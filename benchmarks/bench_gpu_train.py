@@ -9,7 +9,7 @@ fp16 autocast with a GradScaler) and loader worker count (4, what one GPU of an 
 gets, and all of this machine's vCPUs):
 
 - end to end: the trainer's epoch loop (``engine.train_one_epoch``) over the trainer's input
-  pipeline (``data.dataset`` + ``batches.loader`` with ``loading.options``), images/s of the
+  pipeline (``dataset.build`` + ``batches.loader`` with ``loading.options``), images/s of the
   second epoch (the first warms up workers, cuDNN and the allocator);
 - step only: the same loop over batches already on the GPU (once per model and precision);
 - peak GPU memory; validation share: one ``engine.validate`` pass (forward, detections, COCO

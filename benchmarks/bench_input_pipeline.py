@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_input_pipeline.py [--photos DIR] [--images N] [--rounds R]
 
 "pipeline" is what one DataLoader worker of the trainer does, built from the trainer's own
-functions: ``data.dataset`` (IceVision record, decode, flip, resize + pad) and the collate of
+functions: ``dataset.build`` (IceVision record, decode, flip, resize + pad) and the collate of
 ``batches.loader`` (uint8 pixels, the family's targets), for every model family. "bare"
 decodes the same files with Pillow and resizes the longest side to 512 px with OpenCV (what
 the pipeline's resize uses), nothing else. "icevision" is the path before uint8 batches
