@@ -2,7 +2,7 @@
 
     .venv/bin/python benchmarks/bench_coco_parse.py
 
-Both read the same file from the same folder. ``trainer.data.load`` does more
+Both read the same file from the same folder. ``trainer.tables.load`` does more
 than ``pycocotools.COCO`` (class and image-id checks, box validation, existence
 of every image file); the ratio is its time over pycocotools' (target <= 1.5).
 The header check (each image opened for its header, in threads) is timed apart.
@@ -23,7 +23,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training_image"))
 
-from trainer import data
+from trainer import tables
 
 IMAGES, BOXES, CLASSES, WIDTH, HEIGHT = 20_000, 200_000, 80, 640, 480
 REPEATS = 3
@@ -89,16 +89,18 @@ def main() -> None:
                 COCO(str(path))
 
         coco = best_of(baseline)
-        ours = best_of(lambda: data.load(folder, check_images=False))
-        full = best_of(lambda: data.load(folder))
-        table = data.load(folder, check_images=False)
+        ours = best_of(lambda: tables.load(folder, check_images=False))
+        full = best_of(lambda: tables.load(folder))
+        table = tables.load(folder, check_images=False)
         assert (len(table), table.num_boxes) == (IMAGES, BOXES)
 
     print(f"COCO file: {IMAGES} images, {BOXES} boxes, {size_mb:.1f} MB (best of {REPEATS})")
     print(f"pycocotools.COCO:                    {coco:6.2f} s")
     ratio = ours / coco
-    print(f"trainer data.load (no image opened): {ours:6.2f} s  ratio {ratio:.2f} (target <= 1.5)")
-    print(f"trainer data.load + header check:    {full:6.2f} s  ratio {full / coco:.2f}")
+    print(
+        f"trainer tables.load (no image opened): {ours:6.2f} s  ratio {ratio:.2f} (target <= 1.5)"
+    )
+    print(f"trainer tables.load + header check:    {full:6.2f} s  ratio {full / coco:.2f}")
 
 
 if __name__ == "__main__":

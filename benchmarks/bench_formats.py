@@ -5,7 +5,7 @@ the same content, in the same run.
 
 One folder holds the images once; COCO (``annotations.json``), YOLO (``data.yaml`` and
 ``labels/``) and Ground Truth (``output.manifest``) describe the same boxes. Each row is
-``trainer.data.load`` with the full validation (every image's header read, in threads:
+``trainer.tables.load`` with the full validation (every image's header read, in threads:
 COCO and Ground Truth state the sizes and the headers confirm them; YOLO states none and
 learns them there, so no image is opened twice). The ratio is each time over COCO's
 (target <= 1.5). The YOLO-only step (label files read and parsed) is timed apart.
@@ -27,7 +27,7 @@ from PIL import Image
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "training_image"))
 
-from trainer import data
+from trainer import tables
 from trainer.formats import yolo
 from trainer.formats.common import channel_files
 
@@ -143,9 +143,9 @@ def main() -> None:
         folders = write_datasets(Path(tmp))
         times = {}
         for name, folder in folders.items():
-            table = data.load(folder)
+            table = tables.load(folder)
             assert (len(table), table.num_boxes) == (IMAGES, BOXES), name
-            times[name] = best_of(lambda folder=folder: data.load(folder))
+            times[name] = best_of(lambda folder=folder: tables.load(folder))
         source = folders["YOLO"] / "data.yaml"
         labels_only = best_of(
             lambda: yolo.read(folders["YOLO"], channel_files(folders["YOLO"]), source, None)

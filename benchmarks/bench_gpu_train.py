@@ -9,7 +9,7 @@ fp16 autocast with a GradScaler) and loader worker count (4, what one GPU of an 
 gets, and all of this machine's vCPUs):
 
 - end to end: the trainer's epoch loop (``engine.train_one_epoch``) over the trainer's input
-  pipeline (``data.dataset`` + ``batches.loader`` with ``loading.options``), images/s of the
+  pipeline (``dataset.build`` + ``batches.loader`` with ``loading.options``), images/s of the
   second epoch (the first warms up workers, cuDNN and the allocator);
 - step only: the same loop over batches already on the GPU (once per model and precision);
 - peak GPU memory; validation share: one ``engine.validate`` pass (forward, detections, COCO
@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT / "tests" / "trainer"))
 from synthetic import write_coco  # noqa: E402
 
 from contract.hyperparameters import from_values  # noqa: E402
-from trainer import batches, data, engine, loading, model  # noqa: E402
+from trainer import batches, dataset, engine, loading, model, tables  # noqa: E402
 
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 FULL = {
@@ -72,7 +72,7 @@ class Run:
 
     def __init__(self, size: dict, table, name, backbone, precision, device, channels_last):
         self.size, self.device, self.dtype = size, device, PRECISIONS[precision]
-        self.train_table, self.valid_table = data.split(table, 0.2, seed=0)
+        self.train_table, self.valid_table = tables.split(table, 0.2, seed=0)
         self.hp = from_values(
             {
                 "model": name,
@@ -113,14 +113,14 @@ class Run:
         options = loading.options(workers, self.size["batch"], self.device)
         size, family = self.size["image_size"], self.detector.name
         train = batches.loader(
-            data.dataset(self.train_table, size, train=True),
+            dataset.build(self.train_table, size, train=True),
             family,
             train=True,
             sampler=self.sampler,
             **options,
         )
         valid = batches.loader(
-            data.dataset(self.valid_table, size, train=False), family, train=False, **options
+            dataset.build(self.valid_table, size, train=False), family, train=False, **options
         )
         return train, valid
 
@@ -185,7 +185,7 @@ def main() -> None:
     rows, rates = [], {}
     with tempfile.TemporaryDirectory() as tmp:
         write_coco(Path(tmp), size["images"], seed=3, size=size["photo"])
-        table = data.load(Path(tmp))
+        table = tables.load(Path(tmp))
         print(
             f"{size['images']} generated {size['photo'][0]}x{size['photo'][1]} JPEGs (20 % to "
             f"validate) -> {size['image_size']} px, batch {size['batch']}, device {device}, "

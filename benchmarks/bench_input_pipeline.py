@@ -3,7 +3,7 @@
     .venv/bin/python benchmarks/bench_input_pipeline.py [--photos DIR] [--images N] [--rounds R]
 
 "pipeline" is what one DataLoader worker of the trainer does, built from the trainer's own
-functions: ``data.dataset`` (IceVision record, decode, flip, resize + pad) and the collate of
+functions: ``dataset.build`` (IceVision record, decode, flip, resize + pad) and the collate of
 ``batches.loader`` (uint8 pixels, the family's targets), for every model family. "bare"
 decodes the same files with Pillow and resizes the longest side to 512 px with OpenCV (what
 the pipeline's resize uses), nothing else. "icevision" is the path before uint8 batches
@@ -39,7 +39,7 @@ sys.path.insert(0, str(ROOT / "tests" / "trainer"))
 
 from synthetic import write_coco  # noqa: E402
 
-from trainer import batches, data  # noqa: E402
+from trainer import batches, dataset, tables  # noqa: E402
 from trainer.model import model_type  # noqa: E402
 
 IMAGE_SIZE, BATCH = 512, 8
@@ -87,8 +87,8 @@ def icevision(table):
     from icevision.data.dataset import Dataset
 
     steps = [tfms.A.HorizontalFlip(p=0.5), *tfms.A.resize_and_pad(IMAGE_SIZE), tfms.A.Normalize()]
-    dataset = Dataset(data.Records(table), tfms.A.Adapter(steps))
-    return model_type("faster_rcnn").train_dl(dataset, batch_size=BATCH)
+    images = Dataset(dataset.Records(table), tfms.A.Adapter(steps))
+    return model_type("faster_rcnn").train_dl(images, batch_size=BATCH)
 
 
 def pipeline(loader) -> None:
@@ -114,11 +114,11 @@ def main() -> None:
         else:
             write_coco(channel, args.images, seed=3, size=(640, 480))
             source = f"{args.images} generated 640x480 JPEGs"
-        table = data.load(channel)
+        table = tables.load(channel)
         paths = list(table.paths)
         loaders = {
             family: batches.loader(
-                data.dataset(table, IMAGE_SIZE, train=True), family, train=True, batch_size=BATCH
+                dataset.build(table, IMAGE_SIZE, train=True), family, train=True, batch_size=BATCH
             )
             for family in FAMILIES
         }

@@ -180,14 +180,14 @@ def reference_run(
     from fastai.callback.core import Callback
 
     from contract.hyperparameters import from_values
-    from trainer import batches, compat, data, engine
+    from trainer import batches, dataset, engine, icevision_patches, tables
     from trainer import model as models
 
-    compat.apply()
+    icevision_patches.apply()
     torch.set_num_threads(1)  # the other core runs the trainer
     hp = from_values(_hyperparameters(family, setup))
-    train_table = data.load(training)
-    valid_table = data.load(validation, train_table.class_names)
+    train_table = tables.load(training)
+    valid_table = tables.load(validation, train_table.class_names)
     torch.manual_seed(SEED)
     detector = models.create(hp, train_table.class_names)
     kind = detector.kind
@@ -200,7 +200,7 @@ def reference_run(
         _icevision_dataset(valid_table, train=False), batch_size=BATCH, shuffle=False
     )
     scored_batches = batches.loader(
-        data.dataset(valid_table, IMAGE_SIZE, train=False),
+        dataset.build(valid_table, IMAGE_SIZE, train=False),
         detector.name,
         train=False,
         batch_size=BATCH,
@@ -237,12 +237,12 @@ def _icevision_dataset(table, *, train: bool):
     from icevision import tfms
     from icevision.data.dataset import Dataset
 
-    from trainer import data
+    from trainer import dataset
 
     steps = [*tfms.A.resize_and_pad(IMAGE_SIZE), tfms.A.Normalize()]
     if train:
         steps.insert(0, tfms.A.HorizontalFlip(p=0.5))
-    return Dataset(data.Records(table), tfms.A.Adapter(steps))
+    return Dataset(dataset.Records(table), tfms.A.Adapter(steps))
 
 
 def _words(changes: dict[str, str]) -> str:

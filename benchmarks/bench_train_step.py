@@ -28,7 +28,7 @@ sys.path.insert(0, str(ROOT / "tests" / "trainer"))
 from synthetic import write_coco  # noqa: E402
 
 from contract.hyperparameters import from_values  # noqa: E402
-from trainer import batches, data, engine, model  # noqa: E402
+from trainer import batches, dataset, engine, model, tables  # noqa: E402
 
 BATCH, STEPS, ROUNDS, IMAGE_SIZE = 4, 8, 5, 128
 BACKBONE = {"faster_rcnn": "resnet18_fpn", "efficientdet": "tf_lite0"}
@@ -67,7 +67,7 @@ def main() -> None:
     torch.manual_seed(0)
     with tempfile.TemporaryDirectory() as tmp:
         write_coco(Path(tmp), BATCH * STEPS)
-        table = data.load(Path(tmp))
+        table = tables.load(Path(tmp))
         hp = from_values(
             {
                 "model": name,
@@ -80,7 +80,7 @@ def main() -> None:
         )
         detector = model.create(hp, table.class_names)
         loader = batches.loader(
-            data.dataset(table, IMAGE_SIZE, train=False), name, train=True, batch_size=BATCH
+            dataset.build(table, IMAGE_SIZE, train=False), name, train=True, batch_size=BATCH
         )
         loaded = list(loader)
     initial = copy.deepcopy(detector.module.state_dict())

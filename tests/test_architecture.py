@@ -5,7 +5,8 @@
 - the Lambda imports nothing from ``trainer``;
 - ``infra`` imports nothing from ``detrain``, ``trainer`` or ``launch_training``;
 - inside the trainer, only ``trainer/families/`` compares a model family's name, and
-  ``standalone_detector.py`` (shipped alone in the model) imports nothing from the project.
+  ``detector.py`` (shipped alone in the model) imports nothing from the project: its template,
+  ``standalone_detector.py``, imports only the modules written into it, which import nothing.
 
 Every ``import`` counts, also one inside a function.
 """
@@ -145,15 +146,37 @@ def test_the_family_branch_finder_finds_one(tmp_path):
 SHIPPED_ALONE_MAY_IMPORT = {"torch", "torchvision", "PIL", "numpy", "effdet"}
 
 
-def test_the_standalone_detector_imports_nothing_from_the_project():
-    """It travels inside model.tar.gz as detector.py, without the repository."""
-    source = REPO_ROOT / "training_image" / "trainer" / "standalone_detector.py"
-    outside = {
-        package
-        for package in imported_packages(source)
-        if package not in sys.stdlib_module_names and package not in SHIPPED_ALONE_MAY_IMPORT
-    }
-    assert outside == set()
+def test_the_shipped_detector_imports_nothing_from_the_project(tmp_path):
+    """It travels inside model.tar.gz as detector.py, without the repository: the template's
+    project imports are the inlined modules', and those import nothing of the project."""
+    from trainer import artifacts
+
+    trainer = REPO_ROOT / "training_image"
+    inlined = [trainer / (name.replace(".", "/") + ".py") for name in artifacts.INLINED_MODULES]
+    shipped = tmp_path / "detector.py"
+    shipped.write_text(artifacts.detector_source())
+    for source in [shipped, *inlined]:
+        outside = {
+            package
+            for package in imported_packages(source)
+            if package not in sys.stdlib_module_names and package not in SHIPPED_ALONE_MAY_IMPORT
+        }
+        assert outside == set(), source
+    template = imported_modules(trainer / "trainer" / "standalone_detector.py")
+    assert {m for m in template if m.startswith(("trainer", "contract"))} == set(
+        artifacts.INLINED_MODULES
+    )
+
+
+def imported_modules(source: Path) -> set[str]:
+    """Every module named by an ``import`` or ``from ... import`` in ``source``."""
+    found = set()
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"), str(source))):
+        if isinstance(node, ast.Import):
+            found.update(alias.name for alias in node.names)
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found.add(node.module)
+    return found
 
 
 def trainer_imports(folder: Path) -> list[str]:

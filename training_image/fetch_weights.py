@@ -16,7 +16,7 @@ from __future__ import annotations
 import sys
 
 from contract.families import FAMILIES
-from trainer import baked_weights, compat
+from trainer import baked_weights, icevision_patches
 
 
 def selected(args: list[str]) -> list[tuple[str, str]]:
@@ -37,7 +37,7 @@ def selected(args: list[str]) -> list[tuple[str, str]]:
 
 def main(args: list[str]) -> int:
     pairs = selected(args)
-    compat.apply()  # also places IceVision's font, so the image never downloads it
+    icevision_patches.apply()  # also places IceVision's font, so the image never downloads it
     baked_weights.build_each(pairs)
     with baked_weights.network_blocked():
         baked_weights.build_each(pairs)

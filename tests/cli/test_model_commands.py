@@ -19,10 +19,10 @@ CLASSES = ("cup", "bottle")
 def model_folder(tmp_path_factory) -> Path:
     """A model folder as the trainer writes it (an EfficientDet-Lite0 at 128 px, not trained)."""
     from contract.hyperparameters import Hyperparameters
-    from trainer import artifacts, compat
+    from trainer import artifacts, icevision_patches
     from trainer import model as models
 
-    compat.apply()
+    icevision_patches.apply()
     hp = Hyperparameters(model="efficientdet", pretrained=False, image_size=128)
     folder = tmp_path_factory.mktemp("model")
     artifacts.save_model(folder, models.create(hp, CLASSES), summary={})

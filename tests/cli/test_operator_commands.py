@@ -522,9 +522,9 @@ def test_upload_ground_truth_copies_the_images_then_the_manifest_then_the_trigge
         target = channel / key.removeprefix("datasets/pets/")
         target.parent.mkdir(parents=True, exist_ok=True)
         target.write_bytes(s3.get_object(Bucket=BUCKET, Key=key)["Body"].read())
-    from trainer import data
+    from trainer import tables
 
-    table = data.load(channel)
+    table = tables.load(channel)
     assert len(table) == 2 and table.class_names == ("cat", "dog")
 
     again = stack.detrain("upload", "pets", "--ground-truth", manifest, "--no-trigger")

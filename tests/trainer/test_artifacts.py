@@ -9,12 +9,13 @@ import torch
 from PIL import Image
 
 from contract.hyperparameters import from_values
+from contract.outputs import MODEL_LOADER_FILE
 from trainer import artifacts
 from trainer import model as models
 
 
 def _standalone_detector(model_dir):
-    spec = importlib.util.spec_from_file_location("detector", model_dir / artifacts.LOADER_FILE)
+    spec = importlib.util.spec_from_file_location("detector", model_dir / MODEL_LOADER_FILE)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module.Detector

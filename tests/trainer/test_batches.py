@@ -5,27 +5,27 @@ import pytest
 import torch
 from synthetic import write_coco
 
-from trainer import batches, compat, data, model
+from trainer import batches, dataset, icevision_patches, model, tables
 
 
 @pytest.fixture(scope="module")
 def table(tmp_path_factory):
     folder = tmp_path_factory.mktemp("coco")
     write_coco(folder, 4, size=(160, 120))
-    return data.load(folder)
+    return tables.load(folder)
 
 
 def icevision_batch(table, family: str, *, train: bool):
     """IceVision's path before this change: Normalize in the workers, the family's collate."""
-    compat.apply()
+    icevision_patches.apply()
     from icevision import tfms
     from icevision.data.dataset import Dataset
 
     steps = [*tfms.A.resize_and_pad(128), tfms.A.Normalize()]
-    dataset = Dataset(data.Records(table), tfms.A.Adapter(steps))
+    images = Dataset(dataset.Records(table), tfms.A.Adapter(steps))
     kind = model.model_type(family)
     make = kind.train_dl if train else kind.valid_dl
-    (xb, yb), _ = next(iter(make(dataset, batch_size=4)))
+    (xb, yb), _ = next(iter(make(images, batch_size=4)))
     return xb, yb
 
 
@@ -34,7 +34,7 @@ def icevision_batch(table, family: str, *, train: bool):
 def test_device_normalized_batches_equal_icevisions_to_the_bit(table, family, train):
     expected_x, expected_y = icevision_batch(table, family, train=train)
     loader = batches.loader(
-        data.dataset(table, 128, train=False), family, train=train, batch_size=4
+        dataset.build(table, 128, train=False), family, train=train, batch_size=4
     )
     (pixels, targets), records = next(iter(loader))
     assert pixels.dtype == torch.uint8 and pixels.shape == (4, 128, 128, 3)
@@ -78,7 +78,7 @@ def test_detections_equal_icevisions_conversion():
         {"boxes": boxes[i], "scores": scores[i, :, 0], "labels": classes[i, :, 0].long()}
         for i in range(2)
     ]
-    compat.apply()
+    icevision_patches.apply()
     from icevision.core.class_map import ClassMap
 
     for family, raw in (("efficientdet", effdet_raw), ("faster_rcnn", torchvision_raw)):

@@ -7,7 +7,7 @@ import pytest
 from PIL import Image
 from synthetic import CLASSES, write_coco, write_voc
 
-from trainer import data
+from trainer import dataset, tables
 from trainer.errors import DataError
 
 
@@ -21,7 +21,7 @@ def _edit_coco(folder: Path, edit) -> None:
 def test_generated_coco_is_read_column_wise(tmp_path):
     write_coco(tmp_path, 8)
     (tmp_path / "_launch.json").write_text("{}")  # the upload marker is not a second COCO file
-    table = data.load(tmp_path)
+    table = tables.load(tmp_path)
     doc = json.loads((tmp_path / "annotations.json").read_text())
     assert len(table) == 8 and table.num_boxes == len(doc["annotations"])
     assert table.class_names == CLASSES
@@ -34,7 +34,7 @@ def test_generated_coco_is_read_column_wise(tmp_path):
 
 def test_generated_voc(tmp_path):
     write_voc(tmp_path, 5)
-    table = data.load(tmp_path)
+    table = tables.load(tmp_path)
     assert len(table) == 5 and set(table.class_names) <= set(CLASSES)
     assert table.paths[0].endswith("images/scene_000.png")
 
@@ -44,7 +44,7 @@ def test_generated_voc(tmp_path):
     [("coco-sample", 6, 35, 80), ("fridge-voc", 6, 12, 4), ("voc-sample", 2, 3, 3)],
 )
 def test_shared_datasets(shared_datasets, name, images, boxes, classes):
-    table = data.load(shared_datasets / name)
+    table = tables.load(shared_datasets / name)
     assert (len(table), table.num_boxes, len(table.class_names)) == (images, boxes, classes)
     assert (
         table.boxes[:, 2] <= table.widths[np.repeat(np.arange(images), np.diff(table.offsets))]
@@ -53,23 +53,23 @@ def test_shared_datasets(shared_datasets, name, images, boxes, classes):
 
 def test_subset_and_split_keep_each_images_boxes(tmp_path):
     write_coco(tmp_path, 10)
-    table = data.load(tmp_path)
-    train, valid = data.split(table, 0.3, seed=1)
+    table = tables.load(tmp_path)
+    train, valid = tables.split(table, 0.3, seed=1)
     assert (len(train), len(valid)) == (7, 3)
     assert train.num_boxes + valid.num_boxes == table.num_boxes
     for part in (train, valid):
         for i, path in enumerate(part.paths):
             original = list(table.paths).index(path)
             assert part.annotations(i)[0].tolist() == table.annotations(original)[0].tolist()
-    again, _ = data.split(table, 0.3, seed=1)
+    again, _ = tables.split(table, 0.3, seed=1)
     assert list(again.paths) == list(train.paths)
 
 
 def test_validation_classes_follow_training(tmp_path):
     write_voc(tmp_path / "train", 6, seed=1)
     write_voc(tmp_path / "valid", 3, seed=2)
-    train = data.load(tmp_path / "train")
-    valid = data.load(tmp_path / "valid", train.class_names)
+    train = tables.load(tmp_path / "train")
+    valid = tables.load(tmp_path / "valid", train.class_names)
     assert valid.class_names == train.class_names
     xml = tmp_path / "valid" / "annotations" / "scene_000.xml"
     xml.write_text(
@@ -78,7 +78,7 @@ def test_validation_classes_follow_training(tmp_path):
         .replace("<name>green</name>", "<name>blue</name>")
     )
     with pytest.raises(DataError, match=r"classes blue are not in the training data; allowed: "):
-        data.load(tmp_path / "valid", train.class_names)
+        tables.load(tmp_path / "valid", train.class_names)
 
 
 def test_missing_images_are_counted_with_examples(tmp_path):
@@ -86,14 +86,14 @@ def test_missing_images_are_counted_with_examples(tmp_path):
     for name in ("img_0002.jpg", "img_0005.jpg"):
         (tmp_path / "images" / name).unlink()
     with pytest.raises(DataError, match=r"2 of 6 images .* missing, e.g. images/img_0002.jpg"):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 def test_unreadable_images(tmp_path):
     write_coco(tmp_path, 4)
     (tmp_path / "images" / "img_0003.jpg").write_bytes(b"not a jpeg")
     with pytest.raises(DataError, match=r"1 of 4 images are not readable.*img_0003.jpg"):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 def test_stated_size_must_match_the_file(tmp_path):
@@ -102,13 +102,13 @@ def test_stated_size_must_match_the_file(tmp_path):
     with pytest.raises(
         DataError, match=r"img_0001.jpg: the annotation says 200x80, the image shows 96x80$"
     ):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 def test_missing_size_is_read_from_the_image(tmp_path):
     write_coco(tmp_path, 3)
     _edit_coco(tmp_path, lambda d: [im.pop("width") for im in d["images"]])
-    assert data.load(tmp_path).widths.tolist() == [96, 96, 96]
+    assert tables.load(tmp_path).widths.tolist() == [96, 96, 96]
 
 
 def test_boxes_outside_the_image(tmp_path):
@@ -120,13 +120,13 @@ def test_boxes_outside_the_image(tmp_path):
         r"e.g. images/img_0001.jpg annotation id 1: box \(xyxy\) \[50.0, 10.0, 110.0, 30.0\] "
         r"in 96x80",
     ):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 def test_boxes_a_pixel_over_the_edge_are_clipped(tmp_path):
     write_coco(tmp_path, 3)
     _edit_coco(tmp_path, lambda d: d["annotations"][0].update(bbox=[90, 70, 6.5, 10.5]))
-    assert data.load(tmp_path).boxes.max(axis=0)[2:].tolist() == [96, 80]
+    assert tables.load(tmp_path).boxes.max(axis=0)[2:].tolist() == [96, 80]
 
 
 def test_boxes_without_area(tmp_path):
@@ -138,7 +138,7 @@ def test_boxes_without_area(tmp_path):
     with pytest.raises(
         DataError, match=r"have no area .*scene_001.png scene_001.xml object 1: box"
     ):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 @pytest.mark.parametrize(
@@ -167,7 +167,7 @@ def test_bad_coco_annotations(tmp_path, edit, message):
     write_coco(tmp_path, 3)
     _edit_coco(tmp_path, edit)
     with pytest.raises(DataError, match=message):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 def test_empty_voc_class_name(tmp_path):
@@ -176,32 +176,32 @@ def test_empty_voc_class_name(tmp_path):
         xml.write_text(xml.read_text().replace("<name>red</name>", "<name></name>"))
         xml.write_text(xml.read_text().replace("<name>green</name>", "<name></name>"))
     with pytest.raises(DataError, match="empty name"):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 def test_layout_not_recognised(tmp_path):
     (tmp_path / "pictures").mkdir()
     with pytest.raises(DataError, match=r"neither COCO .* nor Pascal VOC .*found: pictures"):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 def test_two_coco_files_are_ambiguous(tmp_path):
     write_coco(tmp_path, 2)
     shutil.copy(tmp_path / "annotations.json", tmp_path / "more.json")
     with pytest.raises(DataError, match=r"found 2 COCO annotation files .*exactly one"):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 def test_split_needs_two_images(tmp_path):
     write_coco(tmp_path, 1)
     with pytest.raises(DataError, match="at least 2 are needed"):
-        data.split(data.load(tmp_path), 0.2, seed=0)
+        tables.split(tables.load(tmp_path), 0.2, seed=0)
 
 
 def test_records_feed_icevision(tmp_path):
     write_coco(tmp_path, 3)
-    table = data.load(tmp_path)
-    record = data.dataset(table, 128, train=False)[0]
+    table = tables.load(tmp_path)
+    record = dataset.build(table, 128, train=False)[0]
     assert record.img.shape == (128, 128, 3)
     assert record.detection.label_ids == table.annotations(0)[1].tolist()
 
@@ -227,7 +227,7 @@ def test_each_box_is_checked_and_named(tmp_path, bbox, rule):
         match=rf"1 of \d+ boxes in annotations.json {rule}.*, e.g. "
         rf"images/img_{image:04d}.jpg annotation id 902: box",
     ):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 def test_box_lengths_are_checked_one_by_one(tmp_path):
@@ -243,10 +243,10 @@ def test_box_lengths_are_checked_one_by_one(tmp_path):
         match=r"2 annotations have a 'bbox' that is not 4 numbers .*annotation id 1: "
         r"\[1, 2, 3, 4, 0.5\]; .*annotation id 2: \[1, 2, 3\]",
     ):
-        data.load(tmp_path)
+        tables.load(tmp_path)
     _edit_coco(tmp_path, lambda d: d["annotations"][0].update(bbox=[1, 2, "3", 4]))
     with pytest.raises(DataError, match=r"annotation id 1: \[1, 2, '3', 4\]"):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 def test_voc_nan_coordinate_is_named(tmp_path):
@@ -255,7 +255,7 @@ def test_voc_nan_coordinate_is_named(tmp_path):
     text = xml.read_text()
     xml.write_text(text[: text.index("<xmin>") + 6] + "nan" + text[text.index("</xmin>") :])
     with pytest.raises(DataError, match=r"not a finite number .*scene_001.xml object 1"):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 def test_ids_are_read_as_coco_allows(tmp_path):
@@ -273,7 +273,7 @@ def test_ids_are_read_as_coco_allows(tmp_path):
             annotation["id"] = 2**70 + annotation["id"]
 
     _edit_coco(tmp_path, edit)
-    assert len(data.load(tmp_path)) == 3
+    assert len(tables.load(tmp_path)) == 3
 
     def strings(doc):
         ids = {image["id"]: f"frame-{i}" for i, image in enumerate(doc["images"])}
@@ -288,11 +288,11 @@ def test_ids_are_read_as_coco_allows(tmp_path):
 
     write_coco(tmp_path, 3)
     _edit_coco(tmp_path, strings)
-    table = data.load(tmp_path)
+    table = tables.load(tmp_path)
     assert table.class_names == CLASSES and table.num_boxes > 0
     _edit_coco(tmp_path, lambda d: d["images"][1].update(id="frame-0"))
     with pytest.raises(DataError, match=r"duplicate image ids, e\.g\. frame-0"):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 @pytest.mark.parametrize("written", ["./images/{}", "images\\{}", "./{}", ".\\images\\{}"])
@@ -302,7 +302,7 @@ def test_file_names_are_normalised(tmp_path, written):
         tmp_path,
         lambda d: [im.update(file_name=written.format(im["file_name"])) for im in d["images"]],
     )
-    table = data.load(tmp_path)
+    table = tables.load(tmp_path)
     assert table.paths[0] == str(tmp_path / "images" / "img_0001.jpg")
 
 
@@ -313,7 +313,7 @@ def test_coco_and_voc_in_one_channel_is_refused_naming_both(tmp_path):
         DataError,
         match=r"holds both COCO \(annotations.json\) and Pascal VOC \(annotations/\*.xml\)",
     ):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 def test_exif_orientation_is_named_when_sizes_differ(tmp_path):
@@ -328,7 +328,7 @@ def test_exif_orientation_is_named_when_sizes_differ(tmp_path):
         r"turned by its EXIF orientation 6; the annotation matches the stored pixels, so the "
         r"tool that wrote it ignored the orientation",
     ):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 # ---- unreadable images: found up front (cheap) or at first decode
@@ -355,15 +355,15 @@ def test_truncated_and_garbage_images_are_found_before_training(tmp_path):
         match=r"2 of 5 images are not readable images \(not an image, or truncated\), "
         r"e.g. images/img_0002.jpg, images/img_0004.jpg; max_bad_images = 0",
     ):
-        data.load(tmp_path)
+        tables.load(tmp_path)
 
 
 def test_max_bad_images_skips_them_with_their_boxes(tmp_path, caplog):
     write_coco(tmp_path, 5)
     _truncate(tmp_path / "images" / "img_0002.jpg")
-    whole = data.load(tmp_path, check_images=False)
+    whole = tables.load(tmp_path, check_images=False)
 
-    table = data.load(tmp_path, max_bad_images=1)
+    table = tables.load(tmp_path, max_bad_images=1)
 
     assert [Path(p).name for p in table.paths] == [
         "img_0001.jpg",
@@ -379,11 +379,11 @@ def test_max_bad_images_skips_them_with_their_boxes(tmp_path, caplog):
 def test_an_image_that_fails_to_decode_is_a_data_error_naming_it(tmp_path, caplog):
     write_voc(tmp_path, 3)
     _corrupt_middle(tmp_path / "images" / "scene_001.png")
-    table = data.load(tmp_path)  # the cheap check passes: header and end marker are there
+    table = tables.load(tmp_path)  # the cheap check passes: header and end marker are there
 
     with pytest.raises(DataError, match=r"image .*images/scene_001.png cannot be decoded .*"):
-        data.dataset(table, 128, train=False)[1]
+        dataset.build(table, 128, train=False)[1]
 
-    skipping = data.dataset(table, 128, train=False, max_bad_images=1)
+    skipping = dataset.build(table, 128, train=False, max_bad_images=1)
     assert skipping[1].record_id == 2
     assert "skipping unreadable image" in caplog.text and "scene_001.png" in caplog.text

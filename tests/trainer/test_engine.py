@@ -6,7 +6,7 @@ import torch
 from synthetic import write_coco
 
 from contract.hyperparameters import from_values
-from trainer import batches, data, engine, model
+from trainer import batches, dataset, engine, model, tables
 
 
 def test_epoch_sampler_is_seeded_resumable_and_split_by_rank():
@@ -58,12 +58,12 @@ def test_coco_map_is_one_for_perfect_predictions_and_zero_for_none():
 def tiny(tmp_path_factory):
     folder = tmp_path_factory.mktemp("coco")
     write_coco(folder, 8)
-    table = data.load(folder)
+    table = tables.load(folder)
     hp = from_values(
         {"model": "efficientdet", "pretrained": False, "image_size": 128, "batch_size": 2}
     )
     detector = model.create(hp, table.class_names)
-    train_set = data.dataset(table, 128, train=True)
+    train_set = dataset.build(table, 128, train=True)
     loader = batches.loader(train_set, "efficientdet", train=True, batch_size=2)
     return hp, detector, loader
 

@@ -12,6 +12,7 @@ import torch
 from opt_ml_tree import TINY, TRAIN, run_train, train_env
 from synthetic import write_coco, write_voc
 
+from contract import recipes
 from contract.metrics import METRIC_NAMES, metric_definitions
 from trainer import errors
 from trainer import main as trainer_main
@@ -92,6 +93,16 @@ def test_sdk_encoded_coco_run_leaves_a_loadable_model(opt_ml):
         "checkpoint-e0002-s000000.pt",
     ]
     assert config["training"]["model_epoch"]["metric"] == "valid_map"
+    # what was asked (amp defaults to true) and what ran: a CPU job has no autocast
+    assert config["training"]["hyperparameters"]["amp"] is True
+    assert config["training"]["ran"] == {
+        "device": "cpu",
+        "autocast": "off",
+        "processes": 1,
+        "effective_batch_size": 4,
+        "dataloader_workers_per_process": 0,
+        "learning_rate": pytest.approx(recipes.recipe("efficientdet", False).learning_rate_for(4)),
+    }
     assert (opt_ml.output_data / "report.html").is_file()
     assert "job report: " in result.stdout
 

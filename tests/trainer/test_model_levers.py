@@ -7,13 +7,13 @@ import torch
 from synthetic import write_coco
 
 from contract.hyperparameters import from_values
-from trainer import accelerator, batches, data, engine, model
+from trainer import accelerator, batches, dataset, engine, model, tables
 
 
 @pytest.mark.parametrize("family", ["efficientdet", "faster_rcnn"])
 def test_channels_last_gives_the_same_losses(tmp_path, family):
     write_coco(tmp_path, 2)
-    table = data.load(tmp_path)
+    table = tables.load(tmp_path)
     backbone = {"efficientdet": "tf_lite0", "faster_rcnn": "resnet18_fpn"}[family]
     hp = from_values(
         {"model": family, "backbone": backbone, "pretrained": False, "image_size": 128}
@@ -25,7 +25,9 @@ def test_channels_last_gives_the_same_losses(tmp_path, family):
     nhwc.to(torch.device("cpu"))
     conv = next(m for m in nhwc.module.modules() if isinstance(m, torch.nn.Conv2d))
     assert conv.weight.is_contiguous(memory_format=torch.channels_last)
-    loader = batches.loader(data.dataset(table, 128, train=False), family, train=True, batch_size=2)
+    loader = batches.loader(
+        dataset.build(table, 128, train=False), family, train=True, batch_size=2
+    )
     batch, _ = next(iter(loader))
     torch.manual_seed(1)  # torchvision samples proposals at random
     expected = plain.losses(batch, torch.device("cpu"))
@@ -49,12 +51,14 @@ def test_torchvision_models_train_at_image_size_normalized_once(tmp_path, family
     """IceVision removes torchvision's own resize (to 800 px) and normalize: the network
     gets the batch as the trainer made it, at ``image_size``, normalized once."""
     write_coco(tmp_path, 2)
-    table = data.load(tmp_path)
+    table = tables.load(tmp_path)
     hp = from_values(
         {"model": family, "backbone": "resnet18_fpn", "pretrained": False, "image_size": 128}
     )
     detector = model.create(hp, table.class_names)
-    loader = batches.loader(data.dataset(table, 128, train=False), family, train=True, batch_size=2)
+    loader = batches.loader(
+        dataset.build(table, 128, train=False), family, train=True, batch_size=2
+    )
     batch, _ = next(iter(loader))
     images, targets = batches.to_device(batch, torch.device("cpu"), family)
     seen = detector.module.transform(images, targets)[0].tensors

@@ -8,7 +8,7 @@ import torch
 from synthetic import write_coco
 
 from contract.hyperparameters import HyperparameterError, from_values
-from trainer import accelerator, batches, data, engine, model
+from trainer import accelerator, batches, dataset, engine, model, tables
 
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")
 
@@ -34,12 +34,12 @@ def test_an_unknown_amp_dtype_is_refused():
 
 def test_a_bfloat16_autocast_epoch_runs_on_the_cpu(tmp_path):
     write_coco(tmp_path, 4)
-    table = data.load(tmp_path)
+    table = tables.load(tmp_path)
     hp = from_values(
         {"model": "efficientdet", "pretrained": False, "image_size": 128, "batch_size": 2}
     )
     detector = model.create(hp, table.class_names)
-    loader = batches.loader(data.dataset(table, 128, train=True), "efficientdet", train=True,
+    loader = batches.loader(dataset.build(table, 128, train=True), "efficientdet", train=True,
                             batch_size=2)  # fmt: skip
     opt = engine.optimizer(detector, hp)
     seen = []

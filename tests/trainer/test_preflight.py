@@ -17,14 +17,14 @@ from synthetic import write_coco
 from contract import hyperparameters
 from contract.families import FAMILIES
 from contract.hyperparameters import Hyperparameters
-from trainer import data, engine, preflight
+from trainer import engine, preflight, tables
 from trainer import model as models
 from trainer.errors import ConfigError
 
 CPU = torch.device("cpu")
 
 
-def _table(folder: Path, classes: int, count: int = 2) -> data.DetectionTable:
+def _table(folder: Path, classes: int, count: int = 2) -> tables.DetectionTable:
     """``count`` generated images whose COCO file declares ``classes`` classes."""
     path = write_coco(folder, count)
     doc = json.loads(path.read_text())
@@ -32,7 +32,7 @@ def _table(folder: Path, classes: int, count: int = 2) -> data.DetectionTable:
     for annotation in doc["annotations"]:
         annotation["category_id"] = min(annotation["category_id"], classes)
     path.write_text(json.dumps(doc))
-    return data.load(folder)
+    return tables.load(folder)
 
 
 def _preflight(detector: models.DetectionModel, table, hp: Hyperparameters, **overrides):

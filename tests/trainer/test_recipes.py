@@ -10,7 +10,7 @@ from synthetic import write_coco
 
 from contract.hyperparameters import HyperparameterError, from_values, to_job_strings
 from contract.recipes import RECIPES
-from trainer import batches, data, engine, lr_finder
+from trainer import batches, dataset, engine, lr_finder, tables
 from trainer import model as models
 
 
@@ -82,20 +82,20 @@ def test_auto_and_the_knobs_travel_in_the_raw_encoding():
 @pytest.mark.parametrize("augmentation", ["light", "standard", "none"])
 def test_augmentation_presets_build_square_training_images(tmp_path, augmentation):
     write_coco(tmp_path / "c", 4)
-    table = data.load(tmp_path / "c")
+    table = tables.load(tmp_path / "c")
 
-    image = data.dataset(table, 128, train=True, augmentation=augmentation)[0].img
+    image = dataset.build(table, 128, train=True, augmentation=augmentation)[0].img
 
     assert image.shape[:2] == (128, 128)
 
 
 def _tiny(tmp_path, *, images_seed: int = 0, **values):
     write_coco(tmp_path / "c", 8, seed=images_seed)
-    table = data.load(tmp_path / "c")
+    table = tables.load(tmp_path / "c")
     hp = from_values({**TINY, "batch_size": 4, **values})
     detector = models.create(hp, table.class_names)
     loader = batches.loader(
-        data.dataset(table, 128, train=True), detector.name, train=True, batch_size=4
+        dataset.build(table, 128, train=True), detector.name, train=True, batch_size=4
     )
     return hp, detector, loader
 

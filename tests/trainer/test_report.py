@@ -12,7 +12,7 @@ import numpy as np
 import pytest
 from synthetic import write_coco, write_voc
 
-from trainer import data, evaluation, report
+from trainer import evaluation, report, tables
 
 HISTORY = [
     {"epoch": 1, "train_loss": 2.0, "valid_loss": 1.8, "valid_map": 0.1, "valid_map_50": 0.2,
@@ -25,7 +25,7 @@ HISTORY = [
 MODEL_EPOCH = {"metric": "valid_map", "epoch": 2, "score": 0.3, "metrics": HISTORY[1]}
 
 
-def _predictions(table: data.DetectionTable, seed: int = 0) -> list[evaluation.Prediction]:
+def _predictions(table: tables.DetectionTable, seed: int = 0) -> list[evaluation.Prediction]:
     """Each true box found, shifted a little, except every second; one false box per image."""
     rng = np.random.default_rng(seed)
     found = []
@@ -84,7 +84,7 @@ def assert_self_contained(page: Path) -> _Links:
 @pytest.mark.parametrize("writer", [write_coco, write_voc])
 def test_report_for_coco_and_voc(tmp_path, writer):
     writer(tmp_path / "data", 16)
-    train, valid = data.split(data.load(tmp_path / "data"), 0.5, seed=1)
+    train, valid = tables.split(tables.load(tmp_path / "data"), 0.5, seed=1)
 
     page = report.write(tmp_path / "out", _inputs(train, valid))
 
@@ -117,7 +117,7 @@ def test_report_for_coco_and_voc(tmp_path, writer):
 
 def test_per_class_scores_put_the_weakest_first(tmp_path):
     write_coco(tmp_path / "data", 12)
-    table = data.load(tmp_path / "data")
+    table = tables.load(tmp_path / "data")
     truths = [table.annotations(i) for i in range(len(table))]
     perfect = [(b, np.ones(len(b), np.float32), labels) for b, labels in truths]
     # class 2 ("green") is never predicted: AP 0; class 1 is perfect: AP 1
@@ -140,7 +140,7 @@ def test_report_for_one_class(tmp_path):
     for annotation in doc["annotations"]:
         annotation["category_id"] = 1
     annotations.write_text(json.dumps(doc))
-    train, valid = data.split(data.load(tmp_path / "data"), 0.4, seed=0)
+    train, valid = tables.split(tables.load(tmp_path / "data"), 0.4, seed=0)
 
     page = report.write(tmp_path / "out", _inputs(train, valid))
 
@@ -159,7 +159,7 @@ def test_report_for_validation_images_without_boxes(tmp_path):
         )
         doc["images"].append({"id": 100 + extra, "file_name": name, "width": 96, "height": 80})
     annotations.write_text(json.dumps(doc))
-    table = data.load(tmp_path / "data")
+    table = tables.load(tmp_path / "data")
     empty = table.subset(np.flatnonzero(np.diff(table.offsets) == 0))
     assert len(empty) == 3 and empty.num_boxes == 0
 

@@ -1,8 +1,9 @@
-"""The training loop: one epoch of SGD steps, one validation pass with COCO mAP.
+"""One epoch of SGD steps and one validation pass with COCO mAP (the loop over epochs is
+epochs.py), the optimizer and its schedule.
 
-Written for one process today and several tomorrow: ``World`` says which rank
-this is, ``EpochSampler`` gives each rank its share of a seeded order, and only
-the main rank writes files (see main.py).
+The same code runs in one process or in several (data-parallel, agent.py): ``World`` says
+which rank this is, ``EpochSampler`` gives each rank its share of a seeded order, and only
+the main rank writes files.
 """
 
 from __future__ import annotations
@@ -269,3 +270,11 @@ def validate(
 def _truth(record) -> tuple[np.ndarray, np.ndarray]:
     boxes = np.array([b.xyxy for b in record.detection.bboxes], dtype=np.float32).reshape(-1, 4)
     return boxes, np.asarray(record.detection.label_ids, dtype=np.int64)
+
+
+def peak_learning_rate(
+    opt: torch.optim.Optimizer, scheduler: torch.optim.lr_scheduler.LRScheduler
+) -> float:
+    """The schedule's top learning rate, the one ``learning_rate`` sets (after the range test
+    and the linear scaling rule): OneCycleLR's ``max_lr``, else the schedule's base rate."""
+    return float(opt.param_groups[0].get("max_lr", scheduler.base_lrs[0]))

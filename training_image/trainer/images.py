@@ -10,8 +10,10 @@ becomes all white) and drops transparency without compositing. Here:
   the way a browser shows them), then converted;
 - ``CMYK``, ``YCbCr``, ``1``, ``L`` ... go through Pillow's own conversion.
 
-EXIF orientation is applied first, as in IceVision. ``standalone_detector.py`` keeps a
-copy of this logic (it ships without the repository): change both together.
+EXIF orientation is applied first, as in IceVision. Every reader of pixels uses this module:
+training (IceVision's ``open_img``, patched), the report's thumbnails, and the shipped
+``detector.py``, which carries this file's code (trainer/artifacts.py writes it in), so this
+module imports nothing from the repository.
 """
 
 from __future__ import annotations

@@ -28,7 +28,9 @@ from pathlib import Path
 
 import torch
 
+from contract import recipes
 from trainer import accelerator, collectives, engine
+from trainer.environment import TrainingEnvironment
 from trainer.model import DetectionModel
 
 log = logging.getLogger(__name__)
@@ -137,3 +139,50 @@ def plot(result: RangeTest, folder: Path) -> Path:
     figure.savefig(path, dpi=100, bbox_inches="tight")
     pyplot.close(figure)
     return path
+
+
+def apply(
+    env: TrainingEnvironment,
+    world: engine.World,
+    model: DetectionModel,
+    train_batches: Iterable,
+    optimizer: torch.optim.Optimizer,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+) -> None:
+    """The range test, then its pick (or the recipe's rate when too short to read) set on
+    ``optimizer``; the caller builds the schedule on it."""
+    log.info("Finding the learning rate (range test, at most %d steps)", MAX_STEPS)
+    found = find(
+        model,
+        train_batches,
+        optimizer,
+        device=device,
+        amp_dtype=amp_dtype,
+        grad_clip_norm=env.hyperparameters.grad_clip_norm,
+    )
+    hp = env.hyperparameters
+    lr = found.suggestion
+    if lr is None:
+        lr = recipes.recipe(hp.model, hp.pretrained).learning_rate_for(hp.batch_size) * world.size
+        log.warning(
+            "learning_rate=auto: the range test took %d steps in %.1f s, too few to read; "
+            "keeping the recipe's learning rate %.3g",
+            len(found.losses),
+            found.seconds,
+            lr,
+        )
+    else:
+        log.info(
+            "learning_rate=auto: %.3g (fastai's valley rule, %d steps in %.1f s, "
+            "effective batch %d)",
+            lr,
+            len(found.losses),
+            found.seconds,
+            hp.batch_size * world.size,
+        )
+    for group in optimizer.param_groups:
+        group["lr"] = lr
+        group.pop("initial_lr", None)  # the schedule built next starts from this lr
+    if world.is_main:
+        log.info("range test plot: %s", plot(found, env.output_data_dir))

@@ -16,15 +16,13 @@ import sys
 import threading
 import time
 from dataclasses import replace
-from pathlib import Path
 from typing import Any
 
 import numpy as np
 import torch
 
-from contract import TRAINING_CHANNEL, VALIDATION_CHANNEL, recipes
+from contract import TRAINING_CHANNEL, VALIDATION_CHANNEL
 from contract.hyperparameters import AUTO, Hyperparameters
-from contract.metrics import format_line
 from contract.sagemaker import EXIT_STOPPED, FAILURE_REASON_CHARS
 from trainer import (
     accelerator,
@@ -33,24 +31,26 @@ from trainer import (
     batches,
     checkpoints,
     collectives,
-    compat,
-    data,
+    dataset,
     engine,
     environment,
+    epochs,
     errors,
+    icevision_patches,
     loading,
     lr_finder,
     preflight,
     report,
     selection,
     sharding,
+    tables,
 )
 from trainer import model as models
-from trainer.data import DetectionTable
 from trainer.engine import World
 from trainer.environment import TrainingEnvironment
-from trainer.errors import ConfigError, TrainingStopped
+from trainer.errors import ConfigError
 from trainer.model import DetectionModel
+from trainer.tables import DetectionTable
 
 log = logging.getLogger("trainer")
 
@@ -76,7 +76,6 @@ def train() -> None:
     )
     _seed(hp.seed)
     stop = _stop_on_sigterm()
-    shared_stop = collectives.SharedStop(stop)
     if world.local_rank == 0:
         artifacts.clear(env.model_dir)
 
@@ -84,15 +83,17 @@ def train() -> None:
     train_table, valid_table, train_share = _load_data(env, world)
 
     log.info("Creating model")
-    compat.apply()  # IceVision's mends, before its first import
+    icevision_patches.apply()  # IceVision's mends, before its first import
     model = models.create(hp, train_table.class_names).to(device)
     steps = sharding.agreed_steps(len(train_table), hp.batch_size, train_share)
     sampler = engine.EpochSampler(
         len(train_table), seed=hp.seed, batch_size=hp.batch_size, world=train_share, steps=steps
     )
     collectives.wrap(model, device)
+    loader_options = loading.options(hp.num_workers, hp.batch_size, device)
+    log.info("%d DataLoader workers per process", loader_options["num_workers"])
     train_batches, valid_batches = _data_loaders(
-        model, train_table, valid_table, sampler, hp, device
+        model, train_table, valid_table, sampler, hp, loader_options
     )
     optimizer = engine.optimizer(
         model, hp, lr_finder.START if hp.learning_rate == AUTO else hp.learning_rate
@@ -114,11 +115,13 @@ def train() -> None:
         ema=ema,
     )
     resumed = checkpointer.resume()
-    start_epoch, start_step = resumed.get("epoch", 0), resumed.get("step", 0)
-    history: list[dict[str, float]] = resumed.get("history", [])
-    running = resumed.get("running_loss", (0.0, 0))
+    progress = epochs.Progress.resumed(resumed)
     best = collectives.broadcast(
-        _selection(hp, history, env.checkpoint_dir) if world.is_main else None
+        selection.resumed(
+            hp.select_metric, hp.early_stopping_patience, progress.history, env.checkpoint_dir
+        )
+        if world.is_main
+        else None
     )
 
     # ---- preflight: fail in the first minute, never after a paid epoch (trainer/preflight.py)
@@ -133,94 +136,56 @@ def train() -> None:
         scaler=scaler,
         train_steps=sampler.steps(),
         valid_steps=math.ceil(len(valid_table) / hp.batch_size),
-        epochs_left=hp.epochs - start_epoch,
+        epochs_left=hp.epochs - progress.epoch,
         combine=collectives.gather,
     )
     # ---- learning_rate=auto: the range test (lr_finder.py), after the preflight and once per
     # job (a resumed job keeps the schedule it checkpointed); the schedule is built on its pick
     if hp.learning_rate == AUTO and not resumed:
-        _find_learning_rate(env, world, model, train_batches, optimizer, device, amp_dtype)
+        lr_finder.apply(env, world, model, train_batches, optimizer, device, amp_dtype)
         scheduler = engine.schedule(optimizer, sampler.steps(), hp.epochs, hp.schedule)
         checkpointer.scheduler = scheduler
-
-    # An image that fails to decode mid-epoch (a DataError) leaves a checkpoint of the progress
-    # made. The callbacks read the loop's variables when they run (closures see current values).
-    train_batches = checkpoints.CheckpointOnDataError(
-        train_batches,
-        lambda done: checkpointer.save_before_failing(epoch, first_step + done, history),
-    )
-    valid_batches = checkpoints.CheckpointOnDataError(
-        valid_batches,
-        lambda _: checkpointer.save_before_failing(epoch, result.steps, history, result.running),
-    )
+    ran = _settings_ran(hp, world, device, amp_dtype, loader_options, optimizer, scheduler)
 
     log.info(
         "Start training: epochs %d to %d, %d steps each",
-        start_epoch + 1,
+        progress.epoch + 1,
         hp.epochs,
         sampler.steps(),
     )
     training_started = time.monotonic()
-    for epoch in range(start_epoch, hp.epochs):
-        started = time.monotonic()
-        first_step = start_step if epoch == start_epoch else 0
-        sampler.set_epoch(epoch, skip_steps=first_step)
-        result = engine.train_one_epoch(
-            model,
-            train_batches,
-            optimizer,
-            scheduler,
-            scaler,
-            device=device,
-            grad_clip_norm=hp.grad_clip_norm,
-            stop=shared_stop,
-            first_step=first_step,
-            running=running if epoch == start_epoch else (0.0, 0),
-            ema=ema,
-            amp_dtype=amp_dtype,
-        )
-        if not result.completed:
-            checkpointer.save(epoch, result.steps, result.running, history)
-            raise TrainingStopped(
-                f"stopped by SIGTERM in epoch {epoch + 1} at step {result.steps}; checkpoint saved"
-                + _keep_best_model(env, evaluated, hp, best, history, world)
-            )
-        validation = engine.validate(
-            evaluated, valid_batches, device=device, stop=stop, combine=collectives.gather
-        )
-        if shared_stop.is_set():
-            checkpointer.save(epoch, result.steps, result.running, history)
-            raise TrainingStopped(
-                f"stopped by SIGTERM while validating epoch {epoch + 1}; checkpoint saved"
-                + _keep_best_model(env, evaluated, hp, best, history, world)
-            )
-        row = {
-            "epoch": epoch + 1,
-            "train_loss": collectives.mean(result.loss),
-            "valid_loss": validation.loss,
-            "valid_map": validation.map,
-            "valid_map_50": validation.map_50,
-            "lr": scheduler.get_last_lr()[0],
-            "epoch_seconds": round(time.monotonic() - started, 3),
-        }
-        history.append(row)
-        if best.update(row) and world.is_main:
-            selection.save_best(
-                env.checkpoint_dir, epoch + 1, best.best_score, evaluated.module.state_dict()
-            )
-        if world.is_main:
-            print(format_line(row), flush=True)
-            artifacts.save_metrics(env.output_data_dir, history)
-        last = epoch + 1 == hp.epochs or best.should_stop
-        if (epoch + 1) % hp.checkpoint_every_epochs == 0 or last:
-            checkpointer.save(epoch + 1, 0, (0.0, 0), history)
-        if best.should_stop:
-            log.info(best.stop_reason())
-            break
+    parts = epochs.Training(
+        model=model,
+        evaluated=evaluated,
+        optimizer=optimizer,
+        scheduler=scheduler,
+        scaler=scaler,
+        ema=ema,
+        sampler=sampler,
+        checkpointer=checkpointer,
+        device=device,
+        amp_dtype=amp_dtype,
+    )
+    epochs.run(
+        parts,
+        progress,
+        train_batches,
+        valid_batches,
+        hp=hp,
+        best=best,
+        world=world,
+        stop=stop,
+        output_dir=env.output_data_dir,
+        checkpoint_dir=env.checkpoint_dir,
+        keep_best_model=lambda: _keep_best_model(
+            env, evaluated, best, progress.history, ran, world
+        ),
+    )
 
+    history = progress.history
     if world.is_main:
         log.info("Saving the model to %s", env.model_dir)
-        _save_model(env, evaluated, hp, best, history)
+        _save_model(env, evaluated, best, history, ran)
         log.info("Writing the job report")
         timings = {
             "setup: data, model, resume": training_started - job_started,
@@ -244,6 +209,26 @@ def train() -> None:
     log.info("Training complete")
 
 
+def _settings_ran(
+    hp: Hyperparameters,
+    world: World,
+    device: torch.device,
+    amp_dtype: torch.dtype | None,
+    loader_options: dict[str, Any],
+    optimizer: torch.optim.Optimizer,
+    scheduler: torch.optim.lr_scheduler.LRScheduler,
+) -> dict[str, Any]:
+    """What the job ran with, where it differs from what was asked: config.json keeps both."""
+    return {
+        "device": device.type,
+        "autocast": str(amp_dtype).removeprefix("torch.") if amp_dtype else "off",
+        "processes": world.size,
+        "effective_batch_size": hp.batch_size * world.size,
+        "dataloader_workers_per_process": loader_options["num_workers"],
+        "learning_rate": engine.peak_learning_rate(optimizer, scheduler),
+    }
+
+
 def _seed(seed: int) -> None:
     random.seed(seed)
     np.random.seed(seed)
@@ -262,66 +247,23 @@ def _stop_on_sigterm() -> threading.Event:
     return stop
 
 
-def _find_learning_rate(
-    env: TrainingEnvironment,
-    world: World,
-    model: DetectionModel,
-    train_batches: Any,
-    optimizer: torch.optim.Optimizer,
-    device: torch.device,
-    amp_dtype: torch.dtype | None,
-) -> None:
-    log.info("Finding the learning rate (range test, at most %d steps)", lr_finder.MAX_STEPS)
-    found = lr_finder.find(
-        model,
-        train_batches,
-        optimizer,
-        device=device,
-        amp_dtype=amp_dtype,
-        grad_clip_norm=env.hyperparameters.grad_clip_norm,
-    )
-    hp = env.hyperparameters
-    lr = found.suggestion
-    if lr is None:
-        lr = recipes.recipe(hp.model, hp.pretrained).learning_rate_for(hp.batch_size) * world.size
-        log.warning(
-            "learning_rate=auto: the range test took %d steps in %.1f s, too few to read; "
-            "keeping the recipe's learning rate %.3g",
-            len(found.losses),
-            found.seconds,
-            lr,
-        )
-    else:
-        log.info(
-            "learning_rate=auto: %.3g (fastai's valley rule, %d steps in %.1f s, "
-            "effective batch %d)",
-            lr,
-            len(found.losses),
-            found.seconds,
-            hp.batch_size * world.size,
-        )
-    for group in optimizer.param_groups:
-        group["lr"] = lr
-        group.pop("initial_lr", None)  # the schedule built next starts from this lr
-    if world.is_main:
-        log.info("range test plot: %s", lr_finder.plot(found, env.output_data_dir))
-
-
 def _load_data(
     env: TrainingEnvironment, world: World
 ) -> tuple[DetectionTable, DetectionTable, World]:
     """The training table, this rank's share of the validation table, and the training share."""
     hp = env.hyperparameters
     bad = hp.max_bad_images
-    train_table, split_valid = data.load_splits(env.channels[TRAINING_CHANNEL], max_bad_images=bad)
+    train_table, split_valid = tables.load_splits(
+        env.channels[TRAINING_CHANNEL], max_bad_images=bad
+    )
     if VALIDATION_CHANNEL in env.channels:
-        valid_table = data.load(
+        valid_table = tables.load(
             env.channels[VALIDATION_CHANNEL], train_table.class_names, max_bad_images=bad
         )
     elif split_valid is not None:  # the dataset's own train/ and valid/ (or val/) splits
         valid_table = split_valid
     else:
-        train_table, valid_table = data.split(train_table, hp.valid_fraction, hp.seed)
+        train_table, valid_table = tables.split(train_table, hp.valid_fraction, hp.seed)
     log.info("%d training images, %d validation images", len(train_table), len(valid_table))
     collectives.check_same_classes(train_table.class_names, env.current_host)
     train_share, valid_share = sharding.shares(env, world)
@@ -335,12 +277,10 @@ def _data_loaders(
     valid_table: DetectionTable,
     sampler: engine.EpochSampler,
     hp: Hyperparameters,
-    device: torch.device,
+    options: dict[str, Any],
 ) -> tuple[Any, Any]:
-    options = loading.options(hp.num_workers, hp.batch_size, device)
-    log.info("%d DataLoader workers per process", options["num_workers"])
     train_batches = batches.loader(
-        data.dataset(
+        dataset.build(
             train_table,
             hp.image_size,
             train=True,
@@ -353,7 +293,7 @@ def _data_loaders(
         **options,
     )
     valid_batches = batches.loader(
-        data.dataset(valid_table, hp.image_size, train=False, max_bad_images=hp.max_bad_images),
+        dataset.build(valid_table, hp.image_size, train=False, max_bad_images=hp.max_bad_images),
         model.name,
         train=False,
         **options,
@@ -361,31 +301,12 @@ def _data_loaders(
     return train_batches, valid_batches
 
 
-def _selection(hp: Hyperparameters, history: list[dict], folder: Path) -> selection.Selection:
-    """The best epoch so far (from a resumed history), whose weights must be in ``folder``.
-
-    Rank 0 decides (it alone writes ``folder``) and every rank gets its answer, so all ranks
-    stop early together.
-    """
-    best = selection.replay(hp.select_metric, hp.early_stopping_patience, history)
-    if best.best_epoch and selection.load_best(folder, best) is None:
-        log.warning(
-            "the weights of the best epoch so far (%d) are not in %s: the model is chosen "
-            "among the epochs from %d on",
-            best.best_epoch,
-            folder,
-            len(history) + 1,
-        )
-        best = selection.Selection(hp.select_metric, hp.early_stopping_patience)
-    return best
-
-
 def _save_model(
     env: TrainingEnvironment,
     model: DetectionModel,
-    hp: Hyperparameters,
     best: selection.Selection,
     history: list[dict],
+    ran: dict[str, Any],
 ) -> None:
     """Save the best epoch's weights (the last epoch's when no epoch scored) as the model."""
     weights = selection.load_best(env.checkpoint_dir, best)
@@ -394,9 +315,11 @@ def _save_model(
         log.info("the model is epoch %d's: %s %.6g", best.best_epoch, best.metric, best.best_score)
     else:
         log.warning("no epoch has a %s score: the model is the last epoch's", best.metric)
+    hp = env.hyperparameters
     summary = {
         "epochs": hp.epochs,
-        "hyperparameters": hp.as_dict(),
+        "hyperparameters": hp.as_dict(),  # as asked
+        "ran": ran,  # as run: autocast, workers, the learning rate picked and scaled
         "last": history[-1] if history else {},
         "model_epoch": best.summary(history),
     }
@@ -406,16 +329,16 @@ def _save_model(
 def _keep_best_model(
     env: TrainingEnvironment,
     model: DetectionModel,
-    hp: Hyperparameters,
     best: selection.Selection,
     history: list[dict],
+    ran: dict[str, Any],
     world: World,
 ) -> str:
     """On SIGTERM: save the best epoch so far as the model; what the failure reason adds."""
     if not best.best_epoch:
         return ""
     if world.is_main:
-        _save_model(env, model, hp, best, history)
+        _save_model(env, model, best, history, ran)
     return f"; the model is epoch {best.best_epoch}'s ({best.metric} {best.best_score:.6g})"
 
 

@@ -31,14 +31,14 @@ import numpy as np
 import torch
 
 from contract.hyperparameters import Hyperparameters
-from trainer import accelerator, batches, data, engine, loading
-from trainer.data import DetectionTable
+from contract.outputs import MAX_RUNTIME_VARIABLE as MAX_RUNTIME_ENV
+from trainer import accelerator, batches, engine, loading
+from trainer.dataset import build as build_dataset
 from trainer.errors import ConfigError
 from trainer.model import DetectionModel
+from trainer.tables import DetectionTable
 
 log = logging.getLogger(__name__)
-
-MAX_RUNTIME_ENV = "DETRAIN_MAX_RUNTIME_SECONDS"
 
 
 @dataclass(frozen=True)
@@ -109,7 +109,7 @@ def _first_batch(
     model: DetectionModel, table: DetectionTable, hp: Hyperparameters, batch_size: int, *, train
 ):
     subset = largest(table, batch_size) if train else largest(table, min(batch_size, len(table)))
-    dataset = data.dataset(
+    dataset = build_dataset(
         subset,
         hp.image_size,
         train=train,

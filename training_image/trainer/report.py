@@ -21,13 +21,13 @@ from typing import Any
 
 import numpy as np
 
+from contract.outputs import REPORT_FILE
 from trainer import evaluation, report_figures
-from trainer.data import DetectionTable
 from trainer.evaluation import Prediction, Truth
+from trainer.tables import DetectionTable
 
 log = logging.getLogger(__name__)
 
-REPORT_FILE = "report.html"
 SEED = 0
 MAX_TABLE_CLASSES = 500
 NO_VALUE = "-"

@@ -13,7 +13,9 @@ import math
 from collections.abc import Mapping, Sequence
 
 import numpy as np
-from PIL import Image, ImageDraw, ImageFont, ImageOps
+from PIL import Image, ImageDraw, ImageFont
+
+from trainer.images import read_rgb
 
 MAX_CLASSES = 30  # bars shown in a chart (the weakest); the table lists them all
 MAX_CURVES = 12  # precision/recall panels (the weakest classes)
@@ -232,8 +234,7 @@ def draw_thumbnail(
     threshold: float,
 ) -> Image.Image:
     """The image, THUMBNAIL pixels wide: ground truth dashed black/white, predictions solid."""
-    with Image.open(path) as opened:
-        image = ImageOps.exif_transpose(opened).convert("RGB")
+    image = read_rgb(path)
     scale = min(THUMBNAIL / max(image.size), MAX_UPSCALE)  # small images grow, for the labels
     size = (max(1, round(image.width * scale)), max(1, round(image.height * scale)))
     image = image.resize(size, Image.Resampling.LANCZOS)

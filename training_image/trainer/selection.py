@@ -113,3 +113,22 @@ def load_best(folder: Path, selection: Selection) -> dict[str, Any] | None:
         )
         return None
     return payload["model_state"]
+
+
+def resumed(metric: str, patience: int, history: list[dict], folder: Path) -> Selection:
+    """The best epoch so far (from a resumed history), whose weights must be in ``folder``.
+
+    Rank 0 decides (it alone writes ``folder``) and every rank gets its answer, so all ranks
+    stop early together.
+    """
+    best = replay(metric, patience, history)
+    if best.best_epoch and load_best(folder, best) is None:
+        log.warning(
+            "the weights of the best epoch so far (%d) are not in %s: the model is chosen "
+            "among the epochs from %d on",
+            best.best_epoch,
+            folder,
+            len(history) + 1,
+        )
+        best = Selection(metric, patience)
+    return best

@@ -7,7 +7,7 @@ One line per check, ``✓ name (seconds): what it saw`` or ``✗ name: reason``,
 exit 0 only when every check passed. The checks:
 
 1. every module of the trainer and contract packages imports, and IceVision's model type of
-   each family (the wheels, the mends of trainer/compat.py, the font baked for it);
+   each family (the wheels, the mends of trainer/icevision_patches.py, the font baked for it);
 2. the CUDA forward-compatibility decision runs (on a host without a driver it says so);
 3. every baked weight file is present and loads into its model (trainer/baked_weights.py);
 4. for each model family: ``train train`` on a tiny generated dataset through a real temporary

@@ -188,13 +188,13 @@ def detections_both_ways(layout: Layout) -> tuple[list, list, list[str]]:
     loader, model, mapped back to the image's pixels) and detector.py's, per image."""
     import torch
 
-    from trainer import batches, compat, data, families, report
+    from trainer import batches, dataset, families, icevision_patches, report, tables
     from trainer import model as models
 
     config = json.loads((layout.model / MODEL_CONFIG_FILE).read_text())
     shipped = load_shipped_detector(layout.model)
     classes = list(shipped.classes)  # ["background", *names]
-    compat.apply()
+    icevision_patches.apply()
     name, size = config["model"], config["image_size"]
     module = models.build_module(name, config["backbone"], len(classes), size, pretrained=False)
     weights = torch.load(layout.model / config["weights"], map_location="cpu", weights_only=True)
@@ -202,9 +202,9 @@ def detections_both_ways(layout: Layout) -> tuple[list, list, list[str]]:
     model = models.DetectionModel(name, config["backbone"], size, tuple(classes[1:]), module)
     keep_every_candidate(model.module)
     keep_every_candidate(shipped.model)
-    table = data.load(layout.channel(VALIDATION_CHANNEL), model.class_names)
+    table = tables.load(layout.channel(VALIDATION_CHANNEL), model.class_names)
     loader = batches.loader(
-        data.dataset(table, size, train=False), name, train=False, batch_size=BATCH_SIZE
+        dataset.build(table, size, train=False), name, train=False, batch_size=BATCH_SIZE
     )
     predicted = report.predict(model, loader, table, torch.device("cpu"))
     ours = [

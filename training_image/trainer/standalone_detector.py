@@ -10,6 +10,10 @@ from the repository that trained the model::
         print(found)  # [{"label": "cat", "score": 0.93, "box": [x1, y1, x2, y2]}, ...]
 
 or ``python detector.py MODEL_DIR IMAGE...`` (prints JSON lines).
+
+The model folder's detector.py is this file with the project modules it imports (the
+image decoder, EfficientDet's builder, the output file names) written in place of their imports, by
+``trainer.artifacts.detector_source``: the trainer and the detector run the same code.
 """
 
 from __future__ import annotations
@@ -22,7 +26,12 @@ from typing import NamedTuple
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps
+from PIL import Image
+
+# This repository's own modules: detector.py carries their code in place of these lines.
+from contract.outputs import MODEL_CONFIG_FILE
+from trainer.families.efficientdet_bench import build_bench
+from trainer.images import read_rgb, to_rgb
 
 SUPPORTED_FORMAT = 1
 
@@ -64,23 +73,7 @@ def _torchvision_detections(model: torch.nn.Module, batch: torch.Tensor) -> list
 
 
 def _efficientdet_model(backbone: str, num_classes: int, image_size: int) -> torch.nn.Module:
-    from effdet import create_model_from_config, get_efficientdet_config
-
-    name = {"tf_lite": "tf_efficientdet_lite", "tf_d": "tf_efficientdet_d"}
-    prefix = "tf_lite" if backbone.startswith("tf_lite") else "tf_d"
-    config = get_efficientdet_config(name[prefix] + backbone.removeprefix(prefix))
-    config.image_size = (image_size, image_size)
-    bench = create_model_from_config(
-        config,
-        bench_task="predict",
-        num_classes=num_classes - 1,
-        pretrained=False,
-        pretrained_backbone=False,
-    )
-    # effdet's top-k takes 5000 scores; small images with few classes have fewer.
-    scores = bench.anchors.boxes.shape[0] * bench.num_classes
-    bench.max_detection_points = min(bench.max_detection_points, scores)
-    return bench
+    return build_bench(backbone, num_classes, image_size, task="predict", pretrained=False)
 
 
 def _efficientdet_detections(model: torch.nn.Module, batch: torch.Tensor) -> list[tuple]:
@@ -105,37 +98,6 @@ FAMILIES = {
 }
 
 
-# A copy of trainer/images.py (this file ships without the repository): any image mode
-# becomes the 8-bit RGB the model was trained on, scaled rather than clipped.
-def _gray_to_l(pixels: np.ndarray, mode: str) -> Image.Image:
-    values = pixels.astype(np.float64)
-    if mode == "F":
-        finite = values[np.isfinite(values)]
-        low, high = (finite.min(), finite.max()) if finite.size else (0.0, 1.0)
-        if low < 0 or high > 1:
-            values = (values - low) / max(high - low, 1e-12)
-        values = np.nan_to_num(values, nan=0.0, posinf=1.0, neginf=0.0) * 255
-    elif mode.startswith("I;16") or values.max(initial=0) <= 65535:
-        values = values * (255 / 65535)
-    else:
-        values = values * (255 / values.max())
-    return Image.fromarray(np.clip(np.rint(values), 0, 255).astype(np.uint8), "L")
-
-
-def _to_rgb(image: Image.Image) -> Image.Image:
-    image = ImageOps.exif_transpose(image)
-    mode = image.mode
-    if mode in ("I", "F") or mode.startswith("I;16"):
-        return _gray_to_l(np.asarray(image), mode).convert("RGB")
-    if (mode == "P" and "transparency" in image.info) or mode == "PA":
-        image, mode = image.convert("RGBA"), "RGBA"
-    if mode in ("LA", "RGBA", "La", "RGBa"):
-        image = image.convert("RGBA")
-        canvas = Image.new("RGBA", image.size, (255, 255, 255, 255))
-        return Image.alpha_composite(canvas, image).convert("RGB")
-    return image.convert("RGB")
-
-
 def _family(name: str) -> _Family:
     if name not in FAMILIES:
         raise ValueError(f"model family {name!r} is unknown; allowed: {', '.join(FAMILIES)}")
@@ -158,7 +120,7 @@ class Detector:
     @classmethod
     def load(cls, model_dir: str | Path, device: str = "cpu") -> Detector:
         folder = Path(model_dir)
-        config = json.loads((folder / "config.json").read_text())
+        config = json.loads((folder / MODEL_CONFIG_FILE).read_text())
         if config.get("format") != SUPPORTED_FORMAT:
             raise ValueError(
                 f"artifact format {config.get('format')!r}; this loader reads {SUPPORTED_FORMAT}"
@@ -171,7 +133,7 @@ class Detector:
         return cls(model.to(device).eval(), config, classes, device)
 
     def _prepare(self, image: Image.Image) -> tuple[np.ndarray, float, int, int]:
-        image = _to_rgb(image)
+        """An RGB image resized, padded and normalized as in training; the scale and offsets."""
         scale = self.size / max(image.size)
         width, height = (max(1, round(side * scale)) for side in image.size)
         resized = np.asarray(image.resize((width, height), Image.Resampling.BILINEAR))
@@ -185,9 +147,9 @@ class Detector:
     @torch.no_grad()
     def predict(self, images: list, threshold: float = 0.5) -> list[list[dict]]:
         """Detections per image (a path or a PIL image), boxes in the image's own pixels."""
-        opened = [Image.open(i) if isinstance(i, (str, Path)) else i for i in images]
-        sizes = [ImageOps.exif_transpose(image).size for image in opened]
-        prepared = [self._prepare(image) for image in opened]
+        rgb = [read_rgb(str(i)) if isinstance(i, (str, Path)) else to_rgb(i) for i in images]
+        sizes = [image.size for image in rgb]
+        prepared = [self._prepare(image) for image in rgb]
         batch = torch.from_numpy(np.stack([p[0] for p in prepared])).to(self.device)
         raw = _family(self.config["model"]).detect(self.model, batch)
         results = []

@@ -1,4 +1,5 @@
-"""EfficientDet: Ross Wightman's effdet, through IceVision."""
+"""EfficientDet: Ross Wightman's effdet, built by efficientdet_bench.py (the shipped detector's
+builder too), trained through IceVision's dataloaders."""
 
 from __future__ import annotations
 
@@ -9,8 +10,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer import compat
+from trainer import icevision_patches
 from trainer.families.base import ModelFamily, Predictions
+from trainer.families.efficientdet_bench import build_bench
 
 
 class EfficientDet(ModelFamily):
@@ -20,7 +22,7 @@ class EfficientDet(ModelFamily):
     name = "efficientdet"
 
     def model_type(self) -> ModuleType:
-        compat.apply()
+        icevision_patches.apply()
         from icevision.models.ross import efficientdet
 
         return efficientdet
@@ -28,15 +30,8 @@ class EfficientDet(ModelFamily):
     def build(
         self, backbone: str, num_classes: int, image_size: int, pretrained: bool
     ) -> nn.Module:
-        kind = self.model_type()
-        config = getattr(kind.backbones, backbone)
-        bench = kind.model(
-            backbone=config(pretrained=pretrained),
-            num_classes=num_classes,
-            img_size=image_size,
-            pretrained_backbone=False,  # the whole COCO model loads when pretrained
-        )
-        return cap_detection_points(bench)
+        self.model_type()  # IceVision's mends, before effdet loads through it
+        return build_bench(backbone, num_classes, image_size, task="train", pretrained=pretrained)
 
     def targets(self, records: Sequence, *, train: bool) -> dict[str, Any]:
         boxes, classes = [], []
@@ -67,11 +62,3 @@ class EfficientDet(ModelFamily):
 
     def exported(self, module: nn.Module) -> nn.Module:
         return module.model
-
-
-def cap_detection_points(bench: nn.Module) -> nn.Module:
-    """EfficientDet's top-k takes ``max_detection_points`` (5000) of anchors x classes scores;
-    small images with few classes have fewer (128 px, 1 class: 3069), and top-k fails."""
-    scores = bench.anchors.boxes.shape[0] * bench.num_classes
-    bench.max_detection_points = min(bench.max_detection_points, scores)
-    return bench

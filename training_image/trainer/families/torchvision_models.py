@@ -9,7 +9,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from trainer import compat
+from trainer import icevision_patches
 from trainer.families.base import ModelFamily, Predictions
 
 
@@ -64,7 +64,7 @@ class FasterRCNN(TorchvisionFamily):
     name = "faster_rcnn"
 
     def model_type(self) -> ModuleType:
-        compat.apply()
+        icevision_patches.apply()
         from icevision.models.torchvision import faster_rcnn
 
         return faster_rcnn
@@ -74,7 +74,7 @@ class RetinaNet(TorchvisionFamily):
     name = "retinanet"
 
     def model_type(self) -> ModuleType:
-        compat.apply()
+        icevision_patches.apply()
         from icevision.models.torchvision import retinanet
 
         return retinanet

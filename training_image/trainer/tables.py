@@ -1,5 +1,5 @@
-"""Detection datasets from a channel, in any format of ``trainer.formats``, read column-wise
-and validated by one shared check.
+"""A channel's annotations as one validated ``DetectionTable``, in any format of
+``trainer.formats``, read column-wise and checked by one shared validation.
 
 Formats (recognised from the channel's top; names starting with ``_`` or ``.`` are ignored,
 so an upload marker such as ``_launch.json`` never counts, except Roboflow's
@@ -8,12 +8,8 @@ Ground Truth output manifests; docs/datasets.md shows each layout. ``load_splits
 a dataset whose ``train/`` and ``valid/`` (or ``val/``) folders, or whose root (``data.yaml``'s
 train and val, ``instances_train.json`` and ``instances_val.json``), hold both splits.
 
-Annotations become one ``DetectionTable`` (flat numpy columns, no per-image
-objects); IceVision records are built lazily, one per item, when a batch needs it.
-Image sizes come from the annotations; an image is only opened here to confirm
-that it is readable (its header, and the format's end marker in its last bytes) and,
-where the annotation omits it (always in YOLO), its size. A corruption those cannot see is
-found at the first decode (``ReadChecked``), as a DataError naming the file.
+Annotations become one ``DetectionTable`` (flat numpy columns, no per-image objects); the
+image files are checked by ``trainer.image_files`` and decoded later, by ``trainer.dataset``.
 """
 
 from __future__ import annotations
@@ -21,16 +17,12 @@ from __future__ import annotations
 import dataclasses
 import logging
 import os
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
-from typing import NamedTuple
 
 import numpy as np
-import PIL.Image
 
-from trainer import compat
+from trainer import image_files
 from trainer.errors import DataError
 from trainer.formats import FORMATS
 from trainer.formats.common import EXAMPLES
@@ -42,7 +34,6 @@ log = logging.getLogger(__name__)
 
 BOX_TOLERANCE_PX = 1.0
 RESERVED_CLASS = "background"
-ROTATING_ORIENTATIONS = (5, 6, 7, 8)  # EXIF orientations that swap width and height
 TRAIN_FOLDERS = ("train",)
 VALID_FOLDERS = ("valid", "val", "validation")
 
@@ -137,121 +128,6 @@ def _class_labels(
     return remap[found.box_class], known
 
 
-class _Header(NamedTuple):
-    size: tuple[int, int]  # as displayed: after the EXIF orientation
-    stored: tuple[int, int]  # as the pixels are stored
-    orientation: int
-
-
-# Where a complete file of the format ends; an interrupted upload keeps its header but not this.
-_END_MARKERS = {"JPEG": b"\xff\xd9", "PNG": b"IEND\xaeB`\x82", "GIF": b";"}
-_TAIL_BYTES = 4096  # some cameras write a trailer after the JPEG's end marker
-
-
-def _orientation(image: PIL.Image.Image) -> int:
-    if image.format == "PNG":  # Pillow's PNG getexif() decodes the whole image: read the chunk
-        exif = PIL.Image.Exif()
-        if "exif" in image.info:
-            exif.load(image.info["exif"])
-    else:
-        exif = image.getexif()
-    return int(exif.get(0x0112) or 1)
-
-
-def _header(path: str) -> _Header | None:
-    """The header, and a cheap completeness check (the end marker); None if not readable."""
-    try:
-        with PIL.Image.open(path) as image:
-            stored = image.size
-            orientation = _orientation(image)
-            marker = _END_MARKERS.get(image.format or "")
-        if marker:
-            with open(path, "rb") as file:
-                file.seek(max(0, file.seek(0, os.SEEK_END) - _TAIL_BYTES))
-                if marker not in file.read():
-                    return None
-    except (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError):
-        return None
-    size = stored[::-1] if orientation in ROTATING_ORIENTATIONS else stored
-    return _Header(size, stored, orientation)
-
-
-def _without(found: _Annotations, rows: list[int]) -> _Annotations:
-    keep = np.ones(len(found.files), dtype=bool)
-    keep[rows] = False
-    new_row = np.cumsum(keep) - 1
-    box_keep = keep[found.box_image]
-    return _Annotations(
-        source=found.source,
-        files=[f for f, k in zip(found.files, keep, strict=True) if k],
-        widths=found.widths[keep],
-        heights=found.heights[keep],
-        box_image=new_row[found.box_image[box_keep]],
-        boxes=found.boxes[box_keep],
-        box_class=found.box_class[box_keep],
-        class_names=found.class_names,
-        box_ids=[b for b, k in zip(found.box_ids, box_keep, strict=True) if k],
-    )
-
-
-def _size_problem(found: _Annotations, i: int, header: _Header) -> str:
-    stated = f"{found.widths[i]}x{found.heights[i]}"
-    size = f"{header.size[0]}x{header.size[1]}"
-    shown = f"{found.files[i]}: the annotation says {stated}, the image shows {size}"
-    if header.orientation not in ROTATING_ORIENTATIONS:
-        return shown
-    stored = f"{header.stored[0]}x{header.stored[1]}"
-    hint = (
-        "the annotation matches the stored pixels, so the tool that wrote it ignored the "
-        "orientation; the trainer applies it, as viewers do"
-        if stored == stated
-        else "sizes are read after applying it"
-    )
-    return f"{shown} (stored {stored}, turned by its EXIF orientation {header.orientation}; {hint})"
-
-
-def _check_images(
-    found: _Annotations, paths: np.ndarray, files_present: set[str], max_bad_images: int
-) -> _Annotations:
-    """Every image present and readable (header and end marker), its size the stated one."""
-    missing = [f for f in found.files if f not in files_present]
-    if missing:
-        raise DataError(
-            f"{len(missing)} of {len(found.files)} images named in {found.source.name} "
-            "are missing, "
-            f"e.g. {_examples(missing)}"
-        )
-    with ThreadPoolExecutor(max_workers=8) as pool:
-        headers = list(pool.map(_header, paths, chunksize=64))
-    unreadable = [i for i, header in enumerate(headers) if header is None]
-    if len(unreadable) > max_bad_images:
-        raise DataError(
-            f"{len(unreadable)} of {len(headers)} images are not readable images "
-            "(not an image, or truncated), "
-            f"e.g. {_examples([found.files[i] for i in unreadable])}; "
-            f"max_bad_images = {max_bad_images} allows skipping that many"
-        )
-    if unreadable:
-        log.warning(
-            "skipping %d unreadable images (max_bad_images = %d): %s",
-            len(unreadable),
-            max_bad_images,
-            ", ".join(found.files[i] for i in unreadable),
-        )
-        found = _without(found, unreadable)
-        headers = [h for h in headers if h is not None]
-    actual = np.array([h.size for h in headers], dtype=np.int64).reshape(-1, 2)
-    unstated = (found.widths <= 0) | (found.heights <= 0)
-    found.widths[unstated], found.heights[unstated] = actual[unstated, 0], actual[unstated, 1]
-    wrong = np.flatnonzero((actual[:, 0] != found.widths) | (actual[:, 1] != found.heights))
-    if len(wrong):
-        shown = [_size_problem(found, i, headers[i]) for i in wrong[:EXAMPLES]]
-        raise DataError(
-            f"{len(wrong)} images differ in size from {found.source.name}, e.g. {'; '.join(shown)}"
-        )
-    return found
-
-
 def _checked_boxes(found: _Annotations) -> np.ndarray:
     """Each box on its own: finite, with an area, inside its image (clipped within 1 px)."""
     boxes = found.boxes
@@ -289,22 +165,6 @@ def _checked_boxes(found: _Annotations) -> np.ndarray:
     return clipped
 
 
-def _read_sizes(found: _Annotations, paths: np.ndarray) -> _Annotations:
-    """Sizes the annotations do not state, from the image headers (read in parallel)."""
-    rows = np.flatnonzero((found.widths <= 0) | (found.heights <= 0))
-    if len(rows):
-        with ThreadPoolExecutor(max_workers=8) as pool:
-            headers = list(pool.map(_header, paths[rows], chunksize=64))
-        unreadable = [found.files[r] for r, h in zip(rows, headers, strict=True) if h is None]
-        if unreadable:
-            raise DataError(
-                f"{len(unreadable)} images are not readable images, e.g. {_examples(unreadable)}"
-            )
-        found.widths[rows] = [h.size[0] for h in headers]
-        found.heights[rows] = [h.size[1] for h in headers]
-    return found
-
-
 def _in_pixels(found: _Annotations) -> _Annotations:
     if not found.normalized:
         return found
@@ -340,7 +200,7 @@ def load(
     found = dataclasses.replace(found, box_class=labels)
     if check_images:
         paths = np.array([os.path.join(channel, f) for f in found.files], dtype=object)
-        found = _check_images(found, paths, files_present, max_bad_images)
+        found = image_files.check_images(found, paths, files_present, max_bad_images)
     else:
         missing = [f for f in found.files if f not in files_present]
         if missing:
@@ -349,7 +209,7 @@ def load(
                 f"e.g. {_examples(missing)}"
             )
         paths = np.array([os.path.join(channel, f) for f in found.files], dtype=object)
-        found = _read_sizes(found, paths)
+        found = image_files.read_sizes(found, paths)
     found = _in_pixels(found)
     paths = np.array([os.path.join(channel, f) for f in found.files], dtype=object)
     if not len(found.boxes):
@@ -418,109 +278,3 @@ def split(
     order = np.random.default_rng(seed).permutation(len(table))
     n_valid = min(max(1, round(len(table) * valid_fraction)), len(table) - 1)
     return table.subset(np.sort(order[n_valid:])), table.subset(np.sort(order[:n_valid]))
-
-
-class Records(Sequence):
-    """IceVision records over a table, built on access (in the DataLoader's workers)."""
-
-    def __init__(self, table: DetectionTable) -> None:
-        compat.apply()
-        from icevision.core.class_map import ClassMap
-
-        self.table = table
-        self.class_map = ClassMap(list(table.class_names))
-
-    def __len__(self) -> int:
-        return len(self.table)
-
-    def __getitem__(self, i: int):
-        compat.apply()  # no-op when already applied; a spawned worker starts clean
-        from icevision.core.bbox import BBox
-        from icevision.core.record_defaults import ObjectDetectionRecord
-        from icevision.utils.imageio import ImgSize
-
-        boxes, labels = self.table.annotations(i)
-        record = ObjectDetectionRecord()
-        record.set_record_id(i)
-        record.set_filepath(self.table.paths[i])
-        record.set_img_size(
-            ImgSize(int(self.table.widths[i]), int(self.table.heights[i])), original=True
-        )
-        record.detection.set_class_map(self.class_map)
-        record.detection.add_labels_by_id(labels.tolist())
-        record.detection.add_bboxes([BBox.from_xyxy(*box) for box in boxes.tolist()])
-        return record
-
-
-DECODE_ERRORS = (OSError, ValueError, SyntaxError, PIL.Image.DecompressionBombError)
-
-
-class ReadChecked(Sequence):
-    """Records as transformed uint8 images, where one that fails to decode is a DataError naming
-    the file. (IceVision's Dataset without its deep copy of each record: Records builds a fresh
-    one.)
-
-    The header check in ``load`` cannot see every corruption (a full decode of a million
-    images is too slow), so the first full decode is checked here. Up to ``max_bad_images``
-    such images are skipped (the next image is used instead, and the file is logged); the
-    count is kept per process (each DataLoader worker counts its own).
-    """
-
-    def __init__(self, records: Records, tfm, max_bad_images: int = 0) -> None:
-        self.records, self.tfm, self.max_bad_images = records, tfm, max_bad_images
-        self.skipped: set[str] = set()
-
-    def __len__(self) -> int:
-        return len(self.records)
-
-    def __getitem__(self, i: int):
-        for attempt in range(len(self)):
-            row = (i + attempt) % len(self)
-            record = self.records[row]
-            try:
-                record.reduce_on_components("_load")  # decode the image
-            except DECODE_ERRORS as error:
-                self._skip(self.records.table.paths[row], error)
-                continue
-            return self.tfm(record)
-        raise DataError(f"none of the {len(self)} images could be decoded")
-
-    def _skip(self, path: str, error: Exception) -> None:
-        self.skipped.add(path)
-        if len(self.skipped) > self.max_bad_images:
-            raise DataError(
-                f"image {path} cannot be decoded ({error}); it is corrupt or truncated. "
-                f"Replace or remove it, or set max_bad_images (now {self.max_bad_images}) "
-                "to skip that many unreadable images"
-            ) from None
-        log.warning(
-            "skipping unreadable image %s (%s); %d of max_bad_images = %d skipped",
-            path,
-            error,
-            len(self.skipped),
-            self.max_bad_images,
-        )
-
-
-def dataset(
-    table: DetectionTable,
-    image_size: int,
-    *,
-    train: bool,
-    augmentation: str = "light",
-    max_bad_images: int = 0,
-):
-    """Records as uint8 images: resize the longest side, pad to a square; to train,
-    ``augmentation``: ``light`` flips, ``standard`` is IceVision's aug_tfms, ``none``.
-
-    The pixels are normalized on the training device (trainer.batches), not in the workers.
-    """
-    compat.apply()
-    from icevision import tfms
-
-    steps = [*tfms.A.resize_and_pad(image_size)]
-    if train and augmentation == "standard":
-        steps = [*tfms.A.aug_tfms(image_size)]
-    elif train and augmentation == "light":
-        steps.insert(0, tfms.A.HorizontalFlip(p=0.5))
-    return ReadChecked(Records(table), tfms.A.Adapter(steps), max_bad_images)
