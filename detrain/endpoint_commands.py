@@ -1,6 +1,7 @@
 """Commands that host a trained model: deploy, endpoints, undeploy.
 
-``deploy JOB`` creates the SageMaker Model (the job's model.tar.gz, served by the deployed
+``deploy JOB`` (a training job, or a tuning job's best trial) creates the SageMaker Model (the
+job's model.tar.gz, served by the deployed
 image, run as the stack's model role), the EndpointConfig and the Endpoint, then waits for
 InService. Serverless by default: nothing costs while idle. ``--instance-type`` gives a
 real-time endpoint from the deployment's allow-list, after its hourly price is shown and
@@ -19,7 +20,7 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from contract.names import JOB_NAME_PREFIX, TAG_ENDPOINT, Output
-from detrain import aws_calls, deployment, endpoint_prices
+from detrain import aws_calls, deployment, endpoint_prices, tuning_results
 from detrain import endpoint_requests as requests
 from detrain.cli_error import CliError
 
@@ -47,16 +48,20 @@ def allowed_endpoint_types(outputs: dict[str, str]) -> tuple[str, ...]:
     return tuple(t.strip() for t in raw.split(",") if t.strip())
 
 
-def completed_model(sagemaker, job: str) -> str:
-    """The S3 URI of a Completed job's model.tar.gz, or a CliError saying why there is none."""
-    described = sagemaker.describe_training_job(TrainingJobName=job)
-    uri = described.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+def completed_model(sagemaker, job: str) -> tuple[str, str]:
+    """The training job (a tuning job's best trial) and the S3 URI of its model.tar.gz, or a
+    CliError saying why there is none."""
+    described = tuning_results.described_job(sagemaker, job)
+    job, uri = (
+        described["TrainingJobName"],
+        described.get("ModelArtifacts", {}).get("S3ModelArtifacts"),
+    )
     if described["TrainingJobStatus"] != "Completed" or not uri:
         raise CliError(
             f"job {job!r} is {described['TrainingJobStatus']}; only a Completed job's model "
             "can be served"
         )
-    return uri
+    return job, uri
 
 
 def ensure_model(sagemaker, request: dict[str, Any]) -> None:
@@ -113,8 +118,7 @@ def _deploy(args: argparse.Namespace) -> int:
         allowed_endpoint_types(outputs),
     )
     sagemaker = aws.client("sagemaker")
-    job = args.job
-    model_data = completed_model(sagemaker, job)
+    job, model_data = completed_model(sagemaker, args.job)
     name = requests.resource_name(args.name or job)
     image = outputs[Output.IMAGE_URI]
     if serving.serverless and outputs.get(Output.SERVERLESS_IMAGE_URI):
@@ -289,7 +293,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "InService. Serverless unless --instance-type: nothing costs while idle. A real-time "
         "endpoint costs per hour until `detrain undeploy`; its price is shown first.",
     )
-    cmd.add_argument("job", help="a Completed training job")
+    cmd.add_argument("job", help="a Completed training job, or a tuning job (its best trial)")
     cmd.add_argument("--name", help=f"endpoint name (default: the job's; {JOB_NAME_PREFIX}...)")
     cmd.add_argument("--instance-type", help="a real-time endpoint on this type (allow-listed)")
     cmd.add_argument("--instance-count", type=_whole, default=1, help="instances (default 1)")

@@ -139,13 +139,13 @@ def _transform(args: argparse.Namespace) -> int:
         args.instance_type, endpoint_commands.allowed_endpoint_types(outputs)
     )
     sagemaker = aws.client("sagemaker")
-    model_data = endpoint_commands.completed_model(sagemaker, args.job)
+    job, model_data = endpoint_commands.completed_model(sagemaker, args.job)
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
-    name = requests.resource_name(args.job, suffix=f"-{stamp}")
-    output = args.out or transform_output_uri(bucket, args.job, name)
+    name = requests.resource_name(job, suffix=f"-{stamp}")
+    output = args.out or transform_output_uri(bucket, job, name)
     source = args.input if args.input.endswith("/") else f"{args.input}/"
     requests.check_transform_uris(bucket, source, output)
-    model_name = requests.resource_name(args.job, suffix="-batch")
+    model_name = requests.resource_name(job, suffix="-batch")
     endpoint_commands.ensure_model(
         sagemaker,
         requests.model_request(
@@ -153,7 +153,7 @@ def _transform(args: argparse.Namespace) -> int:
             image=outputs[Output.IMAGE_URI],
             model_data_url=model_data,
             role_arn=outputs[Output.MODEL_ROLE_ARN],
-            tags=requests.tags(args.job),
+            tags=requests.tags(job),
         ),
     )
     request = requests.transform_request(
@@ -162,7 +162,7 @@ def _transform(args: argparse.Namespace) -> int:
         input_uri=source,
         output_uri=output,
         instance_type=instance_type,
-        tags=requests.tags(args.job),
+        tags=requests.tags(job),
     )
     print(
         f"transform {name}: {endpoint_prices.real_time_cost(instance_type)}".replace(

@@ -297,15 +297,15 @@ def wait_for_job(aws, job_name: str, poll: int) -> dict[str, Any]:
 
 def _fetch(args: argparse.Namespace) -> int:
     aws = aws_calls.session(args)
-    job = aws.client("sagemaker").describe_training_job(TrainingJobName=args.job)
-    uri = job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
+    job = tuning_results.described_job(aws.client("sagemaker"), args.job)
+    name, uri = job["TrainingJobName"], job.get("ModelArtifacts", {}).get("S3ModelArtifacts")
     if job["TrainingJobStatus"] != "Completed" or not uri:
         raise CliError(
-            f"job {args.job!r} is {job['TrainingJobStatus']}; only a Completed job has a model"
+            f"job {name!r} is {job['TrainingJobStatus']}; only a Completed job has a model"
         )
-    target = args.output / args.job
+    target = args.output / name
     archive = fetch_model(aws.client("s3"), uri, target, progress=not args.no_progress)
-    print(f"model of {args.job}: {archive} unpacked into {target / 'model'}")
+    print(f"model of {name}: {archive} unpacked into {target / 'model'}")
     return 0
 
 
@@ -392,9 +392,9 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         parents=[aws],
         help="download and unpack a completed job's model",
         description=f"Download JOB's {MODEL_ARCHIVE} into OUTPUT/JOB/ and unpack it into "
-        "OUTPUT/JOB/model/.",
+        "OUTPUT/JOB/model/. For a tuning job, JOB is its best trial.",
     )
-    cmd.add_argument("job", help="training job name")
+    cmd.add_argument("job", help="training job name, or tuning job name (its best trial)")
     cmd.add_argument("--output", type=Path, default=Path("models"), help="default ./models/")
     cmd.add_argument("--no-progress", action="store_true", help="no progress bar")
     cmd.set_defaults(func=_fetch)

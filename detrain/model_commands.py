@@ -3,7 +3,8 @@
 ``predict`` loads the model with the ``detector.py`` the model folder ships (imported from
 that folder, nothing of the trainer), so a run of it proves the artifact works on its own.
 MODEL is a model folder, a model.tar.gz, or a training job's name (fetched as ``detrain fetch``
-does). ``report`` downloads a job's output.tar.gz and shows where its report.html is.
+does). ``report`` downloads a job's output.tar.gz and shows where its report.html is; for a
+tuning job, the tuning summary (detrain/tuning_reports.py).
 """
 
 from __future__ import annotations
@@ -203,12 +204,11 @@ def output_uri(described: dict) -> str:
     return job_output_key(base, described["TrainingJobName"], OUTPUT_ARCHIVE)
 
 
-def _fetch_report(args: argparse.Namespace) -> Path:
-    aws = deployment.session(region=args.region, profile=args.profile)
-    described = aws.client("sagemaker").describe_training_job(TrainingJobName=args.job)
-    uri = output_uri(described)
+def fetch_report(aws, described: dict, output: Path) -> Path:
+    """Download a job's output archive into OUTPUT/JOB/, unpack it; its report.html."""
+    job, uri = described["TrainingJobName"], output_uri(described)
     bucket, _, key = uri.removeprefix("s3://").partition("/")
-    target = args.output / args.job
+    target = output / job
     target.mkdir(parents=True, exist_ok=True)
     archive = target / OUTPUT_ARCHIVE
     try:
@@ -216,7 +216,7 @@ def _fetch_report(args: argparse.Namespace) -> Path:
     except ClientError as error:
         code = error.response["Error"]["Code"]
         raise CliError(
-            f"job {args.job!r} ({described['TrainingJobStatus']}) has no output at {uri} ({code})"
+            f"job {job!r} ({described['TrainingJobStatus']}) has no output at {uri} ({code})"
         ) from None
     _unpack(archive, target / "output")
     report = target / "output" / REPORT_FILE
@@ -229,10 +229,23 @@ def _fetch_report(args: argparse.Namespace) -> Path:
 
 
 def _report(args: argparse.Namespace) -> int:
-    report = _fetch_report(args)
-    print(report.resolve())
+    from detrain import tuning_reports
+
+    aws = deployment.session(region=args.region, profile=args.profile)
+    sagemaker = aws.client("sagemaker")
+    try:
+        described = sagemaker.describe_training_job(TrainingJobName=args.job)
+    except ClientError as error:
+        if not tuning_reports.may_be_tuning_job(error, args.job):
+            raise
+        page = tuning_reports.tuning_report(aws, args.job, args.output, fetch_report)
+    else:
+        page = fetch_report(aws, described, args.output)
+        if described.get("TuningJobArn"):
+            tuning_reports.link_trial(aws, described, page, args.output)
+    print(page.resolve())
     if args.open:
-        webbrowser.open(report.resolve().as_uri())
+        webbrowser.open(page.resolve().as_uri())
     return 0
 
 
@@ -265,11 +278,13 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     cmd = subcommands.add_parser(
         "report",
         parents=[aws],
-        help=f"download a job's output and show its {REPORT_FILE}",
+        help=f"download a job's output and show its {REPORT_FILE}, or a tuning job's summary",
         description=f"Download JOB's {OUTPUT_ARCHIVE}, unpack it and print the path of "
-        f"{REPORT_FILE} (--open: open it in the web browser).",
+        f"{REPORT_FILE} (--open: open it in the web browser). For a tuning job: a summary page "
+        "of its trials (each one's objective against its hyperparameters), beside its best "
+        "trial's report; a trial's report gets a line back to that summary.",
     )
-    cmd.add_argument("job", help="training job name")
+    cmd.add_argument("job", help="training job or tuning job name")
     cmd.add_argument("--output", type=Path, default=Path("reports"), help="default ./reports/")
     cmd.add_argument("--open", action="store_true", help="open the report in the web browser")
     cmd.set_defaults(func=_report)

@@ -14,6 +14,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
@@ -21,7 +22,7 @@ import re
 import shutil
 import sys
 import time
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TextIO
@@ -188,25 +189,32 @@ class _Progress:
         self.out.flush()
 
 
-def rehearse(
+@dataclass(frozen=True)
+class Launched:
+    """What steps 1-3 left: the emulated stack, the launcher's answers, the progress printer."""
+
+    stack: EmulatedStack
+    responses: list[dict]
+    progress: _Progress
+    started: float
+
+
+@contextlib.contextmanager
+def launched(
     workdir: Path,
     *,
-    dataset: Path | None = None,
-    images: int = sample_data.DEFAULT_IMAGES,
-    instance_count: int | None = None,
-    hyperparameters: Mapping[str, str] | None = None,
-    out: TextIO = sys.stdout,
-    command: list[str] | None = None,
-) -> JobResult:
-    """Run the flow; the job's result (its status says whether training succeeded).
-
-    ``command`` replaces ``training_image/train train`` (tests use a stand-in trainer).
-    """
-    workdir = Path(workdir).resolve()
+    dataset: Path | None,
+    images: int,
+    body: dict,
+    out: TextIO,
+    steps: int,
+) -> Iterator[Launched]:
+    """Steps 1-3 (emulated stack, dataset, upload -> S3 event -> launcher) inside the emulator;
+    the caller runs what was launched, then the last step lists what the bucket holds."""
     for previous in (workdir / "jobs", workdir / "events"):  # the folder holds the latest run
         shutil.rmtree(previous, ignore_errors=True)
     workdir.mkdir(parents=True, exist_ok=True)
-    progress = _Progress(out, 5)
+    progress = _Progress(out, steps)
     started = time.monotonic()
     progress("starting the emulated AWS (moto on loopback) and creating the stack's resources")
     with emulator.emulated_aws(REGION, "rehearsal") as endpoint:
@@ -225,9 +233,6 @@ def rehearse(
             folder, name = Path(dataset), dataset_name(dataset)
         progress.note(f"folder {os.path.relpath(folder)}")
 
-        body: dict = {"hyperparameters": {**REHEARSAL_HYPERPARAMETERS, **(hyperparameters or {})}}
-        if instance_count is not None:
-            body["instance_count"] = instance_count
         progress(f"uploading to s3://{stack.bucket}/{DATASETS_PREFIX}{name}/ and launching")
         _upload(stack.bucket, name, folder, body)
         events = emulator.receive_s3_events(stack.queue_url, EVENT_WAIT_SECONDS)
@@ -239,26 +244,53 @@ def rehearse(
         environment = launcher_settings_environment(stack)
         events_folder = workdir / "events"
         events_folder.mkdir(exist_ok=True)
-        job_name = None
+        responses = []
         for number, event in enumerate(events, 1):
             response = invoke_launcher(event, environment)
             exchange = {"event": event, "response": response}
             (events_folder / f"{name}-{number}.json").write_text(json.dumps(exchange, indent=2))
             progress.note(f"S3 event {number}: {_describe_exchange(event, response)}")
+            responses.append(response)
+        yield Launched(stack, responses, progress, started)
+        import boto3
+
+        stored = Storage(boto3.client("s3")).list(f"s3://{stack.bucket}/")
+        progress(f"done in {time.monotonic() - started:.0f} s; the emulated bucket now holds:")
+        for key in stored:
+            if not key.startswith(DATASETS_PREFIX):
+                progress.note(f"s3://{stack.bucket}/{key}")
+
+
+def rehearse(
+    workdir: Path,
+    *,
+    dataset: Path | None = None,
+    images: int = sample_data.DEFAULT_IMAGES,
+    instance_count: int | None = None,
+    hyperparameters: Mapping[str, str] | None = None,
+    out: TextIO = sys.stdout,
+    command: list[str] | None = None,
+) -> JobResult:
+    """Run the flow; the job's result (its status says whether training succeeded).
+
+    ``command`` replaces ``training_image/train train`` (tests use a stand-in trainer).
+    """
+    workdir = Path(workdir).resolve()
+    body: dict = {"hyperparameters": {**REHEARSAL_HYPERPARAMETERS, **(hyperparameters or {})}}
+    if instance_count is not None:
+        body["instance_count"] = instance_count
+    with launched(workdir, dataset=dataset, images=images, body=body, out=out, steps=5) as launch:
+        job_name = None
+        for response in launch.responses:
             job_name = launched_job(response)
         import boto3
 
         description = boto3.client("sagemaker").describe_training_job(TrainingJobName=job_name)
         job = from_description(description)
-        progress(
+        launch.progress(
             f"running {job.name} locally ({job.instance_type} x{job.instance_count} requested)"
         )
         storage = Storage(boto3.client("s3"))
         runner = LocalRunner(workdir / "jobs", storage=storage, command=command, out=out)
         result = runner.run(job)
-        stored = storage.list(f"s3://{stack.bucket}/")
-        progress(f"done in {time.monotonic() - started:.0f} s; the emulated bucket now holds:")
-        for key in stored:
-            if not key.startswith(DATASETS_PREFIX):
-                progress.note(f"s3://{stack.bucket}/{key}")
     return result

@@ -14,6 +14,8 @@ from typing import Any
 from botocore.exceptions import ClientError
 
 from contract.names import JOB_NAME_PREFIX
+from contract.tuning import TUNING_JOB_NAME_MAX
+from detrain.cli_error import CliError
 
 
 def not_found(error: ClientError) -> bool:
@@ -26,11 +28,49 @@ def not_found(error: ClientError) -> bool:
     )
 
 
+def described_job(sagemaker, name: str) -> dict[str, Any]:
+    """DescribeTrainingJob of ``name``; for a tuning job's name, of its best trial (SageMaker's
+    BestTrainingJob), after a line saying which trial that is and its objective value."""
+    try:
+        return sagemaker.describe_training_job(TrainingJobName=name)
+    except ClientError as error:
+        if not not_found(error) or len(name) > TUNING_JOB_NAME_MAX:
+            raise
+    best = best_trial(sagemaker, name)
+    print(f"tuning job {name}: best trial {best['TrainingJobName']} ({_objective_text(best)})")
+    return sagemaker.describe_training_job(TrainingJobName=best["TrainingJobName"])
+
+
+def best_trial(sagemaker, name: str) -> dict[str, Any]:
+    """The tuning job's BestTrainingJob; CliError when there is no such job or no best trial."""
+    try:
+        job = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
+    except ClientError as error:
+        if not_found(error):
+            raise CliError(f"no training job or tuning job is named {name!r}") from None
+        raise
+    best = job.get("BestTrainingJob")
+    if not best:
+        raise CliError(
+            f"tuning job {name!r} is {job['HyperParameterTuningJobStatus']} and has no best trial: "
+            f"no trial has completed with an objective value yet (`detrain describe {name}`)"
+        )
+    return best
+
+
+def _objective_text(trial: dict[str, Any]) -> str:
+    metric = trial.get("FinalHyperParameterTuningJobObjectiveMetric") or {}
+    if not metric:
+        return "no objective value"
+    goal = {"Maximize": "the highest", "Minimize": "the lowest"}.get(metric.get("Type", ""), "")
+    return f"{metric['MetricName']} {metric['Value']:.4g}" + (f", {goal}" if goal else "")
+
+
 def describe(sagemaker, name: str, *, as_json: bool = False) -> list[str]:
     """The tuning job's lines: state, objective, limits, best trial, then every trial."""
     job = sagemaker.describe_hyper_parameter_tuning_job(HyperParameterTuningJobName=name)
     goal = job["HyperParameterTuningJobConfig"]["HyperParameterTuningJobObjective"]["Type"]
-    trials = list(_trials(sagemaker, name, goal))
+    trials = list(trials_of(sagemaker, name, goal))
     if as_json:
         job.pop("ResponseMetadata", None)
         return [json.dumps({**job, "Trials": trials}, indent=2, default=str)]
@@ -60,7 +100,7 @@ def describe(sagemaker, name: str, *, as_json: bool = False) -> list[str]:
     return lines
 
 
-def _trials(sagemaker, name: str, goal: str):
+def trials_of(sagemaker, name: str, goal: str):
     """Every trial, best first (a loss: lowest first)."""
     params: dict[str, Any] = {
         "HyperParameterTuningJobName": name,

@@ -3,10 +3,13 @@
 It reads /opt/ml (SAGEMAKER_BASE_DIR) and acts on the hyperparameter ``behaviour``:
 ``complete`` (default) writes a model, metrics, a plot and a checkpoint and exits 0;
 ``fail`` writes a long failure file and exits 3; ``wait`` runs until SIGTERM, then
-checkpoints and exits 0; ``ignore`` ignores SIGTERM.
+checkpoints and exits 0; ``ignore`` ignores SIGTERM. A tuning trial (SageMaker's
+``_tuning_objective_metric`` among its hyperparameters) scores a last valid_map that peaks at a
+learning rate of 1e-3, and writes a report.html.
 """
 
 import json
+import math
 import os
 import signal
 import sys
@@ -66,10 +69,16 @@ if behaviour in ("wait", "ignore"):
     (base / "ready").write_text("ready")
     while True:
         time.sleep(0.05)
+checkpoints.mkdir(parents=True, exist_ok=True)  # a tuning trial has no CheckpointConfig
 (checkpoints / "epoch-1.pt").write_text("checkpoint")
 (base / "model" / "weights.pt").write_text("weights")
 (base / "model" / "sub").mkdir()
 (base / "model" / "sub" / "classes.json").write_text("[]")
 (base / "output" / "data" / "metrics.csv").write_text("epoch,train_loss\n1,1.5\n")
 (base / "output" / "data" / "training.png").write_bytes(b"\x89PNG")
-print("[metrics] epoch=2 train_loss=0.75 " + METRICS.format(0.5, 0.25, 0.5), flush=True)
+final_map = 0.25
+if "_tuning_objective_metric" in hyperparameters:
+    final_map = round(1 - abs(math.log10(float(hyperparameters["learning_rate"])) + 3) / 3, 6)
+    page = "<!DOCTYPE html><html><head></head><body><h1>fake report</h1></body></html>"
+    (base / "output" / "data" / "report.html").write_text(page)
+print("[metrics] epoch=2 train_loss=0.75 " + METRICS.format(0.5, final_map, 0.5), flush=True)
