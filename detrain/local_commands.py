@@ -7,7 +7,9 @@ import logging
 import sys
 from pathlib import Path
 
+from contract.metrics import SELECTABLE
 from contract.names import check_job_name
+from contract.tuning import STRATEGIES
 from detrain import hyperparameter_options
 from detrain.cli_error import CliError
 from detrain.hyperparameter_options import hyperparameter_strings
@@ -51,6 +53,20 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         default=REHEARSAL_FOLDER,
         help=f"where the run's files stay (default {REHEARSAL_FOLDER}/)",
     )
+    tune = rehearse.add_argument_group(
+        "a tuning job (--tune): trials drawn within the ranges, run one after another"
+    )
+    tune.add_argument(
+        "--tune",
+        action="store_true",
+        help="rehearse a tuning job (default: 3 trials, learning_rate=1e-4:1e-2:log, Random)",
+    )
+    tune.add_argument(
+        "--range", action="append", default=[], metavar="NAME=SPEC", help="as `detrain tune`"
+    )
+    tune.add_argument("--objective", choices=tuple(SELECTABLE), help="default valid_map")
+    tune.add_argument("--strategy", choices=STRATEGIES, help="default Random")
+    tune.add_argument("--max-jobs", type=int, help="trials (default 3; Grid: every combination)")
     rehearse.set_defaults(func=_rehearse)
 
     train = subcommands.add_parser(
@@ -144,6 +160,8 @@ def _rehearse(args: argparse.Namespace) -> int:
     quiet_libraries(args.verbose)
     if args.instance_count is not None:
         _instance_count(args.instance_count)
+    if args.tune or args.range:
+        return _rehearse_tuning(args, overrides)
     result = rehearsal.rehearse(
         args.workdir,
         dataset=args.dataset,
@@ -153,3 +171,33 @@ def _rehearse(args: argparse.Namespace) -> int:
         out=sys.stdout,
     )
     return _report(result)
+
+
+def _rehearse_tuning(args: argparse.Namespace, overrides: dict[str, str]) -> int:
+    from detrain import tuning_rehearsal, tuning_summary
+    from detrain.tune_commands import ranges_from_words
+
+    if args.instance_count is not None:
+        raise CliError("--instance-count is for a single job; a tuning rehearsal runs one host")
+    block = dict(tuning_rehearsal.REHEARSAL_TUNING)
+    if args.range:
+        block["ranges"] = ranges_from_words(args.range)
+    given = {"objective": args.objective, "strategy": args.strategy, "max_jobs": args.max_jobs}
+    block.update({k: v for k, v in given.items() if v is not None})
+    if block["strategy"] == "Grid" and args.max_jobs is None:
+        del block["max_jobs"]  # every combination
+    outcome = tuning_rehearsal.rehearse_tuning(
+        args.workdir,
+        tuning=block,
+        dataset=args.dataset,
+        images=args.images,
+        hyperparameters=overrides,
+        out=sys.stdout,
+    )
+    for trial in outcome.trials:
+        value = tuning_summary.objective_of(trial)
+        shown = f"{value:.4g}" if value is not None else "-"
+        print(f"{trial['TrainingJobName']}  {trial['TrainingJobStatus']:<10} {shown}")
+    best = outcome.best["TrainingJobName"] if outcome.best else "none"
+    print(f"best trial {best}\nsummary   {outcome.summary}", flush=True)
+    return 0 if outcome.succeeded else 1

@@ -28,14 +28,20 @@ from launch_training.tuning_request import requested_tuning_job_name
 _LOCAL_JOBS_CAP, _LOCAL_PARALLEL_CAP = 500, 100
 
 
-def tuning_block(args: argparse.Namespace) -> dict[str, Any]:
-    """The request's ``tuning`` object, from the command line."""
+def ranges_from_words(words: list[str]) -> dict[str, Any]:
+    """``--range NAME=SPEC`` words -> the tuning block's ``ranges``."""
     ranges: dict[str, Any] = {}
-    for word in args.range:
+    for word in words:
         name, sep, text = word.partition("=")
         if not sep or not name.strip():
             raise TuningError(f"--range {word!r} is not NAME=LOW:HIGH[:SCALING] or NAME=V1,V2,...")
         ranges[name.strip()] = range_from_text(name.strip(), text)
+    return ranges
+
+
+def tuning_block(args: argparse.Namespace) -> dict[str, Any]:
+    """The request's ``tuning`` object, from the command line."""
+    ranges = ranges_from_words(args.range)
     block: dict[str, Any] = {
         "objective": args.objective,
         "strategy": args.strategy,

@@ -212,7 +212,9 @@ def _write_summary(workdir: Path, job: dict, trials: list, results: list, how: s
         report = result.output_data_dir / REPORT_FILE
         if report.is_file():
             links[trial["TrainingJobName"]] = report.relative_to(workdir).as_posix()
-            detail = _tuned_text(trial["TunedHyperParameters"])
+            metric = trial.get("FinalHyperParameterTuningJobObjectiveMetric")
+            scored = f"{metric['MetricName']} {metric['Value']:.4g}; " if metric else ""
+            detail = scored + _tuned_text(trial["TunedHyperParameters"])
             href = Path(*[".."] * (len(report.relative_to(workdir).parts) - 1), summary.name)
             report.write_text(
                 tuning_summary.link_back(
