@@ -117,7 +117,9 @@ def test_only_a_completed_jobs_model_is_deployed(world):
     done = world.detrain("deploy", "detrain-no-such-job")
 
     assert done.returncode == 2
-    assert done.stderr.startswith("detrain deploy: ValidationException")
+    assert done.stderr == (  # neither a training job nor a tuning job of that name
+        "detrain deploy: no training job or tuning job is named 'detrain-no-such-job'\n"
+    )
 
 
 def test_endpoints_lists_age_and_cost_class(world):
