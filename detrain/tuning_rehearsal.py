@@ -25,10 +25,11 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from contract.outputs import REPORT_FILE
-from detrain import rehearsal, sample_data, tuning_summary, tuning_trials
+from detrain import rehearsal, tuning_summary, tuning_trials
 from detrain.local_runner import JobResult, LocalRunner
 from detrain.storage import Storage
 from detrain.training_job import from_description
+from trainer import sample_data
 
 # Three trials of the rehearsal's model over a learning-rate range (the launcher's caps allow 8).
 REHEARSAL_TUNING: dict[str, Any] = {
