@@ -153,9 +153,7 @@ STATIC = ["model=efficientdet", "pretrained=false", "epochs=2"]
 def test_the_sdk_tuning_job_is_valid_and_keeps_the_launchers_settings(example, stack):
     requests = Requests()
 
-    name = example.main(
-        [DATASET, *_hyperparameter_flags(STATIC), *TUNE], session=requests.session
-    )
+    name = example.main([DATASET, *_hyperparameter_flags(STATIC), *TUNE], session=requests.session)
 
     sent = requests.sent["CreateHyperParameterTuningJob"]
     assert problems("CreateHyperParameterTuningJob", sent) == []
