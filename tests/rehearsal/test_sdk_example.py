@@ -22,10 +22,11 @@ from contract.names import STACK_NAME, Output, checkpoints_uri
 from contract.outputs import MAX_RUNTIME_VARIABLE
 from contract.tuning import objective_direction, tuning_job_config
 from contract.tuning import parse as parse_tuning
-from detrain import rehearsal, sample_data
+from detrain import rehearsal
 from detrain.local_runner import LocalRunner
 from detrain.training_job import from_description
 from detrain.upload import upload_dataset
+from trainer import sample_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "docs" / "examples" / "sdk_train.py"
