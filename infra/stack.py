@@ -95,6 +95,7 @@ class DetrainStack(Stack):
             (Output.TOPIC_ARN, notifications.topic.topic_arn),
             (Output.TRAINING_ROLE_ARN, training.role.role_arn),
             (Output.MODEL_ROLE_ARN, models.role.role_arn),
+            (Output.KMS_KEY_ARN, key.key_arn),
             (Output.ENDPOINT_INSTANCE_TYPES, ",".join(settings.endpoint_instance_types)),
         ):
             CfnOutput(self, output_key, value=value)

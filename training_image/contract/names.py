@@ -88,6 +88,7 @@ class Output:
     TOPIC_ARN = "NotificationsTopicArn"
     TRAINING_ROLE_ARN = "TrainingRoleArn"
     MODEL_ROLE_ARN = "ModelRoleArn"  # the execution role of models (endpoints, transforms)
+    KMS_KEY_ARN = "PlatformKeyArn"  # encrypts the bucket and a job's output (OutputDataConfig)
     ENDPOINT_INSTANCE_TYPES = "EndpointInstanceTypes"  # comma-separated: the allow-list
     # The CPU serving image, built with the training image: `detrain deploy` serves serverless
     # endpoints with it (a stack deployed before it existed lacks it: then the training image).
