@@ -117,3 +117,91 @@ def test_a_trials_report_gets_one_line_back_to_its_tuning_job():
     assert f"A trial of tuning job <b>{NAME}</b> (valid_map 0.613)" in linked
     assert 'href="../tuning-summary.html"' in linked
     assert again == linked
+
+
+class _Session:
+    """What tuning_reports needs of a boto3 session: the stubbed SageMaker client."""
+
+    def __init__(self, client):
+        self._client = client
+
+    def client(self, name: str):
+        assert name == "sagemaker"
+        return self._client
+
+
+def _fetched_report(folder_of_reports: list[Path]):
+    """fetch_report as model_commands passes it: the trial's report.html under OUTPUT/TRIAL/."""
+
+    def fetch(_aws, described: dict, output: Path) -> Path:
+        report = output / described["TrainingJobName"] / "report.html"
+        report.parent.mkdir(parents=True)
+        report.write_text("<html><head></head><body><h1>the trial's report</h1></body></html>")
+        folder_of_reports.append(report)
+        return report
+
+    return fetch
+
+
+def _trials_listed(stubber: Stubber) -> None:
+    stubber.add_response(
+        "list_training_jobs_for_hyper_parameter_tuning_job",
+        {"TrainingJobSummaries": TRIALS},
+        {
+            "HyperParameterTuningJobName": NAME,
+            "SortBy": "FinalObjectiveMetricValue",
+            "SortOrder": "Descending",
+            "MaxResults": 100,
+        },
+    )
+
+
+def test_report_of_a_tuning_job_writes_the_summary_beside_the_best_trials_linked_report(
+    sagemaker, tmp_path, capsys
+):
+    from detrain import tuning_reports
+
+    client, stubber = sagemaker
+    stubber.add_response(
+        "describe_hyper_parameter_tuning_job", JOB, {"HyperParameterTuningJobName": NAME}
+    )
+    _trials_listed(stubber)
+    stubber.add_response(
+        "describe_training_job", _trial_description(BEST), {"TrainingJobName": BEST}
+    )
+    reports: list[Path] = []
+
+    summary = tuning_reports.tuning_report(
+        _Session(client), NAME, tmp_path, _fetched_report(reports)
+    )
+
+    assert summary == tmp_path / NAME / tuning_summary.SUMMARY_FILE
+    page = summary.read_text()
+    assert f'<a href="{BEST}/report.html">' in page  # the summary links the best trial's report
+    (report,) = reports
+    assert report.parent == tmp_path / NAME / BEST
+    linked = report.read_text()
+    assert f"A trial of tuning job <b>{NAME}</b> (valid_map 0.613" in linked
+    assert 'href="../tuning-summary.html"' in linked
+    assert f"best trial {BEST}" in capsys.readouterr().out
+
+
+def test_report_of_a_trial_writes_its_tuning_jobs_summary_and_links_back(sagemaker, tmp_path):
+    from detrain import tuning_reports
+
+    client, stubber = sagemaker
+    stubber.add_response(
+        "describe_hyper_parameter_tuning_job", JOB, {"HyperParameterTuningJobName": NAME}
+    )
+    _trials_listed(stubber)
+    report = tmp_path / BEST / "report.html"
+    report.parent.mkdir()
+    report.write_text("<html><body><h1>the trial's report</h1></body></html>")
+
+    summary = tuning_reports.link_trial(
+        _Session(client), _trial_description(BEST), report, tmp_path
+    )
+
+    assert summary == tmp_path / NAME / tuning_summary.SUMMARY_FILE
+    assert f'<a href="../{BEST}/report.html">' in summary.read_text()
+    assert f'href="../{NAME}/tuning-summary.html"' in report.read_text()
