@@ -7,6 +7,7 @@ rate of 1e-3; what is under test is the path, not learning.
 import io
 import json
 import math
+from types import SimpleNamespace
 
 import boto3
 import pytest
@@ -14,7 +15,7 @@ from botocore.stub import Stubber
 
 from contract.metrics import metric_definitions
 from contract.tuning import parse
-from detrain import tuning_rehearsal, tuning_trials
+from detrain import cli, tuning_rehearsal, tuning_trials
 
 TUNING = {
     "objective": "valid_map",
@@ -132,3 +133,58 @@ def test_a_small_tuning_job_runs_end_to_end_through_the_emulator(tmp_path, fake_
         created.list_training_jobs_for_hyper_parameter_tuning_job(
             HyperParameterTuningJobName=outcome.name
         )
+
+
+class _Recorded:
+    """rehearse_tuning's stand-in for the command-line tests: records the tuning block."""
+
+    def __init__(self):
+        self.blocks: list[dict] = []
+
+    def __call__(self, workdir, *, tuning, **_options):
+        self.blocks.append(tuning)
+        return SimpleNamespace(trials=[], best=None, summary=workdir / "s.html", succeeded=True)
+
+
+@pytest.mark.parametrize(
+    ("words", "expected"),
+    [
+        (["--tune"], tuning_rehearsal.REHEARSAL_TUNING),
+        (
+            ["--range", "image_size=128,256", "--strategy", "Grid", "--objective", "valid_loss"],
+            {
+                "objective": "valid_loss",
+                "strategy": "Grid",  # every combination: no max_jobs
+                "ranges": {"image_size": {"values": [128, 256]}},
+            },
+        ),
+        (
+            ["--tune", "--range", "learning_rate=0.001:0.1:log", "--max-jobs", "2"],
+            {
+                **tuning_rehearsal.REHEARSAL_TUNING,
+                "ranges": {"learning_rate": {"min": 0.001, "max": 0.1, "scaling": "Logarithmic"}},
+                "max_jobs": 2,
+            },
+        ),
+    ],
+)
+def test_rehearse_tune_builds_the_tuning_block_from_its_options(
+    words, expected, monkeypatch, tmp_path
+):
+    recorded = _Recorded()
+    monkeypatch.setattr(tuning_rehearsal, "rehearse_tuning", recorded)
+
+    status = cli.main(["rehearse", "--workdir", str(tmp_path), *words])
+
+    assert status == 0
+    assert recorded.blocks == [expected]
+
+
+def test_rehearse_tune_refuses_several_hosts(monkeypatch, tmp_path, capsys):
+    recorded = _Recorded()
+    monkeypatch.setattr(tuning_rehearsal, "rehearse_tuning", recorded)
+
+    status = cli.main(["rehearse", "--workdir", str(tmp_path), "--tune", "--instance-count", "2"])
+
+    assert status == 2 and recorded.blocks == []
+    assert "--instance-count is for a single job" in capsys.readouterr().err
