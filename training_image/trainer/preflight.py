@@ -117,12 +117,13 @@ def run(
     _log_timings(cold_train, cold_valid, train, valid, workers)
     log.info(
         "Preflight passed: %.3f s per training step, %.3f s per validation step; "
-        "%d epochs of %d steps will take about %s",
+        "%d epochs of %d steps will take about %s (%.0f s)",
         estimate.train_step,
         estimate.valid_step,
         epochs_left,
         train_steps,
         duration.readable(estimate.job),
+        estimate.job,
     )
     duration.warn_if_over_max_runtime(estimate.job)
     return estimate
