@@ -15,7 +15,7 @@ and reads its log:
   the model`` line: every epoch's training and validation, metric line and checkpoint (not the
   set-up, the preflight, nor the final model and report).
 
-Cases: ``rehearsal``, the rehearsal's sample (detrain/sample_data.py, 96 generated 128 px
+Cases: ``rehearsal``, the rehearsal's sample (trainer/sample_data.py, 96 generated 128 px
 PNGs) with its hyperparameters (detrain/rehearsal.py); ``photos``, real COCO photos
 (``--photos``, default the shared coco-sample beside the repository: 640 px JPEGs of 160-330
 kB) indexed 300 times by a generated COCO file whose images link to the same files,
@@ -43,8 +43,8 @@ sys.path.insert(0, str(ROOT))
 
 from opt_ml_tree import OptMl, run_train  # noqa: E402
 
-from detrain import sample_data  # noqa: E402
 from detrain.rehearsal import REHEARSAL_HYPERPARAMETERS  # noqa: E402
+from trainer import sample_data  # noqa: E402
 
 SHARED_PHOTOS = ROOT.parent / "shared" / "datasets" / "coco-sample"
 PHOTO_COPIES = 300
