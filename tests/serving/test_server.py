@@ -51,7 +51,9 @@ def _png_header_only(width: int, height: int) -> bytes:
     """A PNG whose header says width x height, with one row of pixels (Pillow opens it lazily)."""
 
     def chunk(kind: bytes, data: bytes) -> bytes:
-        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        return (
+            struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+        )
 
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
     row = zlib.compress(b"\0" * (width + 1))
