@@ -85,6 +85,7 @@ def test_the_checker_finds_each_kind_of_violation(tmp_path):
         "training_image/contract/names.py": "import json\nfrom contract import sagemaker\n",
         "training_image/contract/bad.py": "import json\n\ndef f():\n    import boto3\n",
         "training_image/trainer/main.py": "from contract import names\nfrom infra import stack\n",
+        "training_image/serving/app.py": "from contract import serving\nimport trainer.images\n",
         "lambdas/launch_training/h.py": "import boto3\nfrom . import x\nimport trainer.model\n",
         "infra/stack.py": "from contract.names import Env\nfrom detrain import cli\n",
     }
@@ -97,7 +98,7 @@ def test_the_checker_finds_each_kind_of_violation(tmp_path):
     assert found == {
         "contract": ["training_image/contract/bad.py:4 imports boto3"],
         "trainer": ["training_image/trainer/main.py:2 imports infra"],
-        "serving": [],
+        "serving": ["training_image/serving/app.py:2 imports trainer"],
         "lambda": ["lambdas/launch_training/h.py:3 imports trainer"],
         "infra": ["infra/stack.py:2 imports detrain"],
     }
