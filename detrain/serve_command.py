@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import signal
 import subprocess
 import sys
 import tempfile
@@ -52,6 +53,7 @@ def place_model(given: str, base: Path) -> Path:
     if not path.exists():
         raise CliError(f"MODEL {given!r} does not exist; allowed: a model folder or a model.tar.gz")
     target = Layout(base).model
+    target.parent.mkdir(parents=True, exist_ok=True)
     if path.is_dir():
         target.symlink_to(path.resolve(), target_is_directory=True)
     folder = model_folder(
@@ -71,10 +73,25 @@ def _serve(args: argparse.Namespace) -> int:
         command = [sys.executable, str(TRAIN_SCRIPT), SERVE_COMMAND]
         print(f"serving {args.model} on http://{args.host}:{args.port}/invocations (Ctrl-C stops)")
         with subprocess.Popen(command, env=server_environment(base, args)) as server:
+            return _wait_stopping_on_signal(server)
+
+
+def _wait_stopping_on_signal(server: subprocess.Popen) -> int:
+    """The server's exit code; Ctrl-C or a SIGTERM to this process stops it gracefully."""
+
+    def stop(*_signal) -> None:
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+
+    previous = signal.signal(signal.SIGTERM, stop)
+    try:
+        while True:
             try:
                 return server.wait()
-            except KeyboardInterrupt:  # the server got the same SIGINT: let it finish
-                return server.wait()
+            except KeyboardInterrupt:  # in a terminal the server got the SIGINT too
+                stop()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def register(subcommands: argparse._SubParsersAction) -> None:

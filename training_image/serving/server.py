@@ -31,7 +31,8 @@ def _check_arguments(argv: list[str]) -> None:
 
 
 def _finished(_signal: int, _frame: object) -> None:
-    """SIGTERM once the server has shut down (uvicorn raises it again on its way out)."""
+    """SIGTERM or SIGINT once the server has shut down (uvicorn raises it again on its way
+    out): the server has stopped as asked, so the exit is a clean one."""
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -82,7 +83,8 @@ def main(argv: list[str] | None = None) -> int:
         timeout_keep_alive=INVOCATION_SECONDS,
         timeout_graceful_shutdown=INVOCATION_SECONDS,
     )
-    signal.signal(signal.SIGTERM, _finished)
+    for stop in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(stop, _finished)
     uvicorn.Server(config).run()
     log.info("Stopped")
     return 0
