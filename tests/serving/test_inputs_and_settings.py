@@ -22,13 +22,10 @@ def _png(size=(40, 30), exif_orientation: int | None = None) -> bytes:
 
 
 def _read(body: bytes, content_type: str = "image/png", **kwargs) -> inputs.Invocation:
-    return inputs.read_invocation(
-        body,
-        content_type,
-        query=kwargs.get("query", {}),
-        custom_attributes=kwargs.get("custom_attributes"),
-        max_pixels=kwargs.get("max_pixels", 10_000),
+    image, options = inputs.read_request(
+        body, content_type, query=kwargs.get("query", {}), custom_attributes=None
     )
+    return inputs.read_image(image, options, kwargs.get("max_pixels", 10_000))
 
 
 def test_media_type_ignores_parameters_and_case():

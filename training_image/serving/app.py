@@ -26,7 +26,7 @@ from contract.serving import (
     INVOCATIONS_PATH,
     PING_PATH,
 )
-from serving.inputs import BadRequest, read_invocation
+from serving.inputs import BadRequest, Options, read_image, read_request
 from serving.model import ServedModel
 from serving.settings import ServeSettings
 
@@ -60,24 +60,27 @@ def create_app(model: ServedModel, settings: ServeSettings) -> Starlette:
     async def ping(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ready", "device": model.device, "model": model.describe()})
 
-    def answer(body: bytes, request: Request) -> dict:
-        invocation = read_invocation(
-            body,
-            request.headers.get("content-type"),
-            query=request.query_params,
-            custom_attributes=request.headers.get(CUSTOM_ATTRIBUTES_HEADER),
-            max_pixels=settings.max_pixels,
-        )
-        return model.detect(invocation)
+    def answer(image: bytes, options: Options) -> dict:
+        return model.detect(read_image(image, options, settings.max_pixels))
 
     async def invocations(request: Request) -> JSONResponse:
         started = time.perf_counter()
         try:
-            body = await _read_body(request, settings.max_payload_bytes)
-            result = await anyio.to_thread.run_sync(answer, body, request, limiter=slots)
+            image, options = read_request(
+                await _read_body(request, settings.max_payload_bytes),
+                request.headers.get("content-type"),
+                query=request.query_params,
+                custom_attributes=request.headers.get(CUSTOM_ATTRIBUTES_HEADER),
+            )
+            result = await anyio.to_thread.run_sync(answer, image, options, limiter=slots)
         except BadRequest as refused:
             log.warning("refused (%d): %s", refused.status, refused)
             return _error(refused.status, str(refused))
+        except Exception as error:  # the model failed on this image: the server goes on
+            log.exception("invocation failed")
+            return _error(
+                500, f"the server failed on this request: {type(error).__name__}: {error}"
+            )
         log.debug(
             "%d detections in %.3f s", len(result["detections"]), time.perf_counter() - started
         )
@@ -94,13 +97,9 @@ def create_app(model: ServedModel, settings: ServeSettings) -> Starlette:
             }
         )
 
-    async def unexpected(_request: Request, error: Exception) -> JSONResponse:
-        log.exception("invocation failed", exc_info=error)
-        return _error(500, f"the server failed on this request: {type(error).__name__}: {error}")
-
     routes = [
         Route(PING_PATH, ping, methods=["GET"]),
         Route(INVOCATIONS_PATH, invocations, methods=["POST"]),
         Route(EXECUTION_PARAMETERS_PATH, execution_parameters, methods=["GET"]),
     ]
-    return Starlette(routes=routes, exception_handlers={Exception: unexpected})
+    return Starlette(routes=routes)

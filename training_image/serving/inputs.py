@@ -176,15 +176,15 @@ def decode_image(data: bytes, max_pixels: int) -> Image.Image:
     return image
 
 
-def read_invocation(
+def read_request(
     body: bytes,
     content_type: str | None,
     *,
     query: Mapping[str, str],
     custom_attributes: str | None,
-    max_pixels: int,
-) -> Invocation:
-    """The image and options of one request (the body already within the byte limit)."""
+) -> tuple[bytes, Options]:
+    """The image file's bytes and the options of one request (the body within the byte limit):
+    the cheap checks, made before the request waits for a turn at the model."""
     kind = media_type(content_type)
     if kind not in ALLOWED_CONTENT_TYPES:
         raise BadRequest(
@@ -198,7 +198,11 @@ def read_invocation(
     if kind == JSON_CONTENT_TYPE:
         body, fields = _json_body(body)
         sources.append(fields)
-    options = read_options(*sources)
-    image = decode_image(body, max_pixels)
+    return body, read_options(*sources)
+
+
+def read_image(data: bytes, options: Options, max_pixels: int) -> Invocation:
+    """The decoded image, its upright size and the options: what the model is asked."""
+    image = decode_image(data, max_pixels)
     width, height = _upright_size(image)
     return Invocation(image, width, height, options)
