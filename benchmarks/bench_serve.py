@@ -48,8 +48,8 @@ sys.path.insert(0, str(ROOT))
 from contract.hyperparameters import Hyperparameters  # noqa: E402
 from contract.layout import BASE_DIR_VARIABLE, Layout  # noqa: E402
 from contract.serving import HOST_VARIABLE, PORT_VARIABLE  # noqa: E402
-from detrain import sample_data  # noqa: E402
 from serving.settings import available_cores  # noqa: E402
+from trainer import sample_data  # noqa: E402
 
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
 PHOTO_FOLDERS = ("coco-sample/images", "fridge-voc/images")
@@ -57,10 +57,10 @@ BAD_EVERY = 10
 
 
 def save_model(folder: Path, image_size: int) -> None:
-    from trainer import artifacts, compat
+    from trainer import artifacts, icevision_patches
     from trainer import model as models
 
-    compat.apply()
+    icevision_patches.apply()
     hp = Hyperparameters(model="efficientdet", pretrained=False, image_size=image_size)
     artifacts.save_model(folder, models.create(hp, sample_data.CLASSES), summary={})
 

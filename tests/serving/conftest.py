@@ -25,7 +25,7 @@ import requests
 
 from contract.layout import BASE_DIR_VARIABLE, Layout
 from contract.serving import HOST_VARIABLE, PING_PATH, PORT_VARIABLE
-from detrain import sample_data
+from trainer import sample_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN = REPO_ROOT / "training_image" / "train"
