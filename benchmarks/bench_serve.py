@@ -45,7 +45,6 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "training_image"))
 sys.path.insert(0, str(ROOT))
 
-from contract.hyperparameters import Hyperparameters  # noqa: E402
 from contract.layout import BASE_DIR_VARIABLE, Layout  # noqa: E402
 from contract.serving import HOST_VARIABLE, PORT_VARIABLE  # noqa: E402
 from serving.settings import available_cores  # noqa: E402
@@ -56,13 +55,24 @@ PHOTO_FOLDERS = ("coco-sample/images", "fridge-voc/images")
 BAD_EVERY = 10
 
 
-def save_model(folder: Path, image_size: int) -> None:
-    from trainer import artifacts, icevision_patches
-    from trainer import model as models
+SAVE_MODEL = """
+import sys
+from pathlib import Path
+from contract.hyperparameters import Hyperparameters
+from trainer import artifacts, icevision_patches, sample_data
+from trainer import model as models
+icevision_patches.apply()
+hp = Hyperparameters(model="efficientdet", pretrained=False, image_size=int(sys.argv[2]))
+artifacts.save_model(Path(sys.argv[1]), models.create(hp, sample_data.CLASSES), summary={})
+"""
 
-    icevision_patches.apply()
-    hp = Hyperparameters(model="efficientdet", pretrained=False, image_size=image_size)
-    artifacts.save_model(folder, models.create(hp, sample_data.CLASSES), summary={})
+
+def save_model(folder: Path, image_size: int) -> None:
+    """The trainer's model folder, written by a child process: this process imports no
+    trainer (IceVision, OpenCV), only what detector.py needs, as a user's program would."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "training_image")}
+    command = [sys.executable, "-c", SAVE_MODEL, str(folder), str(image_size)]
+    subprocess.run(command, env=env, check=True, capture_output=True)
 
 
 def request_bodies(datasets: Path, work: Path) -> list[tuple[bytes, str, str]]:
