@@ -5,8 +5,9 @@ requests decode and run it at once, each in a thread of its own, and torch's int
 share the cores between them so that slots x threads = cores:
 
 - on a GPU host: 2 slots (one image is prepared on the CPU while the other runs on the GPU);
-- on a CPU host: half the cores, at least 1 (two threads per inference measured best on small
-  images; see docs/performance.md);
+- on a CPU host: half the cores, at least 1, so two threads each (one image at these sizes
+  gains little from more intra-op threads, while more images at once keep every core busy;
+  not yet measured on a many-core host: docs/performance.md);
 - ``SAGEMAKER_MODEL_SERVER_WORKERS`` replaces the slot count (1 to 64).
 """
 
