@@ -9,8 +9,9 @@ EfficientDet-Lite0 at the default 512 px, saved by the trainer (untrained: the s
 image). The images are real photos (the shared COCO and fridge samples beside the repository,
 when present) and the sample dataset's generated shapes, as JPEG and PNG bodies.
 
-- "in-process" (the baseline): the same bodies, decoded by Pillow and passed one by one to the
-  model folder's own ``detector.py`` in this process, torch on all its default threads;
+- "in-process" (the baseline): the same bodies, decoded by Pillow and passed to the model
+  folder's own ``detector.py`` in this process, threaded as the server is (its slots as worker
+  threads, its torch thread count), after the same warm-up;
 - "server, N clients": N threads each with a keep-alive connection POST the bodies to
   /invocations. Every tenth request is a bad input (truncated, not an image, empty, an unknown
   content type, too many pixels): each must get its 4xx, and /ping must answer after the load.
@@ -25,7 +26,6 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import importlib.util
 import io
 import itertools
 import os
@@ -37,6 +37,7 @@ import sys
 import tempfile
 import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 from PIL import Image
@@ -46,8 +47,9 @@ sys.path.insert(0, str(ROOT / "training_image"))
 sys.path.insert(0, str(ROOT))
 
 from contract.layout import BASE_DIR_VARIABLE, Layout  # noqa: E402
+from contract.outputs import load_detector_module  # noqa: E402
 from contract.serving import HOST_VARIABLE, PORT_VARIABLE  # noqa: E402
-from serving.settings import available_cores  # noqa: E402
+from serving.settings import ServeSettings, available_cores, from_environ  # noqa: E402
 from trainer import sample_data  # noqa: E402
 
 SHARED_DATASETS = ROOT.parent / "shared" / "datasets"
@@ -100,20 +102,32 @@ def bad_bodies(good: bytes) -> list[tuple[bytes, str, int]]:
     ]
 
 
-def in_process(model_dir: Path, bodies: list[tuple[bytes, str, str]], count: int) -> dict:
-    spec = importlib.util.spec_from_file_location("bench_detector", model_dir / "detector.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    detector = module.Detector.load(model_dir)
-    detector.predict([Image.open(io.BytesIO(bodies[0][0]))])  # warm-up
-    latencies = []
-    started = time.perf_counter()
-    for body, _, _ in itertools.islice(itertools.cycle(bodies), count):
+WARM_UP = 8  # requests before each timed run, on the first two bodies, for both sides
+
+
+def in_process(
+    model_dir: Path, bodies: list[tuple[bytes, str, str]], count: int, settings: ServeSettings
+) -> dict:
+    """``detector.predict`` in this process, threaded as the server threads it: ``slots``
+    worker threads, torch on ``torch_threads`` intra-op threads (the server's own settings)."""
+    import torch
+
+    torch.set_num_threads(settings.torch_threads)
+    detector = load_detector_module(model_dir).Detector.load(model_dir)
+
+    def one(body: bytes) -> float:
         begin = time.perf_counter()
         image = Image.open(io.BytesIO(body))
         image.load()
         detector.predict([image], threshold=0.5)
-        latencies.append(time.perf_counter() - begin)
+        return time.perf_counter() - begin
+
+    with ThreadPoolExecutor(max_workers=settings.slots) as pool:
+        warm_up = itertools.islice(itertools.cycle(bodies[:2]), WARM_UP)
+        list(pool.map(one, [body for body, _, _ in warm_up]))
+        started = time.perf_counter()
+        plan = [b for b, _, _ in itertools.islice(itertools.cycle(bodies), count)]
+        latencies = list(pool.map(one, plan))
     return {"seconds": time.perf_counter() - started, "latencies": latencies, "errors": 0}
 
 
@@ -238,11 +252,14 @@ def main() -> int:
             f"{args.requests} good requests per run, 1 bad input in {BAD_EVERY + 1}"
         )
         model_dir = Layout(base).model
-        baseline = row("in-process", in_process(model_dir, bodies, args.requests), cores)
+        # The server's settings for this host (it logs the same): the baseline threads as it does.
+        settings = from_environ(os.environ, cores=cores, gpus=0)
+        print(f"both sides: {settings.slots} at once x {settings.torch_threads} torch threads")
+        baseline = row("in-process", in_process(model_dir, bodies, args.requests, settings), cores)
         port = free_port()
         server = start_server(base, port)
         try:
-            load(port, 2, bodies[:2], bad, 8)  # warm-up
+            load(port, 2, bodies[:2], [], WARM_UP)  # the same warm-up as in_process
             ratios, errors = [], 0
             for clients in args.clients:
                 result = load(port, clients, bodies, bad, args.requests)
@@ -257,7 +274,9 @@ def main() -> int:
             server.send_signal(signal.SIGTERM)
             server.wait(timeout=120)
         # Again, now that the server is gone: the better of the two baselines counts.
-        again = row("in-process, again", in_process(model_dir, bodies, args.requests), cores)
+        again = row(
+            "in-process, again", in_process(model_dir, bodies, args.requests, settings), cores
+        )
         ratios = [r * baseline / max(baseline, again) for r in ratios]
         print(f"the server's own settings: {settings_line(base)}")
     print(" ".join(f"{c} clients {r:.2f}" for c, r in zip(args.clients, ratios, strict=True)))

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from contract.names import Output, transform_output_uri
+from contract.serving import TRANSFORM_CONTENT_TYPE
 from detrain import aws_calls, endpoint_commands, endpoint_prices
 from detrain import endpoint_requests as requests
 from detrain.cli_error import CliError
@@ -34,7 +35,7 @@ TRANSFORM_ENDED = ("Completed", "Failed", "Stopped")
 
 def content_type(path: Path) -> str:
     """The image's media type; other formats go as application/x-image (the server sniffs)."""
-    return CONTENT_TYPES.get(path.suffix.lower(), requests.TRANSFORM_CONTENT_TYPE)
+    return CONTENT_TYPES.get(path.suffix.lower(), TRANSFORM_CONTENT_TYPE)
 
 
 def detections_of(answer: bytes, endpoint: str) -> list[dict]:

@@ -1,14 +1,13 @@
 """The model server as the image runs it: ``training_image/train serve`` in a child process,
 its /opt/ml tree under tmp_path, on a free loopback port, with a real trained model.
 
-``trained_model``: one tiny model for the session (EfficientDet-Lite0 at 128 px, 1 epoch on 8
-generated images, trained by ``train train``). ``start_server(**environment)``: a started
-server (its base URL, process and log), stopped at the test's end.
+``trained_model`` (tests/conftest.py): one tiny trained model for the session.
+``start_server(**environment)``: a started server (its base URL, process and log), stopped at
+the test's end.
 """
 
 from __future__ import annotations
 
-import json
 import os
 import shutil
 import signal
@@ -25,21 +24,10 @@ import requests
 
 from contract.layout import BASE_DIR_VARIABLE, Layout
 from contract.serving import HOST_VARIABLE, PING_PATH, PORT_VARIABLE
-from trainer import sample_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 TRAIN = REPO_ROOT / "training_image" / "train"
 START_SECONDS = 180  # importing torch on a busy CI host
-TINY_TRAINING = {
-    "model": "efficientdet",
-    "backbone": "tf_lite0",
-    "pretrained": "false",
-    "epochs": "1",
-    "batch_size": "4",
-    "image_size": "128",
-    "num_workers": "0",
-    "valid_fraction": "0.25",
-}
 
 
 def child_environment(base: Path, **extra: str) -> dict[str, str]:
@@ -49,25 +37,6 @@ def child_environment(base: Path, **extra: str) -> dict[str, str]:
     env[BASE_DIR_VARIABLE] = str(base)
     env["PYTHONUNBUFFERED"] = "1"
     return {**env, **extra}
-
-
-@pytest.fixture(scope="session")
-def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A model folder written by a real `train train` run (1 epoch, tiny)."""
-    layout = Layout(tmp_path_factory.mktemp("trained") / "opt-ml")
-    sample_data.generate(layout.channel("training"), images=8, image_size=64)
-    layout.config.mkdir(parents=True)
-    layout.hyperparameters_file.write_text(json.dumps(TINY_TRAINING))
-    run = subprocess.run(
-        [str(TRAIN), "train"],
-        env=child_environment(layout.base),
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return layout.model
 
 
 def free_port() -> int:

@@ -123,10 +123,17 @@ def test_the_environment_sets_port_batch_and_workers():
     assert (found.port, found.batch, found.slots, found.torch_threads) == (9001, True, 6, 2)
 
 
+def test_a_request_waits_for_a_slot_at_most_45_s_unless_told():
+    assert settings.from_environ({}, cores=2, gpus=0).queue_seconds == 45
+    told = settings.from_environ({"DETRAIN_MAX_QUEUE_SECONDS": "2.5"}, cores=2, gpus=0)
+    assert told.queue_seconds == 2.5
+
+
 @pytest.mark.parametrize(
     ("name", "value"),
     [("SAGEMAKER_BIND_TO_PORT", "http"), ("SAGEMAKER_BIND_TO_PORT", "70000"),
-     ("SAGEMAKER_MODEL_SERVER_WORKERS", "0")],
+     ("SAGEMAKER_MODEL_SERVER_WORKERS", "0"), ("DETRAIN_MAX_QUEUE_SECONDS", "61"),
+     ("DETRAIN_MAX_QUEUE_SECONDS", "soon")],
 )  # fmt: skip
 def test_an_unusable_variable_is_named(name, value):
     with pytest.raises(settings.SettingsError, match=f"{name}='{value}' is not allowed; allowed"):

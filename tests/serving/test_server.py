@@ -9,8 +9,10 @@ import io
 import signal
 import socket
 import struct
+import threading
 import time
 import zlib
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -238,6 +240,26 @@ def test_execution_parameters_answer_only_in_batch_transform(server, start_serve
     assert parameters["MaxPayloadInMB"] == MAX_PAYLOAD_MB
     assert parameters["MaxConcurrentTransforms"] == 3  # SAGEMAKER_MODEL_SERVER_WORKERS
     assert "3 at once" in batch.log
+
+
+def test_a_request_that_waits_too_long_for_a_slot_gets_503_naming_the_concurrency(start_server):
+    running = start_server(SAGEMAKER_MODEL_SERVER_WORKERS="1", DETRAIN_MAX_QUEUE_SECONDS="0")
+    body = _bytes(_scene(1600, 1200), "JPEG")
+    start = threading.Barrier(12)
+
+    def invoke(_number: int) -> requests.Response:
+        start.wait()
+        return _invoke(running, body, "image/jpeg")
+
+    with ThreadPoolExecutor(max_workers=12) as pool:
+        answers = list(pool.map(invoke, range(12)))
+
+    statuses = [answer.status_code for answer in answers]
+    assert set(statuses) == {200, 503}, statuses
+    refused = next(answer for answer in answers if answer.status_code == 503).json()["error"]
+    assert refused.startswith("all 1 slots of this server were busy for 0 s")
+    assert "SAGEMAKER_MODEL_SERVER_WORKERS (now 1)" in refused
+    assert requests.get(running.url + "/ping", timeout=10).status_code == 200
 
 
 def test_sigterm_finishes_the_request_in_flight_then_exits_0(start_server):

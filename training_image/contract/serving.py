@@ -27,12 +27,19 @@ CUSTOM_ATTRIBUTES_HEADER = "X-Amzn-SageMaker-Custom-Attributes"
 # What /invocations reads. A JSON body is {"image": "<base64 of the file>", ...options}.
 IMAGE_CONTENT_TYPES = ("image/jpeg", "image/png", "application/x-image")
 JSON_CONTENT_TYPE = "application/json"
+# What a batch transform sends each S3 object as (SplitType None: one object, one request):
+# the type the server reads whatever the image format is (it sniffs the bytes).
+TRANSFORM_CONTENT_TYPE = "application/x-image"
 
 # Limits: a request over them gets 413. SageMaker caps a real-time payload at 6 MB (serverless
 # at 4 MB), a batch transform record at MaxPayloadInMB (at most 100).
 MAX_PAYLOAD_MB = 20
 MAX_IMAGE_PIXELS = 50_000_000  # width x height after decoding the header
 INVOCATION_SECONDS = 60  # SageMaker's limit for one /invocations answer
+# How long a request may wait for a turn at the model before it gets 503 (SageMaker would cut
+# it at INVOCATION_SECONDS anyway): the rest of the 60 s is left for running the model.
+QUEUE_SECONDS_VARIABLE = "DETRAIN_MAX_QUEUE_SECONDS"
+DEFAULT_QUEUE_SECONDS = 45
 
 # Per-request options: query string, JSON fields or CustomAttributes ("threshold=0.3,...").
 THRESHOLD_OPTION = "threshold"

@@ -4,8 +4,10 @@
 - ``POST /invocations``: one image in, its detections out as JSON (serving/model.py);
 - ``GET /execution-parameters``: batch transform's tuning, only when ``SAGEMAKER_BATCH=true``.
 
-A refused request gets ``{"error": "<what is wrong and what is allowed>"}`` with its 4xx
-status; nothing a client sends stops the server.
+A request waits at most ``settings.queue_seconds`` for a turn at the model, then gets 503
+naming the concurrency and how to raise it. A refused request gets
+``{"error": "<what is wrong and what is allowed>"}`` with its 4xx (or 503) status; nothing a
+client sends stops the server.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from contract.serving import (
     EXECUTION_PARAMETERS_PATH,
     INVOCATIONS_PATH,
     PING_PATH,
+    QUEUE_SECONDS_VARIABLE,
+    WORKERS_VARIABLE,
 )
 from serving.inputs import BadRequest, Options, read_image, read_request
 from serving.model import ServedModel
@@ -53,9 +57,29 @@ async def _read_body(request: Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
+async def _take_turn(slots: anyio.CapacityLimiter, settings: ServeSettings) -> None:
+    """A slot at the model, or BadRequest(503) once the request has waited queue_seconds."""
+    try:
+        slots.acquire_nowait()  # a free slot, and nobody waiting before this request
+        return
+    except anyio.WouldBlock:
+        pass
+    with anyio.move_on_after(settings.queue_seconds):
+        await slots.acquire()
+        return
+    raise BadRequest(
+        503,
+        f"all {settings.slots} slots of this server were busy for {settings.queue_seconds:g} s; "
+        f"retry later, or raise the concurrency: {WORKERS_VARIABLE} (now {settings.slots}), "
+        f"more instances, or a longer {QUEUE_SECONDS_VARIABLE}",
+    )
+
+
 def create_app(model: ServedModel, settings: ServeSettings) -> Starlette:
-    """The app serving ``model``; at most ``settings.slots`` requests decode and run it at once."""
+    """The app serving ``model``; at most ``settings.slots`` requests decode and run it at once,
+    each in a worker thread of its own."""
     slots = anyio.CapacityLimiter(settings.slots)
+    threads = anyio.CapacityLimiter(settings.slots)
 
     async def ping(_request: Request) -> JSONResponse:
         return JSONResponse({"status": "ready", "device": model.device, "model": model.describe()})
@@ -72,7 +96,11 @@ def create_app(model: ServedModel, settings: ServeSettings) -> Starlette:
                 query=request.query_params,
                 custom_attributes=request.headers.get(CUSTOM_ATTRIBUTES_HEADER),
             )
-            result = await anyio.to_thread.run_sync(answer, image, options, limiter=slots)
+            await _take_turn(slots, settings)
+            try:
+                result = await anyio.to_thread.run_sync(answer, image, options, limiter=threads)
+            finally:
+                slots.release()
         except BadRequest as refused:
             log.warning("refused (%d): %s", refused.status, refused)
             return _error(refused.status, str(refused))

@@ -7,15 +7,13 @@ path: what the server answers for an image is what ``Detector.predict`` returns 
 
 from __future__ import annotations
 
-import importlib.util
 import json
 import logging
 from dataclasses import dataclass
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
-from contract.outputs import MODEL_CONFIG_FILE, MODEL_LOADER_FILE
+from contract.outputs import MODEL_CONFIG_FILE, MODEL_LOADER_FILE, load_detector_module
 from serving.inputs import Invocation
 
 log = logging.getLogger(__name__)
@@ -23,16 +21,6 @@ log = logging.getLogger(__name__)
 
 class ModelMissing(Exception):
     """The model folder does not hold a detrain model."""
-
-
-def load_detector_module(folder: Path) -> ModuleType:
-    """The model's own detector.py, imported from its folder under a name of its own."""
-    spec = importlib.util.spec_from_file_location(
-        "detrain_served_detector", folder / MODEL_LOADER_FILE
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def default_device() -> str:

@@ -8,7 +8,9 @@ share the cores between them so that slots x threads = cores:
 - on a CPU host: half the cores, at least 1, so two threads each (one image at these sizes
   gains little from more intra-op threads, while more images at once keep every core busy;
   not yet measured on a many-core host: docs/performance.md);
-- ``SAGEMAKER_MODEL_SERVER_WORKERS`` replaces the slot count (1 to 64).
+- ``SAGEMAKER_MODEL_SERVER_WORKERS`` replaces the slot count (1 to 64);
+- a request waits at most ``DETRAIN_MAX_QUEUE_SECONDS`` (default 45, 0 to 60) for a slot,
+  then gets 503 (SageMaker cuts an invocation at 60 s in any case).
 """
 
 from __future__ import annotations
@@ -21,10 +23,13 @@ from contract.serving import (
     BATCH_VARIABLE,
     DEFAULT_HOST,
     DEFAULT_PORT,
+    DEFAULT_QUEUE_SECONDS,
     HOST_VARIABLE,
+    INVOCATION_SECONDS,
     MAX_IMAGE_PIXELS,
     MAX_PAYLOAD_MB,
     PORT_VARIABLE,
+    QUEUE_SECONDS_VARIABLE,
     WORKERS_VARIABLE,
 )
 
@@ -45,6 +50,7 @@ class ServeSettings:
     torch_threads: int  # intra-op threads of each
     max_payload_bytes: int
     max_pixels: int
+    queue_seconds: float = DEFAULT_QUEUE_SECONDS  # the longest wait for a slot, then 503
 
     @property
     def max_payload_mb(self) -> int:
@@ -68,6 +74,21 @@ def _whole_number(environ: Mapping[str, str], name: str, low: int, high: int) ->
     return int(raw)
 
 
+def _seconds(environ: Mapping[str, str], name: str, default: float) -> float:
+    raw = environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        seconds = float(raw)
+    except ValueError:
+        seconds = -1.0
+    if not 0 <= seconds <= INVOCATION_SECONDS:
+        raise SettingsError(
+            f"{name}={raw!r} is not allowed; allowed: 0 to {INVOCATION_SECONDS} (seconds)"
+        )
+    return seconds
+
+
 def slot_count(cores: int, gpus: int) -> int:
     return GPU_SLOTS if gpus else max(1, cores // 2)
 
@@ -83,4 +104,5 @@ def from_environ(environ: Mapping[str, str], *, cores: int, gpus: int) -> ServeS
         torch_threads=max(1, cores // slots),
         max_payload_bytes=MAX_PAYLOAD_MB * 2**20,
         max_pixels=MAX_IMAGE_PIXELS,
+        queue_seconds=_seconds(environ, QUEUE_SECONDS_VARIABLE, DEFAULT_QUEUE_SECONDS),
     )
