@@ -199,15 +199,19 @@ def test_invoke_draws_the_servers_boxes_and_writes_json_lines(world, served_mode
 
 
 def test_invoke_names_the_servers_refusal_and_an_unknown_endpoint(world, served_model, tmp_path):
-    broken = tmp_path / "broken.png"
-    broken.write_bytes(b"\x89PNG\r\n\x1a\n" + b"cut short")
+    image = tmp_path / "a.jpg"
+    _scene(image)
 
-    refused = _invoke_through(world, served_model, JOB, str(broken), "--out", str(tmp_path))
-    unknown = _invoke_through(world, served_model, "detrain-nobody", str(broken), "--out", "o")
+    refused = _invoke_through(
+        world, served_model, JOB, str(image), "--out", str(tmp_path), "--max-detections", "5000"
+    )
+    unknown = _invoke_through(
+        world, served_model, "detrain-nobody", str(image), "--out", str(tmp_path)
+    )
 
     assert refused.returncode == 2
     assert "ModelError" in refused.stderr and "Received client error (400)" in refused.stderr
-    assert "is not an image Pillow reads" in refused.stderr
+    assert "max_detections = '5000' is not allowed; allowed: a whole number" in refused.stderr
     assert "`detrain serve MODEL` runs the same server" in refused.stderr
     assert unknown.returncode == 2
     assert "Endpoint detrain-nobody not found" in unknown.stderr
