@@ -25,6 +25,7 @@ import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
@@ -151,7 +152,7 @@ class FrontDoor:
 
     def _answer(self, handler: BaseHTTPRequestHandler, body: bytes) -> None:
         match = INVOKE_PATH.match(handler.path)
-        endpoint = match and urllib.request.unquote(match.group(1))
+        endpoint = match and urllib.parse.unquote(match.group(1))
         if not endpoint or endpoint not in self.routes:
             return _send_error(
                 handler, 400, "ValidationError", f"Endpoint {endpoint or handler.path} not found."

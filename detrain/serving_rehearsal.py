@@ -15,7 +15,6 @@ After the rehearsal's job has Completed (detrain/rehearsal.py), still inside the
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import json
 import shutil
@@ -23,7 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from contract.outputs import MODEL_ARCHIVE
-from detrain import emulator, endpoint_commands, inference_commands
+from contract.serving import DEFAULT_MAX_DETECTIONS, DEFAULT_THRESHOLD
+from detrain import endpoint_commands, inference_commands
 from detrain import endpoint_requests as requests
 from detrain.local_endpoint import FrontDoor, local_server, transform_folder
 from detrain.local_runner import JobResult
@@ -33,7 +33,7 @@ from detrain.rehearsal import Launched
 MODEL_ROLE_NAME = "detrain-rehearsal-model-role"
 INVOKE_IMAGES = 4
 TRANSFORM_IMAGES = 8
-RUNTIME_ENDPOINT_VARIABLE = "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME"
+INVOKE_THRESHOLD = DEFAULT_THRESHOLD
 
 
 @dataclass(frozen=True)
@@ -105,23 +105,15 @@ def _download(uri: str, target: Path) -> Path:
 
 
 def invoke_endpoint(endpoint: str, runtime_url: str, images: list[Path], out: Path) -> int:
-    """``detrain invoke ENDPOINT IMAGES --out OUT`` with sagemaker-runtime pointed at the front
-    door; the number of detections written."""
-    args = argparse.Namespace(
-        endpoint=endpoint,
-        images=images,
-        out=out,
-        threshold=0.5,
-        max_detections=100,
-        no_progress=True,
-        region=None,
-        profile=None,
-        verbose=False,
+    """What ``detrain invoke ENDPOINT IMAGES --out OUT`` does, with sagemaker-runtime's endpoint
+    URL at the front door; the number of detections written."""
+    import boto3
+
+    runtime = boto3.client("sagemaker-runtime", endpoint_url=runtime_url)
+    options = f"threshold={INVOKE_THRESHOLD},max_detections={DEFAULT_MAX_DETECTIONS}"
+    return inference_commands.invoke_images(
+        runtime, endpoint, images, out, options=options, progress=False
     )
-    with emulator.environment({RUNTIME_ENDPOINT_VARIABLE: runtime_url}):
-        inference_commands._invoke(args)
-    lines = (out / DETECTIONS_FILE).read_text().splitlines()
-    return sum(len(json.loads(line)["detections"]) for line in lines)
 
 
 class ServingRehearsal:
