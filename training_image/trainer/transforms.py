@@ -16,6 +16,7 @@ and the same batches, as before (tests/trainer/test_transforms.py).
 
 from __future__ import annotations
 
+import functools
 import random
 from dataclasses import dataclass
 from typing import Any
@@ -61,16 +62,30 @@ def offsets(width: int, height: int, size: int) -> tuple[int, int]:
     return (size - width) // 2, (size - height) // 2
 
 
+@functools.cache
+def _padding(size: int) -> np.ndarray:
+    padding = np.empty((size, size, 3), dtype=np.uint8)
+    padding[...] = PAD_VALUE
+    padding.flags.writeable = False
+    return padding
+
+
 def resize_and_pad(pixels: np.ndarray, size: int, *, flip: bool) -> np.ndarray:
     """(H, W, 3) uint8 -> (size, size, 3) uint8: flipped, resized, centred on ``PAD_VALUE``."""
     height, width = pixels.shape[:2]
     new_width, new_height = resized_size(width, height, size)
     left, top = offsets(new_width, new_height, size)
     canvas = np.empty((size, size, 3), dtype=np.uint8)
-    canvas[...] = PAD_VALUE
+    padding = _padding(size)  # only the margins are written twice: a memcpy, not a broadcast
+    bottom, right = top + new_height, left + new_width
+    canvas[:top], canvas[bottom:] = padding[:top], padding[bottom:]
+    canvas[top:bottom, :left], canvas[top:bottom, right:] = (
+        padding[:new_height, :left],
+        padding[:new_height, right:],
+    )
     if flip:
         pixels = cv2.flip(pixels, 1)
-    window = canvas[top : top + new_height, left : left + new_width]
+    window = canvas[top:bottom, left:right]
     if (new_width, new_height) == (width, height):
         window[...] = pixels
     else:
@@ -87,7 +102,9 @@ def transform_boxes(
     unit = np.asarray(boxes, dtype=np.float64).reshape(-1, 4) / (width, height, width, height)
     if flip:
         unit = np.stack([1 - unit[:, 2], unit[:, 1], 1 - unit[:, 0], unit[:, 3]], axis=1)
-    placed = np.clip(unit * (new_width, new_height, new_width, new_height) + (left, top) * 2, 0, size)
+    placed = np.clip(
+        unit * (new_width, new_height, new_width, new_height) + (left, top) * 2, 0, size
+    )
     keep = (placed[:, 2] > placed[:, 0]) & (placed[:, 3] > placed[:, 1])
     return placed[keep].astype(np.float32), keep
 
