@@ -24,7 +24,10 @@ def albumentations_path(table, size: int, *, train: bool):
 
 def assert_same(table, size: int, *, train: bool, seed: int) -> int:
     """Both paths from the same seed (built first: importing IceVision draws random numbers)."""
-    old, new = albumentations_path(table, size, train=train), dataset.build(table, size, train=train)
+    old, new = (
+        albumentations_path(table, size, train=train),
+        dataset.build(table, size, train=train),
+    )
     random.seed(seed)
     expected = [old[i] for i in range(len(table))]
     random.seed(seed)

@@ -22,10 +22,10 @@ import numpy as np
 import torch
 from PIL import Image
 
+from contract.hyperparameters import DECODE_ON, Hyperparameters
 from trainer import images, transforms
-from trainer.errors import DataError
+from trainer.errors import ConfigError, DataError
 
-CHOICES = ("auto", "cpu", "device")
 # auto: decode on the GPU when each GPU has fewer vCPUs than this (ml.g5.xlarge: 4).
 # A first guess, to be measured on a GPU (docs/performance.md).
 DEVICE_BELOW_VCPUS_PER_GPU = 8
@@ -70,16 +70,26 @@ class Encoded:
         return transforms.Sample(row, encoded, placed, np.asarray(labels, np.int64)[keep])
 
 
-def choose(requested: str, device: torch.device, *, vcpus_per_gpu: int, max_bad_images: int):
+def choose(hp: Hyperparameters, device: torch.device, vcpus_per_gpu: int) -> tuple[bool, str]:
     """(decode on the device?, why) for the ``decode_on`` hyperparameter."""
-    if requested not in CHOICES:
-        raise ValueError(f"decode_on {requested!r} is unknown; allowed: {', '.join(CHOICES)}")
+    requested, augmentation, max_bad_images = hp.decode_on, hp.augmentation, hp.max_bad_images
+    if requested not in DECODE_ON:
+        raise ConfigError(f"decode_on {requested!r} is unknown; allowed: {', '.join(DECODE_ON)}")
+    conflict = (
+        f"augmentation={augmentation} (its steps run on decoded pixels in the workers)"
+        if augmentation == "standard"
+        else f"max_bad_images={max_bad_images} (skipping happens in the workers)"
+        if max_bad_images
+        else ""
+    )
+    if requested == "device" and conflict:
+        raise ConfigError(f"decode_on=device does not go with {conflict}; use decode_on=cpu")
     if requested != "auto":
         return requested == "device", f"decode_on={requested}"
+    if conflict:
+        return False, f"decode_on=auto with {conflict}: the workers decode"
     if device.type != "cuda":
         return False, f"decode_on=auto on {device.type}: the workers decode"
-    if max_bad_images:
-        return False, "decode_on=auto with max_bad_images > 0: the workers decode (and skip)"
     if vcpus_per_gpu < DEVICE_BELOW_VCPUS_PER_GPU:
         return True, (
             f"decode_on=auto: {vcpus_per_gpu} vCPUs per GPU "
@@ -97,7 +107,9 @@ def decode(batch: EncodedBatch, device: torch.device) -> torch.Tensor:
     size = jpegs[0][1].size
     pixels = torch.empty((len(batch.items), size, size, 3), dtype=torch.uint8, device=device)
     pixels[...] = torch.tensor(transforms.PAD_VALUE, dtype=torch.uint8, device=device)
-    for (i, item), image in zip(jpegs, _decode_all([item for _, item in jpegs], device)):
+    for (i, item), image in zip(
+        jpegs, _decode_all([item for _, item in jpegs], device), strict=True
+    ):
         _place(pixels[i], image, flip=item.flip)
     for i, item in enumerate(batch.items):
         if not isinstance(item, EncodedJpeg):
@@ -114,7 +126,7 @@ def _decode_all(jpegs: list[EncodedJpeg], device: torch.device) -> list[torch.Te
     except RuntimeError:  # one bad file fails the whole batch: find it
         pass
     decoded = []
-    for item, one in zip(jpegs, data):
+    for item, one in zip(jpegs, data, strict=True):
         try:
             decoded.append(decode_jpeg(one, mode=ImageReadMode.RGB, device=device))
         except RuntimeError as error:
