@@ -3,9 +3,9 @@ workers' path, within the interpolation's rounding; files that need images.read_
 still take them."""
 
 import random
+from pathlib import Path
 from types import SimpleNamespace
 
-import numpy as np
 import pytest
 import torch
 from PIL import Image
@@ -72,10 +72,10 @@ def test_device_batches_equal_the_workers_batches(mixed, train):
 def test_a_corrupt_jpeg_fails_naming_the_file(tmp_path):
     write_coco(tmp_path, 2, size=(96, 80))
     table = tables.load(tmp_path)
-    data = bytearray(open(table.paths[1], "rb").read())
+    data = bytearray(Path(table.paths[1]).read_bytes())
     table_at = data.index(b"\xff\xc4")  # a Huffman table: past the header the workers read
     data[table_at + 5 : table_at + 21] = b"\xff" * 16  # more codes than a table can hold
-    open(table.paths[1], "wb").write(bytes(data))
+    Path(table.paths[1]).write_bytes(bytes(data))
     encoded, _, _ = first_batch(table, "efficientdet", train=False, on_device=True)
 
     with pytest.raises(DataError, match=r"img_0002.jpg cannot be decoded .*decode_on=cpu"):
