@@ -104,7 +104,7 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         "block: one SageMaker tuning job whose trials are the job `detrain launch` would "
         "start, with the --range hyperparameters varied. Example: detrain tune fridge "
         "--range learning_rate=1e-4:1e-2:log --range image_size=384,512 --max-jobs 6 "
-        "--parallel 2. See docs/launching.md#tuning-jobs.",
+        "--parallel 2. See docs/tuning.md.",
     )
     cmd.add_argument("dataset", help="NAME, datasets/NAME/ or s3://<bucket>/datasets/NAME/")
     cmd.add_argument(

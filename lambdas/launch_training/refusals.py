@@ -138,7 +138,7 @@ def _tuning_refusal(
             f"allows {', '.join(allowed) or '?'}"
             if about_type
             else "the request is one SageMaker never accepts; fix the value it names in the "
-            "'tuning' block (docs/launching.md#tuning-jobs lists the rules)"
+            "'tuning' block (docs/tuning.md lists the rules)"
         )
         return Refused(f"SageMaker refused the tuning job ({message}); {hint}")
     return None
