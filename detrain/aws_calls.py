@@ -32,6 +32,13 @@ def aws_options() -> argparse.ArgumentParser:
     return parent
 
 
+def whole_number(raw: str) -> int:
+    """An option's count (instances, trials, list length): a whole number of at least 1."""
+    if not raw.isdigit() or int(raw) < 1:
+        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of at least 1")
+    return int(raw)
+
+
 def session(args: argparse.Namespace) -> boto3.session.Session:
     """The command's AWS session (botocore's debug lines only with --verbose)."""
     if not args.verbose:

@@ -276,12 +276,6 @@ def _undeploy(args: argparse.Namespace) -> int:
 # ---- argument parsing -------------------------------------------------------------------
 
 
-def _whole(raw: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of at least 1")
-    return int(raw)
-
-
 def register(subcommands: argparse._SubParsersAction) -> None:
     aws = aws_calls.aws_options()
 
@@ -296,7 +290,9 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     cmd.add_argument("job", help="a Completed training job, or a tuning job (its best trial)")
     cmd.add_argument("--name", help=f"endpoint name (default: the job's; {JOB_NAME_PREFIX}...)")
     cmd.add_argument("--instance-type", help="a real-time endpoint on this type (allow-listed)")
-    cmd.add_argument("--instance-count", type=_whole, default=1, help="instances (default 1)")
+    cmd.add_argument(
+        "--instance-count", type=aws_calls.whole_number, default=1, help="instances (default 1)"
+    )
     cmd.add_argument(
         "--memory",
         type=int,

@@ -65,7 +65,7 @@ def override_options() -> argparse.ArgumentParser:
     group.add_argument("--job-name", help=f"job name (gets the {JOB_NAME_PREFIX!r} prefix)")
     group.add_argument(
         "--keep-alive",
-        type=_positive,
+        type=aws_calls.whole_number,
         metavar="MINUTES",
         help="a warm pool: keep the instances this long after the job for the next matching "
         "one (billed while it waits; needs --no-spot; at most detrain:maxKeepAliveMinutes)",
@@ -334,12 +334,6 @@ def fetch_model(s3, uri: str, target: Path, *, progress: bool = True) -> Path:
 # ---- argument parsing -------------------------------------------------------------------
 
 
-def _positive(raw: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of at least 1")
-    return int(raw)
-
-
 def register(subcommands: argparse._SubParsersAction) -> None:
     aws = aws_calls.aws_options()
 
@@ -364,7 +358,10 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     )
     cmd.add_argument("--status", choices=("InProgress", *ENDED, "Stopping"))
     cmd.add_argument(
-        "--max", type=_positive, default=20, help="at most this many, up to 100 (default 20)"
+        "--max",
+        type=aws_calls.whole_number,
+        default=20,
+        help="at most this many, up to 100 (default 20)",
     )
     cmd.add_argument("--all", action="store_true", help=f"not only {JOB_NAME_PREFIX}* jobs")
     cmd.set_defaults(func=_list)

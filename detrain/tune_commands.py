@@ -89,12 +89,6 @@ def _early_stopping(raw: str) -> str:
     raise argparse.ArgumentTypeError(f"{raw!r} is not one of {', '.join(EARLY_STOPPING)}")
 
 
-def _whole(raw: str) -> int:
-    if not raw.isdigit() or int(raw) < 1:
-        raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of at least 1")
-    return int(raw)
-
-
 def register(subcommands: argparse._SubParsersAction) -> None:
     cmd = subcommands.add_parser(
         "tune",
@@ -125,8 +119,10 @@ def register(subcommands: argparse._SubParsersAction) -> None:
     cmd.add_argument(
         "--strategy", choices=STRATEGIES, default=DEFAULT_STRATEGY, help="default Bayesian"
     )
-    cmd.add_argument("--max-jobs", type=_whole, help="trials in all (default 8, or the cap)")
-    cmd.add_argument("--parallel", type=_whole, help="trials at once (default 1)")
+    cmd.add_argument(
+        "--max-jobs", type=aws_calls.whole_number, help="trials in all (default 8, or the cap)"
+    )
+    cmd.add_argument("--parallel", type=aws_calls.whole_number, help="trials at once (default 1)")
     cmd.add_argument(
         "--early-stopping",
         type=_early_stopping,

@@ -29,6 +29,7 @@ from detrain import rehearsal, tuning_summary, tuning_trials
 from detrain.local_runner import JobResult, LocalRunner
 from detrain.storage import Storage
 from detrain.training_job import from_description
+from launch_training.tuning_request import DEFINITION_FIELDS
 from trainer import sample_data
 
 # Three trials of the rehearsal's model over a learning-rate range (the launcher's caps allow 8).
@@ -40,20 +41,7 @@ REHEARSAL_TUNING: dict[str, Any] = {
 }
 TUNING_JOB_FILE = "tuning-job.json"
 # CreateTrainingJob fields a trial takes from the tuning job's TrainingJobDefinition.
-_TRIAL_FIELDS = (
-    "AlgorithmSpecification",
-    "RoleArn",
-    "InputDataConfig",
-    "OutputDataConfig",
-    "ResourceConfig",
-    "StoppingCondition",
-    "EnableNetworkIsolation",
-    "EnableInterContainerTrafficEncryption",
-    "EnableManagedSpotTraining",
-    "Environment",
-    "VpcConfig",
-    "CheckpointConfig",
-)
+_TRIAL_FIELDS = (*DEFINITION_FIELDS, "VpcConfig", "CheckpointConfig")
 
 
 @dataclass(frozen=True)
