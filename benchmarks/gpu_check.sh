@@ -33,8 +33,7 @@ WORK=$(mktemp -d)
 python3 - "$WORK/data" <<'PY'
 import sys
 from pathlib import Path
-sys.path.insert(0, "tests/trainer")
-from synthetic import write_coco
+from tests.support.synthetic import write_coco  # run from the repository root
 write_coco(Path(sys.argv[1]), count=96, seed=1, size=(320, 256))
 PY
 

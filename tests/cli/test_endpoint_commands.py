@@ -10,9 +10,11 @@ import os
 
 import boto3
 import pytest
-from cli_world import BUCKET, IMAGE_URI, CliWorld
 from PIL import Image
-from serving_world import (
+
+from contract.names import TAG_ENDPOINT, TAG_JOB
+from tests.support.cli_world import BUCKET, IMAGE_URI, CliWorld
+from tests.support.serving_world import (
     ENDPOINT_TYPES,
     JOB,
     MODEL_DATA,
@@ -22,8 +24,6 @@ from serving_world import (
     deploy_serving_stack,
     runtime_double,
 )
-
-from contract.names import TAG_ENDPOINT, TAG_JOB
 
 
 @pytest.fixture

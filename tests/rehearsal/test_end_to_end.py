@@ -120,8 +120,8 @@ def test_local_train_rehearses_two_hosts_on_loopback_with_one_model(tmp_path):
 def test_rehearse_a_yolo_export_with_its_own_splits(tmp_path, monkeypatch):
     """`detrain rehearse --dataset` with a Roboflow-style YOLO folder: upload, launch, train."""
     monkeypatch.syspath_prepend(str(REPO_ROOT / "tests" / "trainer"))
-    from converters import coco_to_yolo
-    from synthetic import write_coco
+    from tests.support.converters import coco_to_yolo
+    from tests.support.synthetic import write_coco
 
     dataset = tmp_path / "pets-yolo"
     write_coco(tmp_path / "train", 6, seed=0)

@@ -3,7 +3,8 @@
 from pathlib import Path
 
 import pytest
-from opt_ml_tree import OptMl
+
+from tests.support.opt_ml import OptMl
 
 
 @pytest.fixture

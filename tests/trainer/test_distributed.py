@@ -11,9 +11,9 @@ import time
 from pathlib import Path
 
 import pytest
-from opt_ml_tree import TINY, TRAIN, OptMl, train_env
-from synthetic import write_coco
 
+from tests.support.opt_ml import TINY, TRAIN, OptMl, train_env
+from tests.support.synthetic import write_coco
 from trainer import agent, collectives, sharding
 from trainer.engine import World
 from trainer.environment import load

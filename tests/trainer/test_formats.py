@@ -9,9 +9,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 import yaml
-from converters import coco_to_manifest, coco_to_yolo
-from synthetic import CLASSES, write_coco, write_voc
 
+from tests.support.converters import coco_to_manifest, coco_to_yolo
+from tests.support.synthetic import CLASSES, write_coco, write_voc
 from trainer import tables
 from trainer.errors import DataError
 

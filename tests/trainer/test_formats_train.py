@@ -4,9 +4,10 @@ manifest."""
 import json
 
 import pytest
-from converters import coco_to_manifest, coco_to_yolo
-from opt_ml_tree import TINY, run_train
-from synthetic import write_coco
+
+from tests.support.converters import coco_to_manifest, coco_to_yolo
+from tests.support.opt_ml import TINY, run_train
+from tests.support.synthetic import write_coco
 
 pytestmark = pytest.mark.slow
 

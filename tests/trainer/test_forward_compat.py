@@ -8,8 +8,8 @@ import zlib  # noqa: F401  (maps the real libz this test copies in as a stand-in
 from pathlib import Path
 
 import pytest
-from opt_ml_tree import TINY, TRAIN, train_env
 
+from tests.support.opt_ml import TINY, TRAIN, train_env
 from trainer import errors
 from trainer import forward_compat as fc
 

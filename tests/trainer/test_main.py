@@ -9,11 +9,11 @@ import time
 
 import pytest
 import torch
-from opt_ml_tree import TINY, TRAIN, run_train, train_env
-from synthetic import write_coco, write_voc
 
 from contract import recipes
 from contract.metrics import METRIC_NAMES, metric_definitions
+from tests.support.opt_ml import TINY, TRAIN, run_train, train_env
+from tests.support.synthetic import write_coco, write_voc
 from trainer import errors
 from trainer import main as trainer_main
 

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 
 import pytest
-from opt_ml_tree import TINY, run_train
-from synthetic import write_voc
 
+from tests.support.opt_ml import TINY, run_train
+from tests.support.synthetic import write_voc
 from trainer import errors
 
 pytestmark = pytest.mark.slow

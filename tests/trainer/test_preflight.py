@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from synthetic import write_coco
 
 from contract import hyperparameters
 from contract.families import FAMILIES
 from contract.hyperparameters import Hyperparameters
+from tests.support.synthetic import write_coco
 from trainer import engine, preflight, tables
 from trainer import model as models
 from trainer.errors import ConfigError

@@ -5,11 +5,11 @@ from pathlib import Path
 
 import pytest
 import torch
-from opt_ml_tree import TINY, run_train
-from synthetic import write_coco
 
 from contract.hyperparameters import HyperparameterError, from_values, to_job_strings
 from contract.recipes import RECIPES
+from tests.support.opt_ml import TINY, run_train
+from tests.support.synthetic import write_coco
 from trainer import batches, dataset, engine, lr_finder, tables
 from trainer import model as models
 
