@@ -4,6 +4,9 @@
 - the trainer and the Lambda import nothing from ``infra`` or ``detrain``;
 - the Lambda imports nothing from ``trainer``;
 - ``infra`` imports nothing from ``detrain``, ``trainer`` or ``launch_training``;
+- ``detrain`` (the operator's CLI, the local runner, the rehearsal) imports ``infra``, the Lambda
+  and ``contract``, and of ``trainer`` (which it runs as a process) only ``trainer.sample_data``;
+  no layer imports it;
 - inside the trainer, only ``trainer/families/`` compares a model family's name, and
   ``detector.py`` (shipped alone in the model) imports nothing from the project: its template,
   ``standalone_detector.py``, imports only the modules written into it, which import nothing.
@@ -29,6 +32,15 @@ class Layer:
     folder: str  # relative to the repository root
     forbidden: frozenset[str] = frozenset()  # top-level packages it must not import
     stdlib_only: bool = False  # only the standard library and the layer itself
+    excepted: frozenset[str] = frozenset()  # modules of a forbidden package it may import
+
+    def allows(self, module: str) -> bool:
+        package = module.split(".")[0]
+        if self.stdlib_only:
+            return package in sys.stdlib_module_names or package == self.package()
+        if package not in self.forbidden:
+            return True
+        return any(module == m or module.startswith(f"{m}.") for m in self.excepted)
 
     def package(self) -> str:
         return Path(self.folder).name
@@ -39,6 +51,10 @@ LAYERS = (
     Layer("trainer", "training_image/trainer", frozenset({"infra", "detrain"})),
     Layer("lambda", "lambdas/launch_training", frozenset({"infra", "detrain", "trainer"})),
     Layer("infra", "infra", frozenset({"detrain", "trainer", "launch_training"})),
+    # detrain runs the trainer as a process; it shares the generated dataset's module only
+    Layer(
+        "detrain", "detrain", frozenset({"trainer"}), excepted=frozenset({"trainer.sample_data"})
+    ),
 )
 
 
@@ -57,16 +73,27 @@ def imported_packages(source: Path) -> dict[str, int]:
     return found
 
 
+def imported_names(source: Path) -> list[tuple[str, int]]:
+    """Each absolute import as (dotted name, line): ``from a import b`` names ``a.b``."""
+    found = []
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"), str(source))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found += [(f"{node.module}.{alias.name}", node.lineno) for alias in node.names]
+    return sorted(found, key=lambda name_line: name_line[1])
+
+
 def violations(root: Path, layer: Layer) -> list[str]:
-    """Each import that breaks the layer's rule, as ``path:line imports package``."""
+    """Each import that breaks the layer's rule, as ``path:line imports package`` (the first
+    such line per package and file)."""
     broken = []
     for source in sorted((root / layer.folder).rglob("*.py")):
-        for package, line in imported_packages(source).items():
-            if layer.stdlib_only:
-                allowed = package in sys.stdlib_module_names or package == layer.package()
-            else:
-                allowed = package not in layer.forbidden
-            if not allowed:
+        reported = set()
+        for name, line in imported_names(source):
+            package = name.split(".")[0]
+            if not layer.allows(name) and package not in reported:
+                reported.add(package)
                 broken.append(f"{source.relative_to(root)}:{line} imports {package}")
     return broken
 
@@ -84,6 +111,9 @@ def test_the_checker_finds_each_kind_of_violation(tmp_path):
         "training_image/trainer/main.py": "from contract import names\nfrom infra import stack\n",
         "lambdas/launch_training/h.py": "import boto3\nfrom . import x\nimport trainer.model\n",
         "infra/stack.py": "from contract.names import Env\nfrom detrain import cli\n",
+        "detrain/runner.py": (
+            "import infra\nfrom trainer import sample_data\n\ndef f():\n    import trainer.data\n"
+        ),
     }
     for relative, text in files.items():
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -96,7 +126,18 @@ def test_the_checker_finds_each_kind_of_violation(tmp_path):
         "trainer": ["training_image/trainer/main.py:2 imports infra"],
         "lambda": ["lambdas/launch_training/h.py:3 imports trainer"],
         "infra": ["infra/stack.py:2 imports detrain"],
+        "detrain": ["detrain/runner.py:5 imports trainer"],
     }
+
+
+def test_no_other_layer_imports_detrain():
+    """detrain/ is the top layer: what it may import is above; nothing imports it back."""
+    importers = [
+        layer.name
+        for layer in LAYERS
+        if layer.name != "detrain" and not layer.stdlib_only and "detrain" not in layer.forbidden
+    ]
+    assert importers == []
 
 
 def test_only_the_entry_points_import_the_cli():
