@@ -254,3 +254,54 @@ def test_the_trainer_import_finder_finds_each_form(tmp_path):
         "a.py: trainer.data",
         "a.py: trainer.x",
     ]
+
+
+def coupling(tests: Path) -> list[str]:
+    """Each test file that imports another file of the suite by its bare name (found through the
+    folder pytest puts on ``sys.path``) or edits ``sys.path``; shared helpers live in
+    ``tests.support``. A test may put its own ``tmp_path`` first (``monkeypatch`` undoes it):
+    a package it wrote there is no other test's module."""
+    local_modules = {source.stem for source in tests.rglob("*.py")} - {"__init__", "conftest"}
+    found = []
+    for source in sorted(tests.rglob("*.py")):
+        where = source.relative_to(tests.parent)
+        for package, line in imported_packages(source).items():
+            if package in local_modules:
+                found.append(f"{where}:{line} imports {package}")
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                called = ast.unparse(node.func)
+                own_folder = called.endswith(".syspath_prepend") and "tmp_path" in ast.unparse(
+                    node.args[0] if node.args else node
+                )
+                edits = called.startswith("sys.path.") or called.endswith(".syspath_prepend")
+                if edits and not own_folder:
+                    found.append(f"{where}:{node.lineno} calls {called}")
+    return found
+
+
+def test_test_modules_share_helpers_through_tests_support_only():
+    assert coupling(REPO_ROOT / "tests") == []
+
+
+def test_the_coupling_finder_finds_both_kinds(tmp_path):
+    (tmp_path / "tests" / "cli").mkdir(parents=True)
+    (tmp_path / "tests" / "cli" / "world.py").write_text("X = 1\n")
+    (tmp_path / "tests" / "cli" / "test_a.py").write_text(
+        "import sys\nfrom world import X\nsys.path.insert(0, 'tests')\n"
+    )
+    (tmp_path / "tests" / "cli" / "test_b.py").write_text(
+        "def test(monkeypatch, tmp_path):\n"
+        "    monkeypatch.syspath_prepend('x')\n"
+        "    import test_a\n"
+        "    monkeypatch.syspath_prepend(str(tmp_path))\n"
+        "    sys.path.extend(['y'])\n"
+    )
+
+    assert coupling(tmp_path / "tests") == [
+        "tests/cli/test_a.py:2 imports world",
+        "tests/cli/test_a.py:3 calls sys.path.insert",
+        "tests/cli/test_b.py:3 imports test_a",
+        "tests/cli/test_b.py:2 calls monkeypatch.syspath_prepend",
+        "tests/cli/test_b.py:5 calls sys.path.extend",
+    ]
