@@ -60,7 +60,7 @@ def train_tiny_job(base: Path) -> FinishedJob:
     opt_ml.write_config("checkpointconfig.json", {"LocalPath": "/opt/ml/checkpoints"})
     (base / "checkpoints").mkdir()
     opt_ml.hyperparameters(SDK_HYPERPARAMETERS)
-    return FinishedJob(opt_ml, run_train(opt_ml))
+    return FinishedJob(opt_ml, run_train(opt_ml, timeout=900))
 
 
 def metric_lines(log: str) -> list[dict[str, float]]:
