@@ -1,6 +1,6 @@
 """The README's main commands as a user runs them, with the real trainer
 (training_image/train) on CPU: the whole flow (upload, trigger, launcher, local job, real
-training) once, and the first job's report once.
+training) once.
 
 Each other part is proven at its own layer, with no further whole flow:
 - a failed run's reason and exit code: the trainer's failure file (trainer/test_main.py), the
@@ -10,7 +10,10 @@ Each other part is proven at its own layer, with no further whole flow:
 - two hosts: the runner's loopback pair (test_local_runner.py, test_rehearsal.py), the trainer's
   two-host job (trainer/test_distributed.py);
 - a YOLO export with its own splits: uploaded as any folder (cli/test_operator_commands.py),
-  trained with its valid/ split (trainer/test_formats_train.py).
+  trained with its valid/ split (trainer/test_formats_train.py);
+- `first-job --rehearse`: its flow with a stand-in trainer (test_first_job_rehearsal.py), its
+  report of the real trainer's log (trainer/test_finished_job.py), of a GPU host's log
+  (cli/test_first_job.py).
 """
 
 import json
@@ -56,22 +59,3 @@ def test_rehearse_runs_the_whole_flow_and_trains_a_model(tmp_path):
     summary = json.loads((job_folder / "job.json").read_text())
     assert summary["status"] == "Completed" and summary["metrics"]["epoch"] == 2
     assert f"models/{job_folder.name}/output/model.tar.gz" in run.stdout
-
-
-def test_first_job_rehearsed_reports_the_cpu_path_of_the_real_trainer(tmp_path):
-    args = ["first-job", "--rehearse", "--workdir", str(tmp_path), "--images", "4"]
-
-    run = _run([*args, "--hp", "epochs=1", "--hp", "image_size=128"], REPO_ROOT)
-
-    assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    report = dict((line[:16].strip(), line[16:]) for line in run.stdout.splitlines()[-7:])
-    assert report["job"].startswith("detrain-first-job-shapes-") and report["job"].endswith(
-        ": Completed"
-    )
-    assert report["instance"] == "1 x ml.g5.xlarge (spot)"
-    assert report["GPU"] == "none (cpu)"
-    assert report["driver"] == "none"
-    assert report["forward compat"].startswith("cpu (host driver none, compat package none: ")
-    assert " s a training step (preflight, one step); " in report["step time"]
-    assert "s an epoch (median of 1): 1 step, " in report["step time"]
-    assert report["billable"].startswith("n/a (emulator; the local run took ")

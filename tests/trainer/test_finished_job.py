@@ -1,6 +1,7 @@
 """What one finished job leaves, read from the session's one real `train train` run (the
 ``finished_job`` fixture): its log and metrics stream, its model folder, its output and its
-checkpoints; and the shipped detector, loaded without this repository."""
+checkpoints; the shipped detector, loaded without this repository; and the first job's report
+read from its log, as `detrain first-job` reads a job's CloudWatch stream."""
 
 import json
 import subprocess
@@ -10,7 +11,8 @@ import pytest
 
 from contract import recipes
 from contract.metrics import METRIC_NAMES
-from tests.support.finished_job import BATCH_SIZE, EPOCHS, metric_lines
+from detrain.first_job_report import JobOutcome, format_report, read_log
+from tests.support.finished_job import BATCH_SIZE, EPOCHS, IMAGES, metric_lines
 
 pytestmark = pytest.mark.slow
 MODEL_FILES = {"model.pt", "config.json", "class_map.json", "detector.py"}
@@ -122,3 +124,20 @@ def test_the_shipped_detector_predicts_without_the_trainer_or_icevision(finished
         0 <= d["box"][0] <= d["box"][2] <= 96 and 0 <= d["box"][1] <= d["box"][3] <= 80
         for d in detections
     )
+
+
+def test_the_first_jobs_report_reads_the_real_trainers_log(finished_job):
+    """The start-up, preflight and epoch lines `detrain first-job` reports, as the trainer
+    writes them on a CPU host (the rehearsed first job's flow is
+    rehearsal/test_first_job_rehearsal.py's; a GPU host's lines, cli/test_first_job.py's)."""
+    outcome = JobOutcome("detrain-first-job", "ml.g5.xlarge", True, "Completed", None, None)
+
+    report = format_report(outcome, read_log(finished_job.log))
+
+    rows = {line[:16].strip(): line[16:] for line in report.splitlines()}
+    assert rows["GPU"] == "none (cpu)"
+    assert rows["driver"] == "none"
+    assert rows["forward compat"].startswith("cpu (host driver none, compat package none: ")
+    steps = IMAGES * 3 // 4 // BATCH_SIZE  # valid_fraction 0.25
+    assert " s a training step (preflight, one step); " in rows["step time"]
+    assert f" s an epoch (median of {EPOCHS}): {steps} steps, " in rows["step time"]
