@@ -3,7 +3,6 @@
 import dataclasses
 import json
 import logging
-import math
 import random
 import re
 from pathlib import Path
@@ -12,8 +11,6 @@ import numpy as np
 import pytest
 import torch
 
-from contract import hyperparameters
-from contract.families import FAMILIES
 from contract.hyperparameters import Hyperparameters
 from tests.support.synthetic import write_coco
 from trainer import engine, preflight, tables
@@ -52,12 +49,6 @@ def _preflight(detector: models.DetectionModel, table, hp: Hyperparameters, **ov
         **overrides,
     }
     return preflight.run(detector, **arguments), optimizer, scheduler
-
-
-def _smallest_image_size(model: str) -> int:
-    low = hyperparameters._RANGES["image_size"][0]
-    multiple = FAMILIES[model].image_size_multiple
-    return math.ceil(low / multiple) * multiple
 
 
 TINY = Hyperparameters(
@@ -144,22 +135,6 @@ def test_the_estimate_warns_when_it_exceeds_max_runtime(tmp_path, monkeypatch, c
     )
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("classes", [1, 20])
-@pytest.mark.parametrize("model", list(FAMILIES))
-def test_each_family_preflights_at_its_smallest_image_size(tmp_path, model, classes):
-    """Each family's first (smallest) backbone, with one class and with many: train and validate.
-
-    One backbone per family here; every model x backbone is the image's self-check's and the
-    GPU check's (benchmarks/bench_gpu_train.py) to build.
-    """
-    table = _table(tmp_path, classes=classes)
-    backbone = FAMILIES[model].backbones[0]
-    hp = dataclasses.replace(
-        TINY, model=model, backbone=backbone, image_size=_smallest_image_size(model)
-    )
-    detector = models.create(hp, table.class_names)
-
-    estimate, _, _ = _preflight(detector, table, hp)
-
-    assert estimate.train_step > 0 and estimate.valid_step > 0
+# Each model x backbone, with one class and with many, through the preflight: the image's
+# self-check (trainer/self_check_matrix.py; every backbone at build time, each family's first in
+# the suite: test_self_check.py::test_the_self_check_passes_from_the_venv).
