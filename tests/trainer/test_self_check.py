@@ -73,7 +73,7 @@ def test_the_self_check_passes_from_the_venv():
     for name in FAMILIES:  # one backbone each, 1 and 20 classes
         [line] = [x for x in lines if x.startswith(f"✓ {name} preflights every backbone")]
         backbone = FAMILIES[name].backbones[0]
-        assert re.search(rf": 1 and 20 classes, on cpu: {backbone} [0-9.]+ s$", line), line
+        assert re.search(rf" px, 1 and 20 classes, on cpu: {backbone} [0-9.]+ s$", line), line
     assert (
         result.stdout.rstrip()
         .splitlines()[-1]
