@@ -6,7 +6,8 @@ detrain/job_commands.py (launch, list, describe, stop, follow, fetch), detrain/t
 detrain/doctor_command.py; the ones that look at a trained model in detrain/model_commands.py
 (predict, report); the ones that host it in detrain/endpoint_commands.py (deploy, endpoints,
 undeploy) and use it in detrain/inference_commands.py (invoke, transform); the ones that run
-on this machine alone (local-train, rehearse) in detrain/local_commands.py. Each module adds
+on this machine alone (local-train, rehearse) in detrain/local_commands.py, and serve in
+detrain/serve_command.py. Each module adds
 its subcommands with ``register``. A failure the user can act on is turned into its message
 here, once (detrain/cli_error.py).
 """
@@ -26,6 +27,7 @@ from detrain import (
     job_commands,
     local_commands,
     model_commands,
+    serve_command,
     tune_commands,
 )
 from detrain.cli_error import CliError, user_message
@@ -50,6 +52,7 @@ def build_parser() -> argparse.ArgumentParser:
     model_commands.register(subcommands)
     endpoint_commands.register(subcommands)
     inference_commands.register(subcommands)
+    serve_command.register(subcommands)
     return parser
 
 

@@ -56,7 +56,7 @@ def fix(error: ClientError) -> str | None:
         )
     if code == "ResourceLimitExceeded":
         return _quota_fix(operation, message)
-    if code == "ValidationException":
+    if code in ("ValidationException", "ValidationError"):  # the runtime says ...Error
         return _validation_fix(operation, message)
     if operation == "InvokeEndpoint" and code == "ModelError":
         return (

@@ -25,6 +25,7 @@ from contract.names import (
     TRANSFORM_FOLDER,
 )
 from contract.sagemaker import JOB_NAME_MAX, JOB_NAME_PATTERN
+from contract.serving import JSON_CONTENT_TYPE, TRANSFORM_CONTENT_TYPE
 from detrain.cli_error import CliError
 
 # Serverless: MemorySizeInMB 1024-6144 in 1 GB steps, MaxConcurrency 1-200
@@ -34,10 +35,7 @@ DEFAULT_SERVERLESS_MEMORY_MB = 4096
 MAX_CONCURRENCY_RANGE = (1, 200)
 DEFAULT_MAX_CONCURRENCY = 5
 VARIANT = "AllTraffic"
-# What a transform sends each S3 object as (SplitType None: one object, one request): a type
-# the server reads whatever the image format is (contract/serving.py's IMAGE_CONTENT_TYPES).
-TRANSFORM_CONTENT_TYPE = "application/x-image"
-TRANSFORM_ACCEPT = "application/json"
+TRANSFORM_ACCEPT = JSON_CONTENT_TYPE
 NAME_MAX = JOB_NAME_MAX  # models, endpoint configs, endpoints, transform jobs: 63, one pattern
 
 

@@ -19,6 +19,7 @@ from botocore.exceptions import ClientError
 from PIL import Image
 
 from contract.names import Output, transform_output_uri
+from contract.serving import TRANSFORM_CONTENT_TYPE
 from detrain import aws_calls, endpoint_commands, endpoint_prices
 from detrain import endpoint_requests as requests
 from detrain.cli_error import CliError
@@ -34,7 +35,7 @@ TRANSFORM_ENDED = ("Completed", "Failed", "Stopped")
 
 def content_type(path: Path) -> str:
     """The image's media type; other formats go as application/x-image (the server sniffs)."""
-    return CONTENT_TYPES.get(path.suffix.lower(), requests.TRANSFORM_CONTENT_TYPE)
+    return CONTENT_TYPES.get(path.suffix.lower(), TRANSFORM_CONTENT_TYPE)
 
 
 def detections_of(answer: bytes, endpoint: str) -> list[dict]:
@@ -49,28 +50,39 @@ def detections_of(answer: bytes, endpoint: str) -> list[dict]:
     return found
 
 
-def _invoke(args: argparse.Namespace) -> int:
-    if not 0.0 <= args.threshold <= 1.0:
-        raise CliError(f"--threshold {args.threshold} is not allowed; allowed: 0 to 1")
-    images = image_files(args.images)
-    runtime = aws_calls.session(args).client("sagemaker-runtime")
-    options = f"threshold={args.threshold},max_detections={args.max_detections}"
+def invoke_images(
+    runtime, endpoint: str, images: list[Path], out: Path, *, options: str, progress: bool
+) -> int:
+    """Each image sent to ``endpoint`` (InvokeEndpoint, ``options`` as CustomAttributes), drawn
+    with its answer into ``out`` with one JSON line each, as predict writes; the detections."""
     classes: list[str] = []  # in the order first seen: each label keeps its colour
 
     def detect(path: Path, _image: Image.Image) -> list[dict]:
         answer = runtime.invoke_endpoint(
-            EndpointName=args.endpoint,
+            EndpointName=endpoint,
             Body=path.read_bytes(),
             ContentType=content_type(path),
             Accept=requests.TRANSFORM_ACCEPT,
             CustomAttributes=options,
         )
-        found = detections_of(answer["Body"].read(), args.endpoint)
+        found = detections_of(answer["Body"].read(), endpoint)
         classes.extend(d["label"] for d in found if d["label"] not in classes)
         return found
 
-    written = write_detections(
-        images, args.out, detect, classes, progress=not args.no_progress, desc="invoke"
+    return write_detections(images, out, detect, classes, progress=progress, desc="invoke")
+
+
+def _invoke(args: argparse.Namespace) -> int:
+    if not 0.0 <= args.threshold <= 1.0:
+        raise CliError(f"--threshold {args.threshold} is not allowed; allowed: 0 to 1")
+    images = image_files(args.images)
+    written = invoke_images(
+        aws_calls.session(args).client("sagemaker-runtime"),
+        args.endpoint,
+        images,
+        args.out,
+        options=f"threshold={args.threshold},max_detections={args.max_detections}",
+        progress=not args.no_progress,
     )
     print(f"{len(images)} images, {written} detections: {args.out}/ ({DETECTIONS_FILE})")
     return 0

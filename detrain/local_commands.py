@@ -48,6 +48,12 @@ def register(subcommands: argparse._SubParsersAction) -> None:
         help="ask the launcher for this many instances; each runs as a local process",
     )
     rehearse.add_argument(
+        "--serve",
+        action="store_true",
+        help="go on past training: deploy to the emulator, answer InvokeEndpoint from the local "
+        "model server (detrain invoke), and run a batch transform over a folder",
+    )
+    rehearse.add_argument(
         "--workdir",
         type=Path,
         default=REHEARSAL_FOLDER,
@@ -161,7 +167,14 @@ def _rehearse(args: argparse.Namespace) -> int:
     if args.instance_count is not None:
         _instance_count(args.instance_count)
     if args.tune or args.range:
+        if args.serve:
+            raise CliError("--serve follows a single job; a tuning rehearsal has no --serve")
         return _rehearse_tuning(args, overrides)
+    serving = None
+    if args.serve:
+        from detrain.serving_rehearsal import ServingRehearsal
+
+        serving = ServingRehearsal(args.workdir)
     result = rehearsal.rehearse(
         args.workdir,
         dataset=args.dataset,
@@ -169,8 +182,12 @@ def _rehearse(args: argparse.Namespace) -> int:
         images=args.images,
         hyperparameters=overrides,
         out=sys.stdout,
+        then=serving,
     )
-    return _report(result)
+    code = _report(result)
+    if serving is not None and serving.outcome is not None:
+        print(serving.outcome.summary(), flush=True)
+    return code
 
 
 def _rehearse_tuning(args: argparse.Namespace, overrides: dict[str, str]) -> int:

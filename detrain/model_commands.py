@@ -10,13 +10,11 @@ tuning job, the tuning summary (detrain/tuning_reports.py).
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import json
 import tarfile
 import webbrowser
 from collections.abc import Callable
 from pathlib import Path
-from types import ModuleType
 
 from botocore.exceptions import ClientError
 from PIL import Image, ImageDraw, ImageFont, ImageOps
@@ -31,6 +29,7 @@ from contract.outputs import (
     OUTPUT_ARCHIVE,
     REPORT_FILE,
     job_output_key,
+    load_detector_module,
 )
 from detrain import deployment
 from detrain.cli_error import CliError
@@ -88,16 +87,6 @@ def model_folder(args: argparse.Namespace) -> Path:
             f"(a model folder holds {', '.join(files[:-1])} and {files[-1]})"
         )
     return folder
-
-
-def load_detector_module(folder: Path) -> ModuleType:
-    """The model's own detector.py, imported from its folder under a name of its own."""
-    spec = importlib.util.spec_from_file_location(
-        f"detrain_model_{abs(hash(folder))}", folder / MODEL_LOADER_FILE
-    )
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 # ---- images

@@ -25,7 +25,7 @@ import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TextIO
+from typing import Protocol, TextIO
 from urllib.parse import unquote_plus
 
 from contract.names import (
@@ -197,6 +197,16 @@ class Launched:
     responses: list[dict]
     progress: _Progress
     started: float
+    dataset: Path  # the folder that was uploaded
+
+
+class FollowUp(Protocol):
+    """What goes on after a successful training job, inside the emulator (``steps`` of them,
+    each announced through ``launch.progress``), e.g. serving_rehearsal.ServingRehearsal."""
+
+    steps: int
+
+    def __call__(self, result: JobResult, launch: Launched) -> None: ...
 
 
 @contextlib.contextmanager
@@ -251,7 +261,7 @@ def launched(
             (events_folder / f"{name}-{number}.json").write_text(json.dumps(exchange, indent=2))
             progress.note(f"S3 event {number}: {_describe_exchange(event, response)}")
             responses.append(response)
-        yield Launched(stack, responses, progress, started)
+        yield Launched(stack, responses, progress, started, Path(folder))
         import boto3
 
         stored = Storage(boto3.client("s3")).list(f"s3://{stack.bucket}/")
@@ -270,16 +280,21 @@ def rehearse(
     hyperparameters: Mapping[str, str] | None = None,
     out: TextIO = sys.stdout,
     command: list[str] | None = None,
+    then: FollowUp | None = None,
 ) -> JobResult:
     """Run the flow; the job's result (its status says whether training succeeded).
 
-    ``command`` replaces ``training_image/train train`` (tests use a stand-in trainer).
+    ``command`` replaces ``training_image/train train`` (tests use a stand-in trainer);
+    ``then`` goes on once the job has Completed, before the emulator stops.
     """
     workdir = Path(workdir).resolve()
     body: dict = {"hyperparameters": {**REHEARSAL_HYPERPARAMETERS, **(hyperparameters or {})}}
     if instance_count is not None:
         body["instance_count"] = instance_count
-    with launched(workdir, dataset=dataset, images=images, body=body, out=out, steps=5) as launch:
+    steps = 5 + (then.steps if then else 0)
+    with launched(
+        workdir, dataset=dataset, images=images, body=body, out=out, steps=steps
+    ) as launch:
         job_name = None
         for response in launch.responses:
             job_name = launched_job(response)
@@ -293,4 +308,6 @@ def rehearse(
         storage = Storage(boto3.client("s3"))
         runner = LocalRunner(workdir / "jobs", storage=storage, command=command, out=out)
         result = runner.run(job)
+        if then is not None and result.succeeded:
+            then(result, launch)
     return result

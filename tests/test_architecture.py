@@ -2,7 +2,8 @@
 
 - ``contract`` (training_image/contract) imports only the standard library (and itself);
 - the trainer and the Lambda import nothing from ``infra`` or ``detrain``;
-- the Lambda imports nothing from ``trainer``;
+- the Lambda imports nothing from ``trainer``, the model server (``serving``) nothing from
+  ``trainer``, ``infra`` or ``detrain``;
 - ``infra`` imports nothing from ``detrain``, ``trainer`` or ``launch_training``;
 - ``detrain`` (the operator's CLI, the local runner, the rehearsal) imports ``infra``, the Lambda
   and ``contract``, and of ``trainer`` (which it runs as a process) only ``trainer.sample_data``;
@@ -49,6 +50,8 @@ class Layer:
 LAYERS = (
     Layer("contract", "training_image/contract", stdlib_only=True),
     Layer("trainer", "training_image/trainer", frozenset({"infra", "detrain"})),
+    # The model server runs the model folder's detector.py, never the trainer's code.
+    Layer("serving", "training_image/serving", frozenset({"infra", "detrain", "trainer"})),
     Layer("lambda", "lambdas/launch_training", frozenset({"infra", "detrain", "trainer"})),
     Layer("infra", "infra", frozenset({"detrain", "trainer", "launch_training"})),
     # detrain runs the trainer as a process; it shares the generated dataset's module only
@@ -109,6 +112,7 @@ def test_the_checker_finds_each_kind_of_violation(tmp_path):
         "training_image/contract/names.py": "import json\nfrom contract import sagemaker\n",
         "training_image/contract/bad.py": "import json\n\ndef f():\n    import boto3\n",
         "training_image/trainer/main.py": "from contract import names\nfrom infra import stack\n",
+        "training_image/serving/app.py": "from contract import serving\nimport trainer.images\n",
         "lambdas/launch_training/h.py": "import boto3\nfrom . import x\nimport trainer.model\n",
         "infra/stack.py": "from contract.names import Env\nfrom detrain import cli\n",
         "detrain/runner.py": (
@@ -124,6 +128,7 @@ def test_the_checker_finds_each_kind_of_violation(tmp_path):
     assert found == {
         "contract": ["training_image/contract/bad.py:4 imports boto3"],
         "trainer": ["training_image/trainer/main.py:2 imports infra"],
+        "serving": ["training_image/serving/app.py:2 imports trainer"],
         "lambda": ["lambdas/launch_training/h.py:3 imports trainer"],
         "infra": ["infra/stack.py:2 imports detrain"],
         "detrain": ["detrain/runner.py:5 imports trainer"],

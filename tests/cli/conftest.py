@@ -17,6 +17,7 @@ import pytest
 
 from contract.names import STACK_NAME
 from detrain import emulator
+from detrain.local_endpoint import LocalServer, local_server
 from tests.support.cli_world import BUCKET, TEMPLATE, CliWorld, register_image
 
 
@@ -45,3 +46,13 @@ def dataset_folder(tmp_path: Path) -> Path:
     for path in folder.rglob("*"):
         os.utime(path, (hour_ago, hour_ago))
     return folder
+
+
+@pytest.fixture(scope="session")
+def served_model(
+    trained_model: Path, tmp_path_factory: pytest.TempPathFactory
+) -> Iterator[LocalServer]:
+    """The session's tiny model served by `train serve` on loopback, as `detrain serve` runs
+    it (detrain/local_endpoint.py), for the commands that invoke an endpoint."""
+    with local_server(trained_model, tmp_path_factory.mktemp("served")) as server:
+        yield server

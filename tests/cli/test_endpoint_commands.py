@@ -1,7 +1,8 @@
 """deploy, endpoints, undeploy, invoke and transform, run as a user runs them (a child process)
 against the moto server. moto says yes to what AWS may refuse: refusals are tested with AWS's
-error shapes in test_endpoint_refusals.py. InvokeEndpoint goes to a test double of SageMaker's
-runtime (serving_world.runtime_double), since moto's reaches no container."""
+error shapes in test_endpoint_refusals.py. InvokeEndpoint goes to the real model server
+(`train serve` on a tiny trained model) through detrain/local_endpoint.py's front door, which
+plays SageMaker's runtime, since moto's reaches no container."""
 
 from __future__ import annotations
 
@@ -10,19 +11,19 @@ import os
 
 import boto3
 import pytest
+import requests
 from PIL import Image
 
 from contract.names import TAG_ENDPOINT, TAG_JOB
+from detrain.local_endpoint import FrontDoor
 from tests.support.cli_world import BUCKET, IMAGE_URI, CliWorld
 from tests.support.serving_world import (
     ENDPOINT_TYPES,
     JOB,
     MODEL_DATA,
     MODEL_ROLE,
-    SERVER_ANSWER,
     completed_job,
     deploy_serving_stack,
-    runtime_double,
 )
 
 
@@ -152,33 +153,69 @@ def test_undeploy_deletes_the_endpoint_and_only_what_deploy_made_for_it(world):
     assert "billing stops" in done.stdout
 
 
-def test_invoke_draws_the_endpoints_boxes_and_writes_json_lines(world, tmp_path):
+def _scene(path, size=(96, 80)) -> None:
+    image = Image.new("RGB", size, "white")
+    image.paste((200, 30, 30), (20, 15, 70, 60))
+    image.save(path)
+
+
+def _invoke_through(world, served_model, endpoint, *args):
+    """`detrain invoke` with sagemaker-runtime pointed at the front door, JOB routed to the
+    real server."""
+    with FrontDoor() as door:
+        door.route(JOB, served_model.url)
+        env = {**world.env, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": door.url}
+        return world.detrain("invoke", endpoint, *args, "--no-progress", env=env)
+
+
+def test_invoke_draws_the_servers_boxes_and_writes_json_lines(world, served_model, tmp_path):
     images = tmp_path / "images"
     images.mkdir()
-    Image.new("RGB", (80, 80), "white").save(images / "a.jpg")
-    Image.new("RGB", (80, 80), "white").save(images / "b.png")
+    _scene(images / "a.jpg")
+    _scene(images / "b.png", size=(64, 120))
     out = tmp_path / "out"
 
-    with runtime_double() as (url, received):
-        env = {**world.env, "AWS_ENDPOINT_URL_SAGEMAKER_RUNTIME": url}
-        done = world.detrain(
-            "invoke", JOB, str(images), "--out", str(out), "--threshold", "0.3",
-            "--no-progress", env=env,
-        )  # fmt: skip
+    done = _invoke_through(
+        world, served_model, JOB, str(images), "--out", str(out), "--threshold", "0",
+        "--max-detections", "2",
+    )  # fmt: skip
 
     assert done.returncode == 0, done.stderr
-    assert [r["path"] for r in received] == [f"/endpoints/{JOB}/invocations"] * 2
-    assert [r["headers"]["Content-Type"] for r in received] == ["image/jpeg", "image/png"]
-    assert received[0]["headers"]["X-Amzn-SageMaker-Custom-Attributes"] == (
-        "threshold=0.3,max_detections=100"
-    )
-    assert received[0]["body"] == (images / "a.jpg").read_bytes()
     lines = [json.loads(line) for line in (out / "detections.jsonl").read_text().splitlines()]
     assert [line["drawn"] for line in lines] == ["00000-a.jpg", "00001-b.jpg"]
-    assert lines[0]["detections"] == SERVER_ANSWER["detections"]
-    drawn = Image.open(out / "00000-a.jpg").convert("RGB")
-    assert drawn.getpixel((10, 40)) != (255, 255, 255)  # the box's left edge
+    sent = (("a.jpg", "image/jpeg"), ("b.png", "image/png"))
+    for line, (name, kind) in zip(lines, sent, strict=True):
+        direct = requests.post(
+            served_model.url + "/invocations",
+            data=(images / name).read_bytes(),
+            headers={"Content-Type": kind},
+            params={"threshold": "0", "max_detections": "2"},
+            timeout=60,
+        ).json()
+        assert line["detections"] == direct["detections"]  # CustomAttributes passed through
+        assert len(line["detections"]) == 2  # threshold 0: the untrained model finds many
+    assert Image.open(out / "00001-b.jpg").size == (64, 120)
     assert "2 images, 4 detections" in done.stdout
+
+
+def test_invoke_names_the_servers_refusal_and_an_unknown_endpoint(world, served_model, tmp_path):
+    image = tmp_path / "a.jpg"
+    _scene(image)
+
+    refused = _invoke_through(
+        world, served_model, JOB, str(image), "--out", str(tmp_path), "--max-detections", "5000"
+    )
+    unknown = _invoke_through(
+        world, served_model, "detrain-nobody", str(image), "--out", str(tmp_path)
+    )
+
+    assert refused.returncode == 2
+    assert "ModelError" in refused.stderr and "Received client error (400)" in refused.stderr
+    assert "max_detections = '5000' is not allowed; allowed: a whole number" in refused.stderr
+    assert "`detrain serve MODEL` runs the same server" in refused.stderr
+    assert unknown.returncode == 2
+    assert "Endpoint detrain-nobody not found" in unknown.stderr
+    assert "`detrain endpoints` lists them" in unknown.stderr
 
 
 def test_transform_runs_a_batch_over_a_prefix_into_the_jobs_transform_folder(world):

@@ -19,6 +19,7 @@ PACKAGES = (
     "lambdas/launch_training",
     "training_image/contract",
     "training_image/trainer",
+    "training_image/serving",
     "detrain",
 )
 NOT_LISTED = {"__init__.py", "__main__.py"}

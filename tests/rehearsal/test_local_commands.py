@@ -23,6 +23,7 @@ def test_each_command_has_help(command, capsys):
         (["rehearse", "--instance-count", "9"], "--instance-count 9 is not allowed"),
         (["rehearse", "--images", "1"], "--images 1 is too few"),
         (["rehearse", "--dataset", "no-such-folder"], "--dataset 'no-such-folder' is not a folder"),
+        (["rehearse", "--tune", "--serve"], "--serve follows a single job"),
     ],
 )
 def test_user_mistakes_exit_2_with_one_line(argv, message, capsys, tmp_path, monkeypatch):

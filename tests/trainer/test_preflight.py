@@ -1,10 +1,12 @@
-"""The preflight: one training and one validation step before epoch 1, state restored after."""
+"""The preflight: the largest images through a training and a validation step, then timed warm
+steps for the estimate; state restored after."""
 
 import dataclasses
 import json
 import logging
 import random
 import re
+import time
 from pathlib import Path
 
 import numpy as np
@@ -12,6 +14,7 @@ import pytest
 import torch
 
 from contract.hyperparameters import Hyperparameters
+from contract.outputs import MAX_RUNTIME_VARIABLE
 from tests.support.synthetic import write_coco
 from trainer import engine, preflight, tables
 from trainer import model as models
@@ -90,6 +93,45 @@ def test_preflight_leaves_model_optimizer_schedule_and_randomness_as_they_were(t
     assert estimate.job == pytest.approx(3 * (10 * estimate.train_step + estimate.valid_step))
 
 
+class _Clock:
+    """``time`` for the preflight, whose ``perf_counter`` jumps when ``slow`` is called."""
+
+    def __init__(self) -> None:
+        self.offset = 0.0
+
+    def perf_counter(self) -> float:
+        return time.perf_counter() + self.offset
+
+    def slow(self, function, calls: set[int]):
+        """``function``, 100 s slower (on this clock) on the given calls, counted from 1."""
+        count = []
+
+        def wrapped(*args, **kwargs):
+            count.append(1)
+            if len(count) in calls:
+                self.offset += 100.0
+            return function(*args, **kwargs)
+
+        wrapped.count = count
+        return wrapped
+
+
+def test_cold_first_steps_and_one_slow_step_do_not_decide_the_estimate(tmp_path, monkeypatch):
+    table = _table(tmp_path, classes=2, count=3)
+    detector = models.create(TINY, table.class_names)
+    clock = _Clock()
+    monkeypatch.setattr(preflight, "time", clock)
+    train = clock.slow(engine.train_one_epoch, {1, 3})  # the cold step, then a timed one
+    validate = clock.slow(engine.validate, {1})
+    monkeypatch.setattr(engine, "train_one_epoch", train)
+    monkeypatch.setattr(engine, "validate", validate)
+
+    estimate, _, _ = _preflight(detector, table, TINY)  # 3 epochs of 10 steps: 3 timed
+
+    assert estimate.train_step < 100 and estimate.valid_step < 100
+    assert (len(train.count), len(validate.count)) == (4, 4)
+
+
 @dataclasses.dataclass
 class _SmallGpu(models.DetectionModel):
     """A model whose device holds at most two images per batch (out-of-memory beyond)."""
@@ -122,11 +164,12 @@ def test_the_estimate_warns_when_it_exceeds_max_runtime(tmp_path, monkeypatch, c
     table = _table(tmp_path, classes=2)
     detector = models.create(TINY, table.class_names)
     caplog.set_level(logging.INFO, logger="trainer.preflight")
+    monkeypatch.setattr(preflight, "MOST_TIMED_STEPS", 0)  # the cold steps will do: keep it short
 
     _preflight(detector, table, TINY, train_steps=100_000)
     assert "will take about" in caplog.text and "MaxRuntime" not in caplog.text
 
-    monkeypatch.setenv(preflight.MAX_RUNTIME_ENV, "3600")
+    monkeypatch.setenv(MAX_RUNTIME_VARIABLE, "3600")
     _preflight(detector, table, TINY, train_steps=100_000)
     assert re.search(
         r"the estimated training time, about \d+ h \d\d min, exceeds this job's MaxRuntime "

@@ -7,6 +7,10 @@ The trainer writes these files, the local runner packs them the same way, and th
 them back: each name is defined here once.
 """
 
+import importlib.util
+from pathlib import Path
+from types import ModuleType
+
 MODEL_ARCHIVE = "model.tar.gz"  # /opt/ml/model, packed
 OUTPUT_ARCHIVE = "output.tar.gz"  # /opt/ml/output/data, packed
 
@@ -34,3 +38,15 @@ def job_output_key(models_prefix: str, job_name: str, archive: str) -> str:
     if archive not in (MODEL_ARCHIVE, OUTPUT_ARCHIVE):
         raise ValueError(f"archive {archive!r}: allowed {MODEL_ARCHIVE!r}, {OUTPUT_ARCHIVE!r}")
     return f"{models_prefix}{job_name}/output/{archive}"
+
+
+def load_detector_module(model_dir: Path) -> ModuleType:
+    """The model folder's own detector.py, imported under a name of its own (per folder), as
+    anyone holding the artifact would: ``detrain predict`` and the model server both use it."""
+    folder = Path(model_dir)
+    spec = importlib.util.spec_from_file_location(
+        f"detrain_model_{abs(hash(str(folder.resolve())))}", folder / MODEL_LOADER_FILE
+    )
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
