@@ -38,6 +38,7 @@ from contract.hyperparameters import from_values  # noqa: E402
 from tests.support.synthetic import write_coco  # noqa: E402
 from trainer import batches, dataset, engine, loading, model, tables  # noqa: E402
 
+DECODE_ON = "cpu"  # --decode-on: where the loaders' JPEGs are decoded (trainer/device_decode.py)
 PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 FULL = {
     "models": [("faster_rcnn", "resnet50_fpn"), ("efficientdet", "tf_d0")],
@@ -111,15 +112,19 @@ class Run:
     def loaders(self, workers: int):
         options = loading.options(workers, self.size["batch"], self.device)
         size, family = self.size["image_size"], self.detector.name
+        on_device = DECODE_ON == "device"  # the training loop's to_device decodes the batch
         train = batches.loader(
-            dataset.build(self.train_table, size, train=True),
+            dataset.build(self.train_table, size, train=True, decode_on_device=on_device),
             family,
             train=True,
             sampler=self.sampler,
             **options,
         )
         valid = batches.loader(
-            dataset.build(self.valid_table, size, train=False), family, train=False, **options
+            dataset.build(self.valid_table, size, train=False, decode_on_device=on_device),
+            family,
+            train=False,
+            **options,
         )
         return train, valid
 
@@ -163,9 +168,13 @@ def main() -> None:
     parser.add_argument("--precisions", default="fp32,bf16,fp16")
     parser.add_argument("--workers", default="4,all", help="counts, or 'all' (the vCPUs)")
     parser.add_argument("--channels-last", action="store_true")
+    parser.add_argument("--decode-on", choices=("cpu", "device"), default="cpu")
     parser.add_argument("--models", default="", help="e.g. efficientdet (default: both)")
     parser.add_argument("--images", type=int, default=0, help="instead of the size's own")
     args = parser.parse_args()
+    global DECODE_ON
+    DECODE_ON = args.decode_on
+    print(f"decode_on={DECODE_ON}")
     size = dict(SMOKE if args.smoke else FULL)
     size["images"] = args.images or size["images"]
     device = torch.device("cuda" if torch.cuda.is_available() and not args.smoke else "cpu")

@@ -6,7 +6,9 @@
 functions: ``dataset.build`` (IceVision record, decode, flip, resize + pad) and the collate of
 ``batches.loader`` (uint8 pixels, the family's targets), for every model family. "bare"
 decodes the same files with Pillow and resizes the longest side to 512 px with OpenCV (what
-the pipeline's resize uses), nothing else. "icevision" is the path before uint8 batches
+the pipeline's resize uses), nothing else. "device_on_cpu" is ``decode_on=device`` with the CPU
+as the device (the workers' and the training process's parts, on this one thread). "icevision"
+is the path before uint8 batches
 (IceVision's Dataset, Normalize in the worker, float32 CHW collate): a same-run before/after.
 All run in this process on one thread (a worker's share: torch and OpenCV limited to one
 thread), timed in this thread's CPU time, which other processes on a shared machine disturb
@@ -38,7 +40,7 @@ sys.path.insert(0, str(ROOT / "training_image"))
 sys.path.insert(0, str(ROOT))  # tests.support: the generated datasets the tests use
 
 from tests.support.synthetic import write_coco  # noqa: E402
-from trainer import batches, dataset, tables  # noqa: E402
+from trainer import batches, dataset, device_decode, tables  # noqa: E402
 from trainer.model import model_type  # noqa: E402
 
 IMAGE_SIZE, BATCH = 512, 8
@@ -95,6 +97,13 @@ def pipeline(loader) -> None:
         pass
 
 
+def device_decode_on_cpu(loader) -> None:
+    """decode_on=device with the CPU as the device: the worker's part (header, bytes, boxes) and
+    the training process's (torchvision's CPU JPEG decoder, torch flip/resize/pad), one thread."""
+    for (pixels, _targets), _samples in loader:
+        device_decode.decode(pixels, torch.device("cpu"))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument(
@@ -121,7 +130,17 @@ def main() -> None:
             )
             for family in FAMILIES
         }
-        runs = {"bare": lambda: bare(paths), "icevision": lambda: pipeline(icevision(table))}
+        on_device = batches.loader(
+            dataset.build(table, IMAGE_SIZE, train=True, decode_on_device=True),
+            "efficientdet",
+            train=True,
+            batch_size=BATCH,
+        )
+        runs = {
+            "bare": lambda: bare(paths),
+            "icevision": lambda: pipeline(icevision(table)),
+            "device_on_cpu": lambda: device_decode_on_cpu(on_device),
+        }
         runs.update({f: (lambda loader=loader: pipeline(loader)) for f, loader in loaders.items()})
         times: dict[str, list[float]] = {name: [] for name in runs}
         for round_ in range(args.rounds + 1):  # the first round warms up (page cache, imports)
@@ -136,6 +155,8 @@ def main() -> None:
         spread = (max(t) - min(t)) / statistics.median(t)
         print(f"{name:13} {rate[name]:7.1f} img/s per core  (round spread {spread:.0%})")
     print(f"before (IceVision's path) pipeline/bare {rate['icevision'] / rate['bare']:.3f}")
+    device_ratio = rate["device_on_cpu"] / rate["bare"]
+    print(f"decode_on=device, the CPU as device, pipeline/bare {device_ratio:.3f}")
     ratios = {f: rate[f] / rate["bare"] for f in FAMILIES}
     for family, value in ratios.items():
         print(f"{family:13} pipeline/bare {value:.3f}")

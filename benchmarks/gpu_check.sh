@@ -137,6 +137,14 @@ if [ "${THROUGHPUT:-1}" = 1 ]; then
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   python3 benchmarks/bench_gpu_train.py --channels-last --precisions fp32,bf16 --workers 4 \
     2>&1 | grep -v Warning | tee "$OUT/bench_gpu_train_channels_last.txt"
+  echo "== bench_gpu_train: decode on the GPU (nvjpeg), 4 and all workers"
+  python3 benchmarks/bench_gpu_train.py --decode-on device --precisions bf16 --workers 4,all \
+    2>&1 | grep -v Warning | tee "$OUT/bench_gpu_train_decode_on_device.txt"
+  echo "== bench_gpu_train: the whole process on 4 cores (ml.g5.xlarge), CPU vs GPU decode"
+  for where in cpu device; do
+    taskset -c 0-3 python3 benchmarks/bench_gpu_train.py --decode-on "$where" --precisions bf16 \
+      --workers 4 2>&1 | grep -v Warning | tee "$OUT/bench_gpu_train_4cores_$where.txt"
+  done
   [ "${PIPESTATUS[0]}" -eq 0 ] || status=1
   python3 benchmarks/bench_coco_eval.py | tee "$OUT/bench_coco_eval.txt"
 fi

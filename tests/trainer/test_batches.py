@@ -38,7 +38,7 @@ def test_device_normalized_batches_equal_icevisions_to_the_bit(table, family, tr
     )
     (pixels, targets), records = next(iter(loader))
     assert pixels.dtype == torch.uint8 and pixels.shape == (4, 128, 128, 3)
-    assert all(r.img is None for r in records)  # unloaded: nothing big goes back to the trainer
+    assert all(r.pixels is None for r in records)  # unloaded: nothing big goes back to the trainer
     xb, yb = batches.to_device((pixels, targets), torch.device("cpu"), family)
     if family == "efficientdet":
         assert torch.equal(xb, expected_x)

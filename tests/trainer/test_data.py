@@ -198,12 +198,12 @@ def test_split_needs_two_images(tmp_path):
         tables.split(tables.load(tmp_path), 0.2, seed=0)
 
 
-def test_records_feed_icevision(tmp_path):
+def test_samples_carry_the_images_pixels_and_labels(tmp_path):
     write_coco(tmp_path, 3)
     table = tables.load(tmp_path)
-    record = dataset.build(table, 128, train=False)[0]
-    assert record.img.shape == (128, 128, 3)
-    assert record.detection.label_ids == table.annotations(0)[1].tolist()
+    sample = dataset.build(table, 128, train=False)[0]
+    assert sample.pixels.shape == (128, 128, 3) and sample.pixels.dtype == np.uint8
+    assert sample.labels.tolist() == table.annotations(0)[1].tolist()
 
 
 # ---- each box on its own, ids as COCO allows, paths, layouts (issue 10)

@@ -63,6 +63,17 @@ def test_shared_datasets_train(opt_ml, shared_datasets, dataset, log, capsys):
     assert (opt_ml.model_dir / "config.json").is_file()
 
 
+def test_decode_on_device_trains_through_the_device_path_and_says_so(opt_ml):
+    write_coco(opt_ml.channel("training"), 8)  # JPEGs: they reach the device as bytes
+    opt_ml.hyperparameters({**TINY, "decode_on": "device", "num_workers": "1"})
+
+    result = run_train(opt_ml)
+
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "JPEGs decoded on cpu (decode_on=device)" in result.stdout
+    assert len(metric_lines(result.stdout)) == 1
+
+
 @pytest.mark.parametrize(
     ("hyperparameters", "make_data", "failure"),
     [

@@ -85,7 +85,7 @@ def test_augmentation_presets_build_square_training_images(tmp_path, augmentatio
     write_coco(tmp_path / "c", 4)
     table = tables.load(tmp_path / "c")
 
-    image = dataset.build(table, 128, train=True, augmentation=augmentation)[0].img
+    image = dataset.build(table, 128, train=True, augmentation=augmentation)[0].pixels
 
     assert image.shape[:2] == (128, 128)
 

@@ -20,6 +20,7 @@ from contract.metrics import SELECTABLE
 from contract.recipes import AUGMENTATIONS, OPTIMIZERS, SCHEDULES, recipe
 
 AMP_DTYPES = ("float16", "bfloat16")
+DECODE_ON = ("auto", "cpu", "device")  # where JPEGs are decoded (trainer/device_decode.py)
 
 SAGEMAKER_RESERVED_PREFIX = "sagemaker_"
 # A tuning job's trials get this key too: the objective's metric name (not a knob of ours).
@@ -57,6 +58,7 @@ class Hyperparameters:
     grad_clip_norm: float = 10.0
     seed: int = 42
     num_workers: int = -1  # -1: the vCPUs per GPU (trainer/loading.py)
+    decode_on: str = "auto"  # auto | cpu | device: where JPEGs are decoded
     valid_fraction: float = 0.2
     amp: bool = True
     amp_dtype: str = "float16"  # autocast type on a GPU when amp; bfloat16 needs no loss scaling
@@ -121,6 +123,7 @@ _CHOICES = {
     "schedule": SCHEDULES,
     "augmentation": AUGMENTATIONS,
     "amp_dtype": AMP_DTYPES,
+    "decode_on": DECODE_ON,
 }
 
 

@@ -8,6 +8,9 @@ normalizes it there with albumentations' ``Normalize`` arithmetic (float32: subt
 as when the workers normalized (tests/trainer/test_batches.py). The images leave as NCHW
 (``channels_last`` on request: the NHWC pixels already are that layout).
 
+With the decode on the device (``trainer.device_decode``), a batch's pixels are the JPEG files'
+bytes (``EncodedBatch``), decoded, flipped, resized and padded by ``to_device`` on the device.
+
 Targets and the images' form are each family's (trainer/families/): EfficientDet's
 ``dict(bbox=[yxyx], cls=[...])`` and one tensor, torchvision's list of
 ``dict(boxes=xyxy, labels=...)`` and a list of images.
@@ -22,7 +25,9 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader
 
-from trainer import families
+from trainer import device_decode, families
+from trainer.device_decode import EncodedBatch, EncodedJpeg
+from trainer.transforms import Sample
 
 MEAN = (0.485, 0.456, 0.406)  # albumentations' Normalize defaults (ImageNet)
 STD = (0.229, 0.224, 0.225)
@@ -35,22 +40,25 @@ def _normalizer() -> tuple[torch.Tensor, torch.Tensor]:
     return torch.from_numpy(mean), torch.from_numpy(scale)
 
 
-def _pixels(records: Sequence) -> torch.Tensor:
-    return torch.from_numpy(np.stack([np.asarray(r.img, dtype=np.uint8) for r in records]))
+def _pixels(samples: Sequence[Sample]) -> torch.Tensor | EncodedBatch:
+    if any(isinstance(s.pixels, EncodedJpeg) for s in samples):
+        return EncodedBatch([s.pixels for s in samples])
+    return torch.from_numpy(np.stack([s.pixels for s in samples]))
 
 
 class Collate:
-    """Records -> ((uint8 pixels, targets), records), the records' pixels dropped (picklable)."""
+    """Samples -> ((uint8 pixels, targets), samples), the samples' pixels dropped. The pixels are
+    one (B, H, W, 3) tensor, or an ``EncodedBatch`` to decode on the device (``to_device``)."""
 
     def __init__(self, family: str, *, train: bool) -> None:
         families.get(family)  # UnknownFamily (a ValueError) naming the known ones
         self.family, self.train = family, train
 
-    def __call__(self, records: Sequence) -> tuple[tuple[torch.Tensor, Any], Sequence]:
-        batch = (_pixels(records), families.get(self.family).targets(records, train=self.train))
-        for record in records:
-            record.unload()
-        return batch, records
+    def __call__(self, samples: Sequence[Sample]) -> tuple[tuple[Any, Any], Sequence[Sample]]:
+        batch = (_pixels(samples), families.get(self.family).targets(samples, train=self.train))
+        for sample in samples:
+            sample.pixels = None
+        return batch, samples
 
 
 def loader(dataset, family: str, *, train: bool, **options) -> DataLoader:
@@ -81,5 +89,7 @@ def to_device(
 ) -> tuple[Any, Any]:
     """A collated batch on ``device``, images normalized, in the family's input form."""
     pixels, targets = batch
+    if isinstance(pixels, EncodedBatch):
+        pixels = device_decode.decode(pixels, device)
     images = normalize(pixels.to(device, non_blocking=True), channels_last=channels_last)
     return families.get(family).inputs(images), _move(targets, device)

@@ -1,13 +1,19 @@
-"""The torch dataset: a table's rows as IceVision records, decoded (``trainer.images``
-through IceVision's patched ``open_img``) and transformed in the DataLoader's workers.
+"""The torch dataset: a table's rows decoded (``trainer.images``) and transformed in the
+DataLoader's workers, as ``transforms.Sample``s.
+
+``light`` and ``none`` (and validation) go through ``trainer.transforms`` (numpy and OpenCV);
+``standard`` through IceVision's records and its albumentations ``aug_tfms``. With the decode on
+the device (``trainer.device_decode``), plain JPEGs leave the workers as bytes.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
-from trainer import icevision_patches
+import numpy as np
+
+from trainer import icevision_patches, images, transforms
 from trainer.errors import DataError
 from trainer.image_files import DECODE_ERRORS
 from trainer.tables import DetectionTable
@@ -47,10 +53,41 @@ class Records(Sequence):
         return record
 
 
+class Resized:
+    """``light``, ``none`` and validation: decode, flip (to train, with ``light``), resize, pad."""
+
+    def __init__(self, table: DetectionTable, image_size: int, *, flip: bool) -> None:
+        self.table, self.image_size, self.flip = table, image_size, flip
+
+    def __call__(self, row: int) -> transforms.Sample:
+        pixels = images.read_rgb_array(self.table.paths[row])
+        flip = transforms.decide_flip(self.flip)
+        boxes, labels = self.table.annotations(row)
+        return transforms.sample(row, pixels, boxes, labels, self.image_size, flip=flip)
+
+
+class Augmented:
+    """``standard``: IceVision's ``aug_tfms`` on an IceVision record, through its adapter."""
+
+    def __init__(self, table: DetectionTable, image_size: int) -> None:
+        icevision_patches.apply()
+        from icevision import tfms
+
+        self.records = Records(table)
+        self.adapter = tfms.A.Adapter([*tfms.A.aug_tfms(image_size)])
+
+    def __call__(self, row: int) -> transforms.Sample:
+        record = self.records[row]
+        record.set_img(images.read_rgb(self.records.table.paths[row]))
+        record = self.adapter(record)
+        boxes = np.array([b.xyxy for b in record.detection.bboxes], dtype=np.float32)
+        labels = np.array(record.detection.label_ids, dtype=np.int64)
+        return transforms.Sample(row, np.asarray(record.img), boxes.reshape(-1, 4), labels)
+
+
 class ReadChecked(Sequence):
-    """Records as transformed uint8 images, where one that fails to decode is a DataError naming
-    the file. (IceVision's Dataset without its deep copy of each record: Records builds a fresh
-    one.)
+    """Rows as ``transforms.Sample``s (``load``), where one that fails to decode is a DataError
+    naming the file.
 
     The header check in ``tables.load`` cannot see every corruption (a full decode of a million
     images is too slow), so the first full decode is checked here. Up to ``max_bad_images``
@@ -58,23 +95,25 @@ class ReadChecked(Sequence):
     count is kept per process (each DataLoader worker counts its own).
     """
 
-    def __init__(self, records: Records, tfm, max_bad_images: int = 0) -> None:
-        self.records, self.tfm, self.max_bad_images = records, tfm, max_bad_images
+    def __init__(
+        self,
+        table: DetectionTable,
+        load: Callable[[int], transforms.Sample],
+        max_bad_images: int = 0,
+    ) -> None:
+        self.table, self.load, self.max_bad_images = table, load, max_bad_images
         self.skipped: set[str] = set()
 
     def __len__(self) -> int:
-        return len(self.records)
+        return len(self.table)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> transforms.Sample:
         for attempt in range(len(self)):
             row = (i + attempt) % len(self)
-            record = self.records[row]
             try:
-                record.reduce_on_components("_load")  # decode the image
+                return self.load(row)
             except DECODE_ERRORS as error:
-                self._skip(self.records.table.paths[row], error)
-                continue
-            return self.tfm(record)
+                self._skip(self.table.paths[row], error)
         raise DataError(f"none of the {len(self)} images could be decoded")
 
     def _skip(self, path: str, error: Exception) -> None:
@@ -101,18 +140,20 @@ def build(
     train: bool,
     augmentation: str = "light",
     max_bad_images: int = 0,
-):
-    """Records as uint8 images: resize the longest side, pad to a square; to train,
+    decode_on_device: bool = False,
+) -> ReadChecked:
+    """Rows as uint8 images: resize the longest side, pad to a square; to train,
     ``augmentation``: ``light`` flips, ``standard`` is IceVision's aug_tfms, ``none``.
+    ``decode_on_device``: plain JPEGs stay encoded (``trainer.device_decode``; not with
+    ``standard``, whose steps run on decoded pixels).
 
     The pixels are normalized on the training device (trainer.batches), not in the workers.
     """
-    icevision_patches.apply()
-    from icevision import tfms
-
-    steps = [*tfms.A.resize_and_pad(image_size)]
     if train and augmentation == "standard":
-        steps = [*tfms.A.aug_tfms(image_size)]
-    elif train and augmentation == "light":
-        steps.insert(0, tfms.A.HorizontalFlip(p=0.5))
-    return ReadChecked(Records(table), tfms.A.Adapter(steps), max_bad_images)
+        return ReadChecked(table, Augmented(table, image_size), max_bad_images)
+    resized = Resized(table, image_size, flip=train and augmentation == "light")
+    if decode_on_device:
+        from trainer.device_decode import Encoded
+
+        return ReadChecked(table, Encoded(resized), max_bad_images)
+    return ReadChecked(table, resized, max_bad_images)

@@ -267,9 +267,8 @@ def validate(
     return Validation(float(np.mean(losses)) if losses else math.nan, mean_ap, ap_50)
 
 
-def _truth(record) -> tuple[np.ndarray, np.ndarray]:
-    boxes = np.array([b.xyxy for b in record.detection.bboxes], dtype=np.float32).reshape(-1, 4)
-    return boxes, np.asarray(record.detection.label_ids, dtype=np.int64)
+def _truth(sample) -> tuple[np.ndarray, np.ndarray]:
+    return sample.boxes.reshape(-1, 4), sample.labels
 
 
 def peak_learning_rate(

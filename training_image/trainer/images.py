@@ -22,6 +22,7 @@ import numpy as np
 from PIL import Image, ImageOps
 
 BACKGROUND = (255, 255, 255)
+ORIENTATION = 0x0112  # the EXIF tag
 
 
 def _gray_to_l(pixels: np.ndarray, mode: str) -> Image.Image:
@@ -41,8 +42,13 @@ def _gray_to_l(pixels: np.ndarray, mode: str) -> Image.Image:
 
 def to_rgb(image: Image.Image) -> Image.Image:
     """An 8-bit RGB copy of ``image`` (orientation applied, depth scaled, alpha composited)."""
-    image = ImageOps.exif_transpose(image)
+    return _rgb(ImageOps.exif_transpose(image), copy=True)
+
+
+def _rgb(image: Image.Image, *, copy: bool) -> Image.Image:
     mode = image.mode
+    if mode == "RGB" and not copy:
+        return image
     if mode in ("I", "F") or mode.startswith("I;16"):
         return _gray_to_l(np.asarray(image), mode).convert("RGB")
     if (mode == "P" and "transparency" in image.info) or mode == "PA":
@@ -55,7 +61,28 @@ def to_rgb(image: Image.Image) -> Image.Image:
 
 
 def read_rgb(path: str) -> Image.Image:
-    """Open and fully decode ``path`` as 8-bit RGB; Pillow's errors (OSError etc.) propagate."""
+    """Open and fully decode ``path`` as 8-bit RGB; Pillow's errors (OSError etc.) propagate.
+
+    The decoded image is this function's own: orientation and mode change it in place, so an
+    upright RGB file costs no copy (``to_rgb`` copies, for callers who keep their image).
+    """
     with Image.open(path) as image:
         image.load()
-        return to_rgb(image)
+        ImageOps.exif_transpose(image, in_place=True)
+        return _rgb(image, copy=False)
+
+
+def read_rgb_array(path: str) -> np.ndarray:
+    """``read_rgb``'s pixels as a (height, width, 3) uint8 array."""
+    return np.asarray(read_rgb(path))
+
+
+def is_plain_jpeg(image: Image.Image) -> bool:
+    """Whether libjpeg's own RGB output is ``read_rgb``'s for this opened (not decoded) file:
+    a JPEG in RGB (YCbCr) or grayscale, with no EXIF rotation. CMYK, other formats and rotated
+    photos need this module's rules (``read_rgb``)."""
+    return (
+        image.format == "JPEG"
+        and image.mode in ("RGB", "L")
+        and image.getexif().get(ORIENTATION, 1) == 1
+    )

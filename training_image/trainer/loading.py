@@ -25,6 +25,11 @@ def vcpus() -> int:
         return os.cpu_count() or 1
 
 
+def vcpus_per_gpu() -> int:
+    """This host's vCPUs over its GPUs (all of them without a GPU)."""
+    return vcpus() // max(1, torch.cuda.device_count())
+
+
 def workers(requested: int, *, cpus: int | None = None, gpus: int | None = None) -> int:
     """``requested`` capped at the CPU count; AUTO: the vCPUs per GPU (all of them on a CPU)."""
     cpus = vcpus() if cpus is None else cpus

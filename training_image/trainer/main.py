@@ -32,6 +32,7 @@ from trainer import (
     checkpoints,
     collectives,
     dataset,
+    device_decode,
     engine,
     environment,
     epochs,
@@ -92,8 +93,10 @@ def train() -> None:
     collectives.wrap(model, device)
     loader_options = loading.options(hp.num_workers, hp.batch_size, device)
     log.info("%d DataLoader workers per process", loader_options["num_workers"])
+    on_device, why = device_decode.choose(hp, device, loading.vcpus_per_gpu())
+    log.info("JPEGs decoded on %s (%s)", device if on_device else "the CPU workers", why)
     train_batches, valid_batches = _data_loaders(
-        model, train_table, valid_table, sampler, hp, loader_options
+        model, train_table, valid_table, sampler, hp, dict(loader_options, on_device=on_device)
     )
     optimizer = engine.optimizer(
         model, hp, lr_finder.START if hp.learning_rate == AUTO else hp.learning_rate
@@ -279,6 +282,8 @@ def _data_loaders(
     hp: Hyperparameters,
     options: dict[str, Any],
 ) -> tuple[Any, Any]:
+    options = dict(options)
+    on_device = options.pop("on_device")
     train_batches = batches.loader(
         dataset.build(
             train_table,
@@ -286,6 +291,7 @@ def _data_loaders(
             train=True,
             augmentation=hp.augmentation,
             max_bad_images=hp.max_bad_images,
+            decode_on_device=on_device,
         ),
         model.name,
         train=True,
@@ -293,7 +299,13 @@ def _data_loaders(
         **options,
     )
     valid_batches = batches.loader(
-        dataset.build(valid_table, hp.image_size, train=False, max_bad_images=hp.max_bad_images),
+        dataset.build(
+            valid_table,
+            hp.image_size,
+            train=False,
+            max_bad_images=hp.max_bad_images,
+            decode_on_device=on_device,
+        ),
         model.name,
         train=False,
         **options,

@@ -35,7 +35,8 @@ class ModelFamily:
         raise NotImplementedError
 
     def targets(self, records: Sequence, *, train: bool) -> Any:
-        """A batch's targets in the form the model's forward pass takes."""
+        """A batch's targets (from ``transforms.Sample``s) in the form the model's forward pass
+        takes."""
         raise NotImplementedError
 
     def inputs(self, images: torch.Tensor) -> Any:

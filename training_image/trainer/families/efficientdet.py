@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from types import ModuleType
 from typing import Any
 
+import numpy as np
 import torch
 from torch import nn
 
@@ -35,11 +36,11 @@ class EfficientDet(ModelFamily):
 
     def targets(self, records: Sequence, *, train: bool) -> dict[str, Any]:
         boxes, classes = [], []
-        for record in records:
-            labels = record.detection.label_ids
-            yxyx = [b.yxyx for b in record.detection.bboxes] if labels else [[0, 0, 0, 0]]
-            boxes.append(torch.tensor(yxyx, dtype=torch.float32))
-            classes.append(torch.tensor(labels or [0], dtype=torch.float32))
+        for sample in records:
+            present = len(sample.labels) > 0
+            yxyx = sample.boxes[:, [1, 0, 3, 2]] if present else np.zeros((1, 4), np.float32)
+            boxes.append(torch.as_tensor(yxyx, dtype=torch.float32))
+            classes.append(torch.as_tensor(sample.labels if present else [0], dtype=torch.float32))
         targets = {"bbox": boxes, "cls": classes}
         return targets if train else {"img_size": None, "img_scale": None, **targets}
 

@@ -24,16 +24,13 @@ class TorchvisionFamily(ModelFamily):
         return kind.model(backbone=config(pretrained=pretrained), num_classes=num_classes)
 
     def targets(self, records: Sequence, *, train: bool) -> list[dict[str, torch.Tensor]]:
-        targets = []
-        for record in records:
-            xyxy = [b.xyxy for b in record.detection.bboxes]
-            targets.append(
-                {
-                    "labels": torch.tensor(record.detection.label_ids, dtype=torch.int64),
-                    "boxes": torch.tensor(xyxy, dtype=torch.float32).reshape(-1, 4),
-                }
-            )
-        return targets
+        return [
+            {
+                "labels": torch.as_tensor(sample.labels, dtype=torch.int64),
+                "boxes": torch.as_tensor(sample.boxes, dtype=torch.float32).reshape(-1, 4),
+            }
+            for sample in records
+        ]
 
     def inputs(self, images: torch.Tensor) -> list[torch.Tensor]:
         return list(images.unbind(0))
