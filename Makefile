@@ -14,7 +14,7 @@ CHECKOV_VENV := .checkov-venv
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
 
-.PHONY: venv python-check rehearse test lint pytest synth cfn-lint checkov hadolint yamllint benchmarks clean
+.PHONY: venv python-check rehearse test test-fast lint pytest synth cfn-lint checkov hadolint yamllint benchmarks clean
 
 venv: $(STAMP) node_modules/.package-lock.json
 
@@ -51,6 +51,11 @@ lint: $(STAMP)
 
 pytest: $(STAMP)
 	$(VENV)/bin/pytest
+
+## The inner loop: ruff, then the tests not marked slow (no model trained, no whole flow).
+## Not a gate: CI runs `make test`.
+test-fast: lint
+	$(VENV)/bin/pytest -m "not slow"
 
 synth: venv
 	rm -rf cdk.out

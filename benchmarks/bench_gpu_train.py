@@ -32,11 +32,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "training_image"))
-sys.path.insert(0, str(ROOT / "tests" / "trainer"))
-
-from synthetic import write_coco  # noqa: E402
+sys.path.insert(0, str(ROOT))  # tests.support: the generated datasets the tests use
 
 from contract.hyperparameters import from_values  # noqa: E402
+from tests.support.synthetic import write_coco  # noqa: E402
 from trainer import batches, dataset, engine, loading, model, tables  # noqa: E402
 
 DECODE_ON = "cpu"  # --decode-on: where the loaders' JPEGs are decoded (trainer/device_decode.py)

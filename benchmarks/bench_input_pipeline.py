@@ -37,10 +37,9 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "training_image"))
-sys.path.insert(0, str(ROOT / "tests" / "trainer"))
+sys.path.insert(0, str(ROOT))  # tests.support: the generated datasets the tests use
 
-from synthetic import write_coco  # noqa: E402
-
+from tests.support.synthetic import write_coco  # noqa: E402
 from trainer import batches, dataset, device_decode, tables  # noqa: E402
 from trainer.model import model_type  # noqa: E402
 

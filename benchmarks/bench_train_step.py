@@ -23,11 +23,10 @@ import torch
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT / "training_image"))
-sys.path.insert(0, str(ROOT / "tests" / "trainer"))
-
-from synthetic import write_coco  # noqa: E402
+sys.path.insert(0, str(ROOT))  # tests.support: the generated datasets the tests use
 
 from contract.hyperparameters import from_values  # noqa: E402
+from tests.support.synthetic import write_coco  # noqa: E402
 from trainer import batches, dataset, engine, model, tables  # noqa: E402
 
 BATCH, STEPS, ROUNDS, IMAGE_SIZE = 4, 8, 5, 128

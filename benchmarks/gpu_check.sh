@@ -5,7 +5,9 @@
 #   3. resume after SIGTERM on the GPU;
 #   4. first, the CUDA forward-compatibility start-up on this machine's real driver file (the
 #      decision for the image's compat packages, and `train` starting through it);
-#   5. throughput: benchmarks/bench_gpu_train.py's table (THROUGHPUT=0 skips it).
+#   5. every model x backbone through the preflight on CUDA, 1 and 20 classes (the self-check's
+#      matrix, trainer/self_check_matrix.py, on the GPU);
+#   6. throughput: benchmarks/bench_gpu_train.py's table (THROUGHPUT=0 skips it).
 # Packages the GPU machine lacks (it has torch, torchvision, timm, numpy, OpenCV, matplotlib) travel
 # as wheels in .whl/, fetched for its Python (3.12 here) with:
 #   pip download --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
@@ -33,8 +35,7 @@ WORK=$(mktemp -d)
 python3 - "$WORK/data" <<'PY'
 import sys
 from pathlib import Path
-sys.path.insert(0, "tests/trainer")
-from synthetic import write_coco
+from tests.support.synthetic import write_coco  # run from the repository root
 write_coco(Path(sys.argv[1]), count=96, seed=1, size=(320, 256))
 PY
 
@@ -114,6 +115,19 @@ code=$?
 grep -E "resum|\[metrics\]" "$OUT/resume.log" | tail -n 4
 echo "resume: exit $code; model files: $(ls "$base/model" 2>/dev/null | tr '\n' ' ')"
 [ $code -eq 0 ] || status=1
+
+echo "== every model x backbone preflights on the GPU (1 and 20 classes)"
+python3 - "$WORK/matrix" <<'PY' || status=1
+import sys
+from pathlib import Path
+import torch
+sys.path.insert(0, "training_image")
+from contract.families import FAMILIES
+from trainer import self_check_matrix
+for name in FAMILIES:
+    workdir = Path(sys.argv[1]) / name
+    print(name, self_check_matrix.every_backbone(name, workdir, torch.device("cuda")), flush=True)
+PY
 
 # Throughput (issue 14): the whole table, then channels_last at the precisions that matter.
 # About 5 minutes on an H200; its smoke run (`--smoke`, on the CPU) is what CI-sized checks use.

@@ -5,6 +5,9 @@
 - the Lambda imports nothing from ``trainer``, the model server (``serving``) nothing from
   ``trainer``, ``infra`` or ``detrain``;
 - ``infra`` imports nothing from ``detrain``, ``trainer`` or ``launch_training``;
+- ``detrain`` (the operator's CLI, the local runner, the rehearsal) imports ``infra``, the Lambda
+  and ``contract``, and of ``trainer`` (which it runs as a process) only ``trainer.sample_data``;
+  no layer imports it;
 - inside the trainer, only ``trainer/families/`` compares a model family's name, and
   ``detector.py`` (shipped alone in the model) imports nothing from the project: its template,
   ``standalone_detector.py``, imports only the modules written into it, which import nothing.
@@ -30,6 +33,15 @@ class Layer:
     folder: str  # relative to the repository root
     forbidden: frozenset[str] = frozenset()  # top-level packages it must not import
     stdlib_only: bool = False  # only the standard library and the layer itself
+    excepted: frozenset[str] = frozenset()  # modules of a forbidden package it may import
+
+    def allows(self, module: str) -> bool:
+        package = module.split(".")[0]
+        if self.stdlib_only:
+            return package in sys.stdlib_module_names or package == self.package()
+        if package not in self.forbidden:
+            return True
+        return any(module == m or module.startswith(f"{m}.") for m in self.excepted)
 
     def package(self) -> str:
         return Path(self.folder).name
@@ -42,6 +54,10 @@ LAYERS = (
     Layer("serving", "training_image/serving", frozenset({"infra", "detrain", "trainer"})),
     Layer("lambda", "lambdas/launch_training", frozenset({"infra", "detrain", "trainer"})),
     Layer("infra", "infra", frozenset({"detrain", "trainer", "launch_training"})),
+    # detrain runs the trainer as a process; it shares the generated dataset's module only
+    Layer(
+        "detrain", "detrain", frozenset({"trainer"}), excepted=frozenset({"trainer.sample_data"})
+    ),
 )
 
 
@@ -60,16 +76,27 @@ def imported_packages(source: Path) -> dict[str, int]:
     return found
 
 
+def imported_names(source: Path) -> list[tuple[str, int]]:
+    """Each absolute import as (dotted name, line): ``from a import b`` names ``a.b``."""
+    found = []
+    for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"), str(source))):
+        if isinstance(node, ast.Import):
+            found += [(alias.name, node.lineno) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and node.module:
+            found += [(f"{node.module}.{alias.name}", node.lineno) for alias in node.names]
+    return sorted(found, key=lambda name_line: name_line[1])
+
+
 def violations(root: Path, layer: Layer) -> list[str]:
-    """Each import that breaks the layer's rule, as ``path:line imports package``."""
+    """Each import that breaks the layer's rule, as ``path:line imports package`` (the first
+    such line per package and file)."""
     broken = []
     for source in sorted((root / layer.folder).rglob("*.py")):
-        for package, line in imported_packages(source).items():
-            if layer.stdlib_only:
-                allowed = package in sys.stdlib_module_names or package == layer.package()
-            else:
-                allowed = package not in layer.forbidden
-            if not allowed:
+        reported = set()
+        for name, line in imported_names(source):
+            package = name.split(".")[0]
+            if not layer.allows(name) and package not in reported:
+                reported.add(package)
                 broken.append(f"{source.relative_to(root)}:{line} imports {package}")
     return broken
 
@@ -88,6 +115,9 @@ def test_the_checker_finds_each_kind_of_violation(tmp_path):
         "training_image/serving/app.py": "from contract import serving\nimport trainer.images\n",
         "lambdas/launch_training/h.py": "import boto3\nfrom . import x\nimport trainer.model\n",
         "infra/stack.py": "from contract.names import Env\nfrom detrain import cli\n",
+        "detrain/runner.py": (
+            "import infra\nfrom trainer import sample_data\n\ndef f():\n    import trainer.data\n"
+        ),
     }
     for relative, text in files.items():
         (tmp_path / relative).parent.mkdir(parents=True, exist_ok=True)
@@ -101,7 +131,18 @@ def test_the_checker_finds_each_kind_of_violation(tmp_path):
         "serving": ["training_image/serving/app.py:2 imports trainer"],
         "lambda": ["lambdas/launch_training/h.py:3 imports trainer"],
         "infra": ["infra/stack.py:2 imports detrain"],
+        "detrain": ["detrain/runner.py:5 imports trainer"],
     }
+
+
+def test_no_other_layer_imports_detrain():
+    """detrain/ is the top layer: what it may import is above; nothing imports it back."""
+    importers = [
+        layer.name
+        for layer in LAYERS
+        if layer.name != "detrain" and not layer.stdlib_only and "detrain" not in layer.forbidden
+    ]
+    assert importers == []
 
 
 def test_only_the_entry_points_import_the_cli():
@@ -217,4 +258,55 @@ def test_the_trainer_import_finder_finds_each_form(tmp_path):
         "a.py: trainer.model",
         "a.py: trainer.data",
         "a.py: trainer.x",
+    ]
+
+
+def coupling(tests: Path) -> list[str]:
+    """Each test file that imports another file of the suite by its bare name (found through the
+    folder pytest puts on ``sys.path``) or edits ``sys.path``; shared helpers live in
+    ``tests.support``. A test may put its own ``tmp_path`` first (``monkeypatch`` undoes it):
+    a package it wrote there is no other test's module."""
+    local_modules = {source.stem for source in tests.rglob("*.py")} - {"__init__", "conftest"}
+    found = []
+    for source in sorted(tests.rglob("*.py")):
+        where = source.relative_to(tests.parent)
+        for package, line in imported_packages(source).items():
+            if package in local_modules:
+                found.append(f"{where}:{line} imports {package}")
+        for node in ast.walk(ast.parse(source.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute):
+                called = ast.unparse(node.func)
+                own_folder = called.endswith(".syspath_prepend") and "tmp_path" in ast.unparse(
+                    node.args[0] if node.args else node
+                )
+                edits = called.startswith("sys.path.") or called.endswith(".syspath_prepend")
+                if edits and not own_folder:
+                    found.append(f"{where}:{node.lineno} calls {called}")
+    return found
+
+
+def test_test_modules_share_helpers_through_tests_support_only():
+    assert coupling(REPO_ROOT / "tests") == []
+
+
+def test_the_coupling_finder_finds_both_kinds(tmp_path):
+    (tmp_path / "tests" / "cli").mkdir(parents=True)
+    (tmp_path / "tests" / "cli" / "world.py").write_text("X = 1\n")
+    (tmp_path / "tests" / "cli" / "test_a.py").write_text(
+        "import sys\nfrom world import X\nsys.path.insert(0, 'tests')\n"
+    )
+    (tmp_path / "tests" / "cli" / "test_b.py").write_text(
+        "def test(monkeypatch, tmp_path):\n"
+        "    monkeypatch.syspath_prepend('x')\n"
+        "    import test_a\n"
+        "    monkeypatch.syspath_prepend(str(tmp_path))\n"
+        "    sys.path.extend(['y'])\n"
+    )
+
+    assert coupling(tmp_path / "tests") == [
+        "tests/cli/test_a.py:2 imports world",
+        "tests/cli/test_a.py:3 calls sys.path.insert",
+        "tests/cli/test_b.py:3 imports test_a",
+        "tests/cli/test_b.py:2 calls monkeypatch.syspath_prepend",
+        "tests/cli/test_b.py:5 calls sys.path.extend",
     ]

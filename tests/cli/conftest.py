@@ -14,11 +14,11 @@ from pathlib import Path
 
 import boto3
 import pytest
-from cli_world import BUCKET, TEMPLATE, CliWorld, register_image
 
 from contract.names import STACK_NAME
 from detrain import emulator
 from detrain.local_endpoint import LocalServer, local_server
+from tests.support.cli_world import BUCKET, TEMPLATE, CliWorld, register_image
 
 
 @pytest.fixture

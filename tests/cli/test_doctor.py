@@ -8,7 +8,6 @@ quotas by name and prints the code the account answers).
 
 from __future__ import annotations
 
-import hashlib
 import io
 import json
 import re
@@ -19,10 +18,11 @@ import pytest
 from botocore.awsrequest import AWSResponse
 from botocore.response import StreamingBody
 from botocore.stub import Stubber
-from cli_world import ACCOUNT, IMAGE_URI, LAUNCHER, REGION, deploy_launcher
 
 from contract.names import STACK_NAME
 from detrain import aws_calls, cli, doctor, doctor_command, job_commands
+from tests.support.cli_world import ACCOUNT, IMAGE_URI, LAUNCHER, REGION, deploy_launcher
+from tests.support.service_quotas import quota, sagemaker_quotas
 
 INSTANCE_TYPES = LAUNCHER.allowed_instance_types  # the deployed launcher's list
 NEW_ACCOUNT_LIMITS = {
@@ -35,31 +35,6 @@ NEW_ACCOUNT_LIMITS = {
     },
     "AccountUsage": {"TotalCodeSize": 0, "FunctionCount": 0},
 }
-
-
-def quota(service: str, name: str, code: str, value: float) -> dict:
-    return {
-        "ServiceCode": service,
-        "ServiceName": "Amazon SageMaker" if service == "sagemaker" else "AWS CodeBuild",
-        "QuotaArn": f"arn:aws:servicequotas:{REGION}:{ACCOUNT}:{service}/{code}",
-        "QuotaCode": code,
-        "QuotaName": name,
-        "Value": value,
-        "Unit": "None",
-        "Adjustable": True,
-        "GlobalQuota": False,
-        "QuotaAppliedAtLevel": "ACCOUNT",
-    }
-
-
-def sagemaker_quotas(values: dict[str, float]) -> list[dict]:
-    """Quotas named as SageMaker names them, one code each."""
-    return [
-        quota(
-            "sagemaker", name, f"L-{hashlib.sha256(name.encode()).hexdigest()[:8].upper()}", value
-        )
-        for name, value in values.items()
-    ]
 
 
 DEFAULTS = {  # a new account: every GPU training quota at 0

@@ -12,9 +12,12 @@ import os
 import boto3
 import pytest
 import requests
-from cli_world import BUCKET, IMAGE_URI, CliWorld
 from PIL import Image
-from serving_world import (
+
+from contract.names import TAG_ENDPOINT, TAG_JOB
+from detrain.local_endpoint import FrontDoor
+from tests.support.cli_world import BUCKET, IMAGE_URI, CliWorld
+from tests.support.serving_world import (
     ENDPOINT_TYPES,
     JOB,
     MODEL_DATA,
@@ -22,9 +25,6 @@ from serving_world import (
     completed_job,
     deploy_serving_stack,
 )
-
-from contract.names import TAG_ENDPOINT, TAG_JOB
-from detrain.local_endpoint import FrontDoor
 
 
 @pytest.fixture

@@ -9,11 +9,11 @@ import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import Stubber
 from botocore.validate import ParamValidator
-from serving_world import JOB, MODEL_DATA, MODEL_ROLE
 
 from detrain import aws_calls, cli
 from detrain import endpoint_requests as requests
 from detrain.cli_error import user_message
+from tests.support.serving_world import JOB, MODEL_DATA, MODEL_ROLE
 
 IMAGE = "123456789012.dkr.ecr.us-east-1.amazonaws.com/detrain-training:v1"
 TAGS = requests.tags(JOB, JOB)
@@ -168,7 +168,7 @@ def test_a_refusal_names_the_fix(operation, code, message, fix):
 
 
 def test_a_quota_refusal_reaches_the_user_once_through_cli_main(aws, monkeypatch, capsys):
-    from serving_world import completed_job, deploy_serving_stack
+    from tests.support.serving_world import completed_job, deploy_serving_stack
 
     deploy_serving_stack()
     completed_job()

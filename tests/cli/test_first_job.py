@@ -14,12 +14,12 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from cli_world import BUCKET, FUNCTION, LAUNCHER
 
 from contract.sagemaker import TRAINING_LOG_GROUP
 from detrain import first_job, instance_prices
 from detrain.first_job_report import JobOutcome, format_report, read_log
 from launch_training.handler import handler
+from tests.support.cli_world import BUCKET, FUNCTION, LAUNCHER
 
 # A g4dn job's CloudWatch stream, as the trainer writes it (forward compat switched on).
 GPU_LOG = """\

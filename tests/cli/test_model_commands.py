@@ -7,10 +7,9 @@ from pathlib import Path
 
 import boto3
 import pytest
-from cli_world import BUCKET
-from test_operator_commands import launched_job, model_archive
 
 from detrain import model_commands
+from tests.support.cli_world import BUCKET, launched_job, model_archive
 
 CLASSES = ("cup", "bottle")
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import io
 import json
 import os
-import tarfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -14,24 +13,23 @@ from pathlib import Path
 
 import boto3
 import pytest
-from cli_world import BUCKET, LAUNCHER, CliWorld, deploy_launcher
 
 from detrain import cli, job_commands
 from detrain.upload import UploadError, upload_dataset
 from infra.settings import from_context, load_context
 from launch_training.handler import handler
+from tests.support.cli_world import (
+    BUCKET,
+    LAUNCHER,
+    CliWorld,
+    deploy_launcher,
+    launched_job,
+    model_archive,
+)
 
 CDK_SETTINGS = from_context(load_context(Path(__file__).resolve().parents[2] / "cdk.json"))
 
 COMMANDS = ("upload", "launch", "list", "describe", "stop", "follow", "fetch")
-
-
-def launched_job(stack, dataset_folder: Path, launcher_env) -> str:
-    assert stack.detrain("upload", "fridge", str(dataset_folder), "--no-progress").returncode == 0
-    trigger = stack.created_events()[-1]
-    [result] = handler(trigger, None)["results"]
-    assert result["status"] == "launched", result
-    return result["job_name"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -413,16 +411,6 @@ def test_follow_prints_logs_and_the_final_status(stack, dataset_folder, launcher
     assert done.returncode == 0, done.stderr
     assert "[metrics] epoch=1 train_loss=0.5" in done.stderr
     assert "status:     Completed" in done.stdout
-
-
-def model_archive(members: dict[str, bytes]) -> bytes:
-    buffer = io.BytesIO()
-    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
-        for name, data in members.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buffer.getvalue()
 
 
 def test_fetch_downloads_and_unpacks_the_model(stack, dataset_folder, launcher_env, tmp_path):

@@ -12,10 +12,10 @@ import argparse
 import boto3
 import pytest
 from botocore.stub import Stubber
-from test_doctor import sagemaker_quotas
 
 from contract.tuning import TuningError
 from detrain import cli, doctor, tuning_results
+from tests.support.service_quotas import sagemaker_quotas
 
 
 def parsed(*words: str) -> argparse.Namespace:

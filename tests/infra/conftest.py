@@ -114,7 +114,7 @@ def synthesized(synth_variant) -> Synthesized:
 @pytest.fixture(scope="session")
 def other_shape(synth_variant) -> Synthesized:
     """The stack with every shape-changing setting away from its default (shapes.py)."""
-    from shapes import OTHER_SHAPE
+    from tests.support.infra_shapes import OTHER_SHAPE
 
     return synth_variant(OTHER_SHAPE)
 

@@ -11,7 +11,8 @@ from pathlib import Path
 
 import pytest
 from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
-from shapes import OTHER_SHAPE
+
+from tests.support.infra_shapes import OTHER_SHAPE
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 

@@ -5,11 +5,10 @@ from __future__ import annotations
 
 import json
 
-from shapes import OTHER_SHAPE
-
 from contract.names import REPOSITORY_NAME
 from infra.image_tag import IMAGES_PER_BUILD, serving_image_tag
 from infra.settings import IMAGES_KEPT
+from tests.support.infra_shapes import OTHER_SHAPE
 
 
 def test_the_repository_scans_on_push_and_has_immutable_tags(template):

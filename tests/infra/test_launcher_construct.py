@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from infra_policies import actions, by_sid, statements_of, text
 
 from contract.names import DATASETS_PREFIX, TRIGGER_FILENAME, Env
 from infra.launcher import HANDLER
+from tests.support.infra_policies import actions, by_sid, statements_of, text
 
 
 @pytest.fixture(scope="module")

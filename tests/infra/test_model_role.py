@@ -5,9 +5,9 @@ S3, writes its endpoints' and transform jobs' logs; nothing more."""
 from __future__ import annotations
 
 import pytest
-from infra_policies import actions, by_sid, statements_of, text
 
 from contract.names import Output
+from tests.support.infra_policies import actions, by_sid, statements_of, text
 
 
 @pytest.fixture(scope="module")

@@ -3,9 +3,8 @@ state changes -> an encrypted topic (+ e-mail)."""
 
 from __future__ import annotations
 
-from infra_policies import text
-
 from contract.names import JOB_NAME_PREFIX
+from tests.support.infra_policies import text
 
 
 def _rule(synthesized, detail_type: str) -> dict:

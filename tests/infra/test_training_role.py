@@ -4,7 +4,8 @@ pulls this repository, writes its logs and metrics; nothing more."""
 from __future__ import annotations
 
 import pytest
-from infra_policies import actions, by_sid, statements_of, text
+
+from tests.support.infra_policies import actions, by_sid, statements_of, text
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,7 @@ from pathlib import Path
 import boto3
 import pytest
 
-FAKE_TRAIN = Path(__file__).with_name("fake_train.py")
+FAKE_TRAIN = Path(__file__).resolve().parents[1] / "support" / "fake_train.py"
 BUCKET = "detrain-data-123456789012-us-east-1"
 
 

@@ -1,6 +1,9 @@
 """The summary printed after a local run names the job report when the run wrote one."""
 
+import dataclasses
+
 from contract.outputs import METRICS_PLOT_FILE
+from detrain import local_commands
 from detrain.local_runner import JobResult
 from detrain.run_summary import format_summary
 
@@ -40,3 +43,22 @@ def test_the_summary_shows_the_metrics_plot_not_another_picture(tmp_path):
 
     [line] = [x for x in format_summary(result).splitlines() if x.startswith("plot ")]
     assert line.endswith(f"output/data/{METRICS_PLOT_FILE}")
+
+
+def test_a_failed_run_shows_its_reason_no_model_and_exits_1(tmp_path, capsys):
+    """What `detrain rehearse` / `local-train` print when the trainer wrote a failure file."""
+    result = dataclasses.replace(
+        _result(tmp_path),
+        status="Failed",
+        exit_code=1,
+        failure_reason="DataError: 1 of 4 images named in annotations.json are missing\nmore",
+        model_uri=None,
+    )
+
+    assert local_commands._report(result) == 1
+
+    printed = capsys.readouterr().out
+    assert "status    Failed (exit code 1)" in printed
+    assert "reason    DataError: 1 of 4 images named in annotations.json are missing" in printed
+    assert "          more" in printed
+    assert "model     " not in printed

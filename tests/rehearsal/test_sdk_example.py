@@ -26,11 +26,11 @@ from detrain import rehearsal
 from detrain.local_runner import LocalRunner
 from detrain.training_job import from_description
 from detrain.upload import upload_dataset
+from tests.support.service_model import problems  # the launcher tests' checker
 from trainer import sample_data
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 EXAMPLE = REPO_ROOT / "docs" / "examples" / "sdk_train.py"
-SERVICE_MODEL = REPO_ROOT / "tests" / "lambdas" / "launch_training" / "service_model.py"
 DATASET = "shapes"
 TELEMETRY_OFF = 'SchemaVersion: "1.0"\nSageMaker:\n  PythonSDK:\n    Modules:\n'
 TELEMETRY_OFF += "      TelemetryOptOut: true\n"
@@ -43,9 +43,6 @@ def _load(name: str, path: Path):
     module = sys.modules[name] = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module
-
-
-problems = _load("service_model", SERVICE_MODEL).problems  # the launcher tests' checker
 
 
 @pytest.fixture(scope="module")

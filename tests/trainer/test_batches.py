@@ -3,8 +3,8 @@
 import numpy as np
 import pytest
 import torch
-from synthetic import write_coco
 
+from tests.support.synthetic import write_coco
 from trainer import batches, dataset, icevision_patches, model, tables
 
 

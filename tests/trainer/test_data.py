@@ -5,8 +5,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 from PIL import Image
-from synthetic import CLASSES, write_coco, write_voc
 
+from tests.support.synthetic import CLASSES, write_coco, write_voc
 from trainer import dataset, tables
 from trainer.errors import DataError
 

@@ -3,9 +3,9 @@ import threading
 import numpy as np
 import pytest
 import torch
-from synthetic import write_coco
 
 from contract.hyperparameters import from_values
+from tests.support.synthetic import write_coco
 from trainer import batches, dataset, engine, model, tables
 
 

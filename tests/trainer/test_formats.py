@@ -3,15 +3,16 @@ the shared real samples converted here."""
 
 from __future__ import annotations
 
+import logging
 import shutil
 from pathlib import Path
 
 import numpy as np
 import pytest
 import yaml
-from converters import coco_to_manifest, coco_to_yolo
-from synthetic import CLASSES, write_coco, write_voc
 
+from tests.support.converters import coco_to_manifest, coco_to_yolo
+from tests.support.synthetic import CLASSES, write_coco, write_voc
 from trainer import tables
 from trainer.errors import DataError
 
@@ -119,13 +120,15 @@ def test_bad_yolo_names(tmp_path):
         tables.load(tmp_path / "yolo")
 
 
-def test_ground_truth_manifest_with_split_folders(tmp_path):
+def test_ground_truth_manifest_with_split_folders(tmp_path, caplog):
+    caplog.set_level(logging.INFO)
     write_coco(tmp_path / "a", 4, seed=1)
     write_coco(tmp_path / "b", 2, seed=2)
     coco_to_manifest(tmp_path / "a", tmp_path / "gt" / "train")
     coco_to_manifest(tmp_path / "b", tmp_path / "gt" / "val")
     train, valid = tables.load_splits(tmp_path / "gt")
     assert (len(train), len(valid)) == (4, 2) and train.class_names == CLASSES
+    assert "train: Ground Truth layout, 4 images" in caplog.text
     _same_content(train, tables.load(tmp_path / "a"))
 
 

@@ -7,8 +7,8 @@ import json
 import numpy as np
 import pytest
 from PIL import Image
-from synthetic import write_coco
 
+from tests.support.synthetic import write_coco
 from trainer import artifacts, dataset, images, report_figures, tables
 
 

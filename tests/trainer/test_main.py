@@ -1,128 +1,38 @@
-"""The whole entry, as SageMaker runs it: `train train` against a fake /opt/ml (subprocesses)."""
+"""The entry, as SageMaker runs it: `train train` against a fake /opt/ml.
+
+The entry's decisions (which failure, which exit code, what is left in /opt/ml) are tested in
+this process (``run_main``); the process itself (a SIGTERM from outside, a resume in a new
+process) as a subprocess (``run_train``). What a finished job leaves is read from the
+session's one finished job (test_finished_job.py).
+"""
 
 import json
+import logging
+import os
 import re
 import signal
 import subprocess
-import sys
 import time
 
 import pytest
 import torch
-from opt_ml_tree import TINY, TRAIN, run_train, train_env
-from synthetic import write_coco, write_voc
 
-from contract import recipes
-from contract.metrics import METRIC_NAMES, metric_definitions
-from trainer import errors
+from tests.support.finished_job import metric_lines
+from tests.support.opt_ml import TINY, TRAIN, run_main, run_train, train_env
+from tests.support.synthetic import write_coco, write_voc
+from trainer import artifacts, errors
 from trainer import main as trainer_main
 
-pytestmark = pytest.mark.slow
-MODEL_FILES = {"model.pt", "config.json", "class_map.json", "detector.py"}
 
-PREDICT = """
-import json, sys
-sys.modules["trainer"] = None      # the loader must not need this repository's trainer
-sys.modules["icevision"] = None    # nor IceVision
-model_dir, image = sys.argv[1:]
-sys.path.insert(0, model_dir)
-from detector import Detector
-print(json.dumps(Detector.load(model_dir).predict([image], threshold=0.0)[0][:5]))
-"""
+@pytest.fixture
+def log(caplog: pytest.LogCaptureFixture) -> pytest.LogCaptureFixture:
+    """The trainer's log of an in-process run (its INFO lines included)."""
+    caplog.set_level(logging.INFO)
+    return caplog
 
 
-def _metric_lines(stdout: str) -> list[dict[str, float]]:
-    """What SageMaker's MetricDefinitions extract from the real log."""
-    found = []
-    for line in stdout.splitlines():
-        values = {}
-        for definition in metric_definitions():
-            match = re.search(definition["Regex"], line)
-            if match:
-                values[definition["Name"]] = float(match.group(1))
-        if values:
-            found.append(values)
-    return found
-
-
-def test_sdk_encoded_coco_run_leaves_a_loadable_model(opt_ml):
-    write_coco(opt_ml.channel("training"), 12)
-    (opt_ml.channel("training") / "_launch.json").write_text('{"epochs": 2}')
-    opt_ml.declare_channels("training")
-    opt_ml.write_config("resourceconfig.json", {"current_host": "algo-1", "hosts": ["algo-1"]})
-    opt_ml.write_config("checkpointconfig.json", {"LocalPath": "/opt/ml/checkpoints"})
-    (opt_ml.base / "checkpoints").mkdir()  # present and empty, as on a first start
-    sdk = {k: json.dumps(v) for k, v in {**TINY, "epochs": 2, "pretrained": False}.items()}
-    opt_ml.hyperparameters(
-        {**sdk, "sagemaker_program": '"train"', "sagemaker_submit_directory": '""'}
-    )
-
-    result = run_train(opt_ml)
-
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert not opt_ml.failure.exists()
-    metrics = _metric_lines(result.stdout)
-    assert [m["epoch"] for m in metrics] == [1, 2]
-    assert all(set(m) == set(METRIC_NAMES) for m in metrics)
-    for phase in (
-        "Reading the training environment",
-        "Loading data",
-        "Creating model",
-        "Start training",
-        "Saving the model",
-    ):
-        assert phase in result.stdout
-    assert {p.name for p in opt_ml.model_dir.iterdir()} == MODEL_FILES
-    config = json.loads((opt_ml.model_dir / "config.json").read_text())
-    assert (config["model"], config["backbone"], config["image_size"]) == (
-        "efficientdet",
-        "tf_lite0",
-        128,
-    )
-    assert json.loads((opt_ml.model_dir / "class_map.json").read_text()) == [
-        "background",
-        "red",
-        "green",
-    ]
-    assert json.loads((opt_ml.output_data / "metrics.json").read_text())[1]["epoch"] == 2
-    assert (opt_ml.output_data / "metrics.csv").read_text().startswith("epoch,train_loss,")
-    assert (opt_ml.output_data / "metrics.png").read_bytes()[:4] == b"\x89PNG"
-    assert sorted(p.name for p in (opt_ml.base / "checkpoints").iterdir()) == [
-        "best-model.pt",
-        "checkpoint-e0001-s000000.pt",
-        "checkpoint-e0002-s000000.pt",
-    ]
-    assert config["training"]["model_epoch"]["metric"] == "valid_map"
-    # what was asked (amp defaults to true) and what ran: a CPU job has no autocast
-    assert config["training"]["hyperparameters"]["amp"] is True
-    assert config["training"]["ran"] == {
-        "device": "cpu",
-        "autocast": "off",
-        "processes": 1,
-        "effective_batch_size": 4,
-        "dataloader_workers_per_process": 0,
-        "learning_rate": pytest.approx(recipes.recipe("efficientdet", False).learning_rate_for(4)),
-    }
-    assert (opt_ml.output_data / "report.html").is_file()
-    assert "job report: " in result.stdout
-
-    image = opt_ml.channel("training") / "images" / "img_0001.jpg"
-    predicted = subprocess.run(
-        [sys.executable, "-c", PREDICT, str(opt_ml.model_dir), str(image)],
-        capture_output=True,
-        text=True,
-        check=True,
-        cwd=opt_ml.base,
-    )
-    detections = json.loads(predicted.stdout)
-    assert detections and {d["label"] for d in detections} <= {"red", "green"}
-    assert all(
-        0 <= d["box"][0] <= d["box"][2] <= 96 and 0 <= d["box"][1] <= d["box"][3] <= 80
-        for d in detections
-    )
-
-
-def test_raw_string_voc_with_validation_channel_faster_rcnn(opt_ml):
+@pytest.mark.slow
+def test_raw_string_voc_with_validation_channel_faster_rcnn(opt_ml, log, capsys):
     write_voc(opt_ml.channel("training"), 6, seed=1)
     write_voc(opt_ml.channel("validation"), 2, seed=2)
     opt_ml.declare_channels("training", "validation")
@@ -130,27 +40,26 @@ def test_raw_string_voc_with_validation_channel_faster_rcnn(opt_ml):
         {**TINY, "model": "faster_rcnn", "backbone": "resnet18_fpn", "batch_size": "2"}
     )
 
-    result = run_train(opt_ml)
+    assert run_main(opt_ml) == 0, log.text[-3000:]
 
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "6 training images, 2 validation images" in result.stdout
-    assert len(_metric_lines(result.stdout)) == 1
+    assert "6 training images, 2 validation images" in log.text
+    assert len(metric_lines(capsys.readouterr().out)) == 1
     config = json.loads((opt_ml.model_dir / "config.json").read_text())
     assert (config["model"], config["backbone"]) == ("faster_rcnn", "resnet18_fpn")
     assert (opt_ml.output_data / "report.html").is_file()
     assert (opt_ml.output_data / "report_classes.png").read_bytes()[:4] == b"\x89PNG"
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dataset", ["coco-sample", "fridge-voc", "voc-sample"])
-def test_shared_datasets_train(opt_ml, shared_datasets, dataset):
+def test_shared_datasets_train(opt_ml, shared_datasets, dataset, log, capsys):
     opt_ml.channel("training").rmdir()
     (opt_ml.base / "input" / "data" / "training").symlink_to(shared_datasets / dataset)
     opt_ml.hyperparameters({**TINY, "batch_size": "2", "valid_fraction": "0.4"})
 
-    result = run_train(opt_ml)
+    assert run_main(opt_ml) == 0, log.text[-3000:]
 
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert len(_metric_lines(result.stdout)) == 1
+    assert len(metric_lines(capsys.readouterr().out)) == 1
     assert (opt_ml.model_dir / "config.json").is_file()
 
 
@@ -162,7 +71,7 @@ def test_decode_on_device_trains_through_the_device_path_and_says_so(opt_ml):
 
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     assert "JPEGs decoded on cpu (decode_on=device)" in result.stdout
-    assert len(_metric_lines(result.stdout)) == 1
+    assert len(metric_lines(result.stdout)) == 1
 
 
 @pytest.mark.parametrize(
@@ -203,34 +112,31 @@ def test_bad_input_fails_with_a_short_reason_and_no_model(
     opt_ml.model_dir.mkdir()
     (opt_ml.model_dir / "model.pt").write_bytes(b"left over")
 
-    result = run_train(opt_ml)
+    assert run_main(opt_ml) == errors.EXIT_USER_ERROR
 
-    assert result.returncode == errors.EXIT_USER_ERROR
     text = opt_ml.failure.read_text()
     assert text.startswith(failure) and "Traceback" not in text and len(text) < 1024
     assert list(opt_ml.model_dir.iterdir()) == []
 
 
-def test_bad_data_fails_before_training(opt_ml):
+def test_bad_data_fails_before_training(opt_ml, log):
     write_coco(opt_ml.channel("training"), 4)
     (opt_ml.channel("training") / "images" / "img_0002.jpg").unlink()
     opt_ml.hyperparameters(TINY)
 
-    result = run_train(opt_ml)
+    assert run_main(opt_ml) == errors.EXIT_USER_ERROR
 
-    assert result.returncode == errors.EXIT_USER_ERROR
     assert opt_ml.failure.read_text().startswith(
         "DataError: 1 of 4 images named in annotations.json are missing"
     )
-    assert "Creating model" not in result.stdout
+    assert "Loading data" in log.text and "Creating model" not in log.text
 
 
 def test_unexpected_argument_and_missing_channel(opt_ml):
     opt_ml.hyperparameters(TINY)
-    result = run_train(opt_ml, "--epochs")
-    assert result.returncode == 1
+    assert run_main(opt_ml, "--epochs") == errors.EXIT_USER_ERROR
     assert opt_ml.failure.read_text().startswith("ConfigError: unexpected arguments ['--epochs']")
-    result = run_train(opt_ml)
+    assert run_main(opt_ml) == errors.EXIT_USER_ERROR
     assert (
         opt_ml.failure.read_text()
         == "ConfigError: the 'training' channel is required; found: no channels"
@@ -265,6 +171,7 @@ def test_a_bad_cluster_override_fails_before_training(opt_ml, monkeypatch):
     )
 
 
+@pytest.mark.slow
 def test_sigterm_mid_epoch_checkpoints_then_resume_finishes(opt_ml):
     write_coco(opt_ml.channel("training"), 48)
     opt_ml.hyperparameters({**TINY, "epochs": "2", "batch_size": "2", "valid_fraction": "0.1"})
@@ -301,7 +208,7 @@ def test_sigterm_mid_epoch_checkpoints_then_resume_finishes(opt_ml):
 
     assert result.returncode == 0, result.stdout[-3000:]
     assert f"resuming from checkpoint-e0000-s{step:06d}.pt (epoch 1, step {step})" in result.stdout
-    assert [m["epoch"] for m in _metric_lines(result.stdout)] == [1, 2]
+    assert [m["epoch"] for m in metric_lines(result.stdout)] == [1, 2]
     assert (opt_ml.model_dir / "config.json").is_file()
 
 
@@ -311,30 +218,33 @@ def _weights_equal(model_pt, state: dict) -> bool:
     return all(torch.equal(value, state[f"model.{key}"]) for key, value in shipped.items())
 
 
-def test_sigterm_keeps_the_best_epoch_then_resume_selects_and_stops_early(opt_ml):
+def _sigterm_after_the_first_epoch(monkeypatch) -> None:
+    """SIGTERM to this process once epoch 1's metrics are saved, as SageMaker's stop would."""
+    save_metrics = artifacts.save_metrics
+
+    def save_then_stop(output_dir, history):
+        save_metrics(output_dir, history)
+        if len(history) == 1:
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    monkeypatch.setattr(artifacts, "save_metrics", save_then_stop)
+
+
+@pytest.mark.slow
+def test_sigterm_keeps_the_best_epoch_then_resume_selects_and_stops_early(
+    opt_ml, monkeypatch, log, capsys
+):
     write_coco(opt_ml.channel("training"), 10)
     # A learning rate too small to change the scores: no epoch improves on the first, so
     # patience 1 stops the run after epoch 2 (of 4), and epoch 1 is the model.
     opt_ml.hyperparameters(
         {**TINY, "epochs": "4", "learning_rate": "1e-7", "early_stopping_patience": "1"}
     )
-    process = subprocess.Popen(
-        [str(TRAIN), "train"],
-        env=train_env(opt_ml),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.STDOUT,
-        text=True,
-    )
-    seen = []
-    for line in process.stdout:
-        seen.append(line)
-        if line.startswith("[metrics] epoch=1 "):
-            process.send_signal(signal.SIGTERM)
-            break
-    rest, _ = process.communicate(timeout=300)
-    log = "".join(seen) + rest
+    with monkeypatch.context() as stopping:
+        _sigterm_after_the_first_epoch(stopping)
+        assert run_main(opt_ml) == trainer_main.EXIT_STOPPED, log.text[-3000:]
 
-    assert process.returncode == trainer_main.EXIT_STOPPED, log[-3000:]
+    assert "received SIGTERM" in log.text
     assert re.match(
         r"TrainingStopped: stopped by SIGTERM in epoch 2 at step \d+; checkpoint saved; "
         r"the model is epoch 1's \(valid_map ",
@@ -347,12 +257,13 @@ def test_sigterm_keeps_the_best_epoch_then_resume_selects_and_stops_early(opt_ml
     assert _weights_equal(opt_ml.model_dir / "model.pt", best["model_state"])
 
     opt_ml.failure.unlink()
-    result = run_train(opt_ml)
+    capsys.readouterr()
+    log.clear()
+    assert run_main(opt_ml) == 0, log.text[-3000:]
 
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "is not in" not in result.stdout  # the best epoch's weights were found on resume
-    assert [m["epoch"] for m in _metric_lines(result.stdout)] == [2]
-    assert "early stopping: valid_map has not improved for 1 epochs" in result.stdout
+    assert "is not in" not in log.text  # the best epoch's weights were found on resume
+    assert [m["epoch"] for m in metric_lines(capsys.readouterr().out)] == [2]
+    assert "early stopping: valid_map has not improved for 1 epochs" in log.text
     config = json.loads((opt_ml.model_dir / "config.json").read_text())
     chosen = config["training"]["model_epoch"]
     assert (chosen["epoch"], chosen["early_stopped"]) == (1, True)
@@ -364,16 +275,14 @@ def test_sigterm_keeps_the_best_epoch_then_resume_selects_and_stops_early(opt_ml
     assert (opt_ml.output_data / "report.html").is_file()
 
 
-def test_a_failing_report_leaves_a_trained_job_succeeded(opt_ml):
+@pytest.mark.slow
+def test_a_failing_report_leaves_a_trained_job_succeeded(opt_ml, log):
     write_voc(opt_ml.channel("training"), 6)
     opt_ml.hyperparameters({**TINY, "batch_size": "2", "valid_fraction": "0.3"})
     (opt_ml.output_data / "report.html").mkdir(parents=True)  # the report cannot be written
 
-    result = run_train(opt_ml)
+    assert run_main(opt_ml) == 0, log.text[-3000:]
 
-    assert result.returncode == 0, result.stdout[-3000:]
-    assert "WARNING trainer.report: the job report was not written (IsADirectoryError" in (
-        result.stdout
-    )
+    assert "the job report was not written (IsADirectoryError" in log.text
     assert (opt_ml.model_dir / "config.json").is_file()
     assert not opt_ml.failure.exists()

@@ -4,9 +4,9 @@ import copy
 
 import pytest
 import torch
-from synthetic import write_coco
 
 from contract.hyperparameters import from_values
+from tests.support.synthetic import write_coco
 from trainer import accelerator, batches, dataset, engine, model, tables
 
 

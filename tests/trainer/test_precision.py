@@ -5,9 +5,9 @@ import threading
 import numpy as np
 import pytest
 import torch
-from synthetic import write_coco
 
 from contract.hyperparameters import HyperparameterError, from_values
+from tests.support.synthetic import write_coco
 from trainer import accelerator, batches, dataset, engine, model, tables
 
 CUDA, CPU = torch.device("cuda"), torch.device("cpu")

@@ -4,7 +4,6 @@ steps for the estimate; state restored after."""
 import dataclasses
 import json
 import logging
-import math
 import random
 import re
 import time
@@ -13,12 +12,10 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from synthetic import write_coco
 
-from contract import hyperparameters
-from contract.families import FAMILIES
 from contract.hyperparameters import Hyperparameters
 from contract.outputs import MAX_RUNTIME_VARIABLE
+from tests.support.synthetic import write_coco
 from trainer import engine, preflight, tables
 from trainer import model as models
 from trainer.errors import ConfigError
@@ -55,12 +52,6 @@ def _preflight(detector: models.DetectionModel, table, hp: Hyperparameters, **ov
         **overrides,
     }
     return preflight.run(detector, **arguments), optimizer, scheduler
-
-
-def _smallest_image_size(model: str) -> int:
-    low = hyperparameters._RANGES["image_size"][0]
-    multiple = FAMILIES[model].image_size_multiple
-    return math.ceil(low / multiple) * multiple
 
 
 TINY = Hyperparameters(
@@ -187,19 +178,6 @@ def test_the_estimate_warns_when_it_exceeds_max_runtime(tmp_path, monkeypatch, c
     )
 
 
-@pytest.mark.slow
-@pytest.mark.parametrize("classes", [1, 20])
-@pytest.mark.parametrize("model", list(FAMILIES))
-def test_every_model_and_backbone_preflights_at_its_smallest_image_size(tmp_path, model, classes):
-    """Each allowed model x backbone, with one class and with many: train and validate."""
-    table = _table(tmp_path, classes=classes)
-    for backbone in FAMILIES[model].backbones:
-        hp = dataclasses.replace(
-            TINY, model=model, backbone=backbone, image_size=_smallest_image_size(model)
-        )
-        started = time.perf_counter()
-        detector = models.create(hp, table.class_names)
-        _preflight(detector, table, hp, train_steps=1)  # too few to time warm steps
-        logging.getLogger(__name__).info(
-            "%s/%s %d classes: %.1f s", model, backbone, classes, time.perf_counter() - started
-        )
+# Each model x backbone, with one class and with many, through the preflight: the image's
+# self-check (trainer/self_check_matrix.py; every backbone at build time, each family's first in
+# the suite: test_self_check.py::test_the_self_check_passes_from_the_venv).

@@ -1,15 +1,16 @@
 """Per-family recipes, their knobs, EMA, augmentation presets and learning_rate=auto."""
 
 import json
+import logging
 from pathlib import Path
 
 import pytest
 import torch
-from opt_ml_tree import TINY, run_train
-from synthetic import write_coco
 
 from contract.hyperparameters import HyperparameterError, from_values, to_job_strings
 from contract.recipes import RECIPES
+from tests.support.opt_ml import TINY, run_main
+from tests.support.synthetic import write_coco
 from trainer import batches, dataset, engine, lr_finder, tables
 from trainer import model as models
 
@@ -208,30 +209,18 @@ def test_the_valley_rule_picks_inside_the_falling_stretch():
     assert lr_finder.suggest(rates[:8], losses[:8]) is None  # too short to read
 
 
-@pytest.mark.slow
-def test_train_with_no_learning_rate_given_learns(opt_ml):
-    write_coco(opt_ml.channel("training"), 16)
-    opt_ml.declare_channels("training")
-    opt_ml.hyperparameters({**TINY, "epochs": "5", "batch_size": "4", "valid_fraction": "0.25"})
-
-    result = run_train(opt_ml)
-
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    history = json.loads((opt_ml.output_data / "metrics.json").read_text())
-    assert history[-1]["train_loss"] < history[0]["train_loss"]
-    assert max(row["valid_map_50"] for row in history) > 0.0
-    config = json.loads((opt_ml.model_dir / "config.json").read_text())
-    assert config["training"]["hyperparameters"]["learning_rate"] == pytest.approx(3e-3 * 4 / 8)
+# A run with no learning_rate given takes its recipe's and learns: the session's finished job
+# (test_finished_job.py::test_the_run_learns_with_the_recipes_learning_rate).
 
 
 @pytest.mark.slow
-def test_train_with_learning_rate_auto_logs_and_plots_its_pick(opt_ml):
+def test_train_with_learning_rate_auto_logs_and_plots_its_pick(opt_ml, caplog):
+    caplog.set_level(logging.INFO)
     write_coco(opt_ml.channel("training"), 12)
     opt_ml.declare_channels("training")
     opt_ml.hyperparameters({**TINY, "learning_rate": "auto", "ema": "true"})
 
-    result = run_train(opt_ml)
+    assert run_main(opt_ml) == 0, caplog.text[-3000:]
 
-    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
-    assert "learning_rate=auto: " in result.stdout
+    assert "learning_rate=auto: " in caplog.text
     assert (opt_ml.output_data / lr_finder.PLOT_NAME).read_bytes()[:4] == b"\x89PNG"

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from synthetic import write_coco, write_voc
 
+from tests.support.synthetic import write_coco, write_voc
 from trainer import evaluation, report, tables
 
 HISTORY = [

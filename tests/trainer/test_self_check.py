@@ -11,7 +11,7 @@ import pytest
 
 from contract.families import FAMILIES
 from contract.layout import Layout
-from trainer import baked_weights, self_check, self_check_jobs
+from trainer import baked_weights, self_check, self_check_jobs, self_check_matrix
 from trainer.self_check import CheckFailed
 from trainer.self_check_jobs import compare, judge_bad_dataset, judge_training
 
@@ -24,11 +24,24 @@ def _env(**extra):
     return {**env, **extra}
 
 
+# `train self-check`, as the build runs it, but with the suite's share of the model matrix: each
+# family's first backbone (the build's run takes every backbone, about 4 CPU minutes).
+FIRST_BACKBONES_ONLY = """
+import sys
+from contract.families import family
+from trainer import self_check, self_check_matrix
+self_check_matrix.backbones = lambda name: family(name).backbones[:1]
+sys.exit(self_check.main(sys.argv[1:]))
+"""
+
+
 @pytest.mark.slow
 def test_the_self_check_passes_from_the_venv():
-    """What the build runs in the image (`train self-check`), with this checkout's interpreter."""
+    """What the build runs in the image (`train self-check`), with this checkout's interpreter;
+    each family's first backbone through the preflight with 1 and 20 classes is the suite's
+    proof of it (tests/trainer/test_preflight.py builds none of its own)."""
     result = subprocess.run(
-        [sys.executable, str(TRAIN), "self-check"],
+        [sys.executable, "-c", FIRST_BACKBONES_ONLY],
         env=_env(),
         capture_output=True,
         text=True,
@@ -45,7 +58,11 @@ def test_the_self_check_passes_from_the_venv():
         *(
             f"{name} {what}"
             for name in FAMILIES
-            for what in ("trains 2 steps and validates", "reloads through detector.py")
+            for what in (
+                "trains 2 steps and validates",
+                "reloads through detector.py",
+                "preflights every backbone",
+            )
         ),
         "a bad dataset fails",
     ]
@@ -53,6 +70,10 @@ def test_the_self_check_passes_from_the_venv():
     assert "no NVIDIA driver on this host" in lines[1]
     assert "no weights baked" in lines[2]
     assert "lie outside their image" in lines[-1]
+    for name in FAMILIES:  # one backbone each, 1 and 20 classes
+        [line] = [x for x in lines if x.startswith(f"✓ {name} preflights every backbone")]
+        backbone = FAMILIES[name].backbones[0]
+        assert re.search(rf" px, 1 and 20 classes, on cpu: {backbone} [0-9.]+ s$", line), line
     assert (
         result.stdout.rstrip()
         .splitlines()[-1]
@@ -225,3 +246,29 @@ def test_detections_compare_within_tolerance_only():
     )
     relabelled = [("circle", 0.2, box + 5), ("circle", 0.61, box)]
     assert "has no match" in compare(trainer, relabelled)
+
+
+def test_the_matrix_tries_every_backbone_with_1_and_20_classes_and_names_a_failure(
+    tmp_path, monkeypatch
+):
+    tried = []
+
+    def preflight_once(hp, table, device):
+        tried.append((hp.backbone, len(table.class_names), hp.image_size, hp.pretrained))
+        if (hp.backbone, len(table.class_names)) == ("resnet34_fpn", 20):
+            raise RuntimeError("shape mismatch")
+
+    monkeypatch.setattr(self_check_matrix, "preflight_once", preflight_once)
+
+    with pytest.raises(
+        CheckFailed,
+        match=r"^faster_rcnn/resnet34_fpn with 20 classes at 64 px: RuntimeError: shape mismatch$",
+    ):
+        self_check_matrix.every_backbone("faster_rcnn", tmp_path)
+
+    assert tried == [
+        ("resnet18_fpn", 1, 64, False),
+        ("resnet18_fpn", 20, 64, False),
+        ("resnet34_fpn", 1, 64, False),
+        ("resnet34_fpn", 20, 64, False),
+    ]

@@ -14,7 +14,9 @@ exit 0 only when every check passed. The checks:
    /opt/ml tree trains two steps and validates once (trainer/self_check_jobs.py);
 5. the model it saved reloads through the shipped detector.py and gives the trainer's own
    detections;
-6. a dataset with a box outside its image ends with exit 1 and a failure file that names it.
+6. for each model family: every backbone, from scratch, passes the preflight's training and
+   validation step with 1 and with 20 classes (trainer/self_check_matrix.py);
+7. a dataset with a box outside its image ends with exit 1 and a failure file that names it.
 
 What it cannot prove is the GPU path (the host's driver, the compat libraries, CUDA kernels):
 the first job on a real host does that (docs/training-image.md, "The self-check").
@@ -22,6 +24,7 @@ the first job on a real host does that (docs/training-image.md, "The self-check"
 
 from __future__ import annotations
 
+import functools
 import importlib
 import os
 import pkgutil
@@ -129,7 +132,7 @@ def check_baked_weights() -> str:
 
 def checks(workdir: Path) -> list[tuple[str, Callable[[], str]]]:
     """Every check after the imports, in order, with the names their lines carry."""
-    from trainer import families, self_check_jobs
+    from trainer import families, self_check_jobs, self_check_matrix
 
     listed = [
         ("forward-compat decision", check_forward_compat),
@@ -140,6 +143,10 @@ def checks(workdir: Path) -> list[tuple[str, Callable[[], str]]]:
         listed += [
             (f"{name} trains 2 steps and validates", job.train),
             (f"{name} reloads through detector.py", job.compare_detector),
+            (
+                f"{name} preflights every backbone",
+                functools.partial(self_check_matrix.every_backbone, name, workdir / f"{name}-all"),
+            ),
         ]
     first = next(iter(families.REGISTRY))
     bad = workdir / "bad-dataset"

@@ -24,6 +24,7 @@ import numpy as np
 
 from contract import TRAINING_CHANNEL, VALIDATION_CHANNEL
 from contract.families import family
+from contract.hyperparameters import allowed_range
 from contract.layout import BASE_DIR_VARIABLE, Layout, write_input_config
 from contract.outputs import METRICS_JSON_FILE, MODEL_CONFIG_FILE, MODEL_LOADER_FILE
 from contract.sagemaker import FILE_MODE, FULLY_REPLICATED
@@ -33,7 +34,7 @@ from trainer.self_check import CheckFailed
 
 TRAIN = Path(__file__).resolve().parents[1] / "train"  # /opt/program/train in the image
 TRAINING_IMAGES, VALIDATION_IMAGES, BATCH_SIZE = 4, 2, 2  # one epoch: 2 steps, 1 validation batch
-SMALLEST_IMAGE_SIZE = 64  # the image_size hyperparameter's minimum
+SMALLEST_IMAGE_SIZE = int(allowed_range("image_size")[0])
 JOB_TIMEOUT_SECONDS = 600
 OUTPUT_TAIL_LINES = 25
 TOP_DETECTIONS = 10  # compared both ways, matched by label, score and box

@@ -6,7 +6,8 @@ from collections.abc import Iterator
 
 import boto3
 import pytest
-from launcher_world import BUCKET, Deployed, register_image
+
+from tests.support.launcher_world import BUCKET, Deployed, register_image
 
 
 @pytest.fixture

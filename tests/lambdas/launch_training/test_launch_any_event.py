@@ -16,9 +16,9 @@ from types import SimpleNamespace
 
 import boto3
 import pytest
-from launcher_world import payload, sample_event
 
 from launch_training.handler import handler
+from tests.support.launcher_world import payload, sample_event
 
 SEEDS = range(6)
 CASES_PER_SEED = 60

@@ -3,10 +3,10 @@
 from __future__ import annotations
 
 import pytest
-from launcher_world import BUCKET, payload, sample_event
 
 from launch_training import events
 from launch_training.events import ConsoleRequest, ObjectCreated, Refused, Skipped
+from tests.support.launcher_world import BUCKET, payload, sample_event
 
 
 def test_s3_put_key_is_decoded_spaces_plus_percent_unicode():

@@ -9,10 +9,10 @@ from urllib.parse import quote_plus
 
 import boto3
 import pytest
-from launcher_world import BUCKET, payload, register_image, sample_event
 
 from launch_training.handler import handler
 from launch_training.settings import SettingsError
+from tests.support.launcher_world import BUCKET, payload, register_image, sample_event
 
 
 def trigger_event(dataset: str, sequencer: str = "0066A1B2C3D4E5F601") -> dict:

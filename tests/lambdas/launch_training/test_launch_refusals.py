@@ -19,10 +19,10 @@ import boto3
 import pytest
 from botocore.exceptions import ClientError
 from botocore.stub import ANY, Stubber
-from launcher_world import ACCOUNT, BUCKET, ENVIRONMENT, REGION, payload, sample_event
 
 from launch_training import handler as handler_module
 from launch_training.handler import handler
+from tests.support.launcher_world import ACCOUNT, BUCKET, ENVIRONMENT, REGION, payload, sample_event
 
 NOT_FOUND = ("ValidationException", "Requested resource not found.", 400)
 SPOT_LIMIT = (

@@ -7,7 +7,6 @@ import re
 from datetime import UTC, datetime
 
 import pytest
-from launcher_world import BUCKET, ENVIRONMENT, IMAGE_URI, SAMPLE_EVENTS, sample_event
 
 from contract import TRAINING_CHANNEL
 from contract.launcher_settings import LauncherSettings
@@ -16,6 +15,7 @@ from infra import settings as infra_settings
 from launch_training import events, request
 from launch_training.events import Refused
 from launch_training.request import LaunchRequest, Overrides, parse_overrides
+from tests.support.launcher_world import BUCKET, ENVIRONMENT, IMAGE_URI, SAMPLE_EVENTS, sample_event
 
 SETTINGS = LauncherSettings.from_environ(ENVIRONMENT)
 WHEN = datetime(2025, 6, 2, 8, 30, 15, tzinfo=UTC)

@@ -4,7 +4,6 @@ errors name the variable and what is allowed."""
 from __future__ import annotations
 
 import pytest
-from launcher_world import ENVIRONMENT, IMAGE_URI
 
 from contract.launcher_settings import (
     DEFAULT_MAX_INSTANCE_COUNT,
@@ -16,6 +15,7 @@ from contract.launcher_settings import (
 )
 from contract.names import Env
 from launch_training import settings
+from tests.support.launcher_world import ENVIRONMENT, IMAGE_URI
 
 
 def environ(**changes: str | None) -> dict[str, str]:

@@ -8,8 +8,6 @@ import os
 
 import pytest
 from botocore.stub import Stubber
-from launcher_world import ENVIRONMENT, REGION, sample_event
-from service_model import problems
 
 from contract.launcher_settings import LauncherSettings
 from launch_training import handler as handler_module
@@ -17,6 +15,8 @@ from launch_training.events import Refused
 from launch_training.handler import handler
 from launch_training.request import TRIGGER_CONSOLE, LaunchRequest, parse_overrides
 from launch_training.tuning_request import create_tuning_job_request, tuning_job_name
+from tests.support.launcher_world import ENVIRONMENT, REGION, sample_event
+from tests.support.service_model import problems
 
 SETTINGS = LauncherSettings.from_environ(ENVIRONMENT)
 TUNING = {

@@ -7,12 +7,12 @@ from datetime import UTC, datetime
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from launcher_world import ENVIRONMENT
 
 from contract.launcher_settings import LauncherSettings
 from launch_training import launcher
 from launch_training.events import Refused
 from launch_training.request import TRIGGER_CONSOLE, LaunchRequest, Overrides
+from tests.support.launcher_world import ENVIRONMENT
 
 SETTINGS = LauncherSettings.from_environ(ENVIRONMENT)
 

@@ -1,9 +1,12 @@
-"""A fake /opt/ml tree and a way to run the image's `train` entry against it."""
+"""A fake /opt/ml tree, and two ways to run the image's `train` entry against it: as the
+process SageMaker starts (``run_train``), or in this process (``run_main``), for tests about
+what the entry does rather than about the process."""
 
 from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -72,3 +75,26 @@ def run_train(opt_ml: OptMl, *args: str, timeout: float = 600) -> subprocess.Com
         timeout=timeout,
         check=False,
     )
+
+
+def run_main(opt_ml: OptMl, *args: str) -> int:
+    """``trainer.main.main(["train", *args])`` in this process against ``opt_ml``; its exit code.
+
+    The environment the process would get (SAGEMAKER_BASE_DIR, the job name), and the SIGTERM
+    handler the trainer installs, are put back as they were afterwards.
+    """
+    from trainer import main as trainer_main
+
+    saved = {name: os.environ.get(name) for name in (BASE_DIR_VARIABLE, "TRAINING_JOB_NAME")}
+    handler = signal.getsignal(signal.SIGTERM)
+    os.environ[BASE_DIR_VARIABLE] = str(opt_ml.base)
+    os.environ["TRAINING_JOB_NAME"] = "detrain-test"
+    try:
+        return trainer_main.main(["train", *args])
+    finally:
+        signal.signal(signal.SIGTERM, handler)
+        for name, value in saved.items():
+            if value is None:
+                os.environ.pop(name, None)
+            else:
+                os.environ[name] = value

@@ -6,6 +6,7 @@ import io
 import json
 import subprocess
 import sys
+import tarfile
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -15,6 +16,7 @@ import boto3
 from contract.launcher_settings import LauncherSettings
 from contract.names import REPOSITORY_NAME, Output
 from detrain import emulator
+from launch_training.handler import handler
 
 ACCOUNT, REGION = emulator.EMULATED_ACCOUNT, "us-east-1"
 # The launcher's one test environment (the `launcher_env` fixture of tests/conftest.py).
@@ -93,3 +95,24 @@ def deploy_launcher(settings: LauncherSettings = LAUNCHER) -> None:
         Code={"ZipFile": archive.getvalue()},
         Environment={"Variables": settings.to_environ()},
     )
+
+
+def launched_job(stack: CliWorld, dataset_folder: Path, launcher_env) -> str:
+    """Upload ``dataset_folder`` as "fridge" with the CLI, hand its trigger to the launcher,
+    and return the name of the job it launched."""
+    assert stack.detrain("upload", "fridge", str(dataset_folder), "--no-progress").returncode == 0
+    trigger = stack.created_events()[-1]
+    [result] = handler(trigger, None)["results"]
+    assert result["status"] == "launched", result
+    return result["job_name"]
+
+
+def model_archive(members: dict[str, bytes]) -> bytes:
+    """A model.tar.gz holding ``members`` (name -> bytes)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w:gz") as tar:
+        for name, data in members.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buffer.getvalue()

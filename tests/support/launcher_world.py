@@ -9,8 +9,9 @@ from pathlib import Path
 from contract.launcher_settings import parse_image_uri
 from detrain import emulator
 
-PAYLOADS = Path(__file__).parent / "payloads"
-SAMPLE_EVENTS = Path(__file__).resolve().parents[3] / "events"
+REPO_ROOT = Path(__file__).resolve().parents[2]
+PAYLOADS = REPO_ROOT / "tests" / "lambdas" / "launch_training" / "payloads"
+SAMPLE_EVENTS = REPO_ROOT / "events"
 ACCOUNT, REGION = emulator.EMULATED_ACCOUNT, "us-east-1"
 # The launcher's one test environment (the `launcher_env` fixture sets the same).
 SETTINGS = emulator.launcher_settings(ACCOUNT, REGION)

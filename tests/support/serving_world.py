@@ -8,9 +8,9 @@ from __future__ import annotations
 import json
 
 import boto3
-from cli_world import ACCOUNT, BUCKET, IMAGE_URI
 
 from contract.names import STACK_NAME, Output, models_uri
+from tests.support.cli_world import ACCOUNT, BUCKET, IMAGE_URI
 
 JOB = "detrain-fridge-20261206-101010"
 MODEL_ROLE = f"arn:aws:iam::{ACCOUNT}:role/detrain-models"
