@@ -9,8 +9,8 @@ from types import SimpleNamespace
 import pytest
 import torch
 from PIL import Image
-from synthetic import write_coco
 
+from tests.support.synthetic import write_coco
 from trainer import batches, dataset, device_decode, tables
 from trainer.device_decode import EncodedBatch, EncodedJpeg
 from trainer.errors import ConfigError, DataError

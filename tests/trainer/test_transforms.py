@@ -5,8 +5,8 @@ import random
 
 import numpy as np
 import pytest
-from synthetic import write_coco
 
+from tests.support.synthetic import write_coco
 from trainer import dataset, icevision_patches, tables, transforms
 
 
