@@ -114,7 +114,7 @@ def _run(tmp_path: Path, **environment: str) -> Run:
         cwd=tmp_path,
         capture_output=True,
         text=True,
-        timeout=60,
+        timeout=600,  # a hang guard only: a few stand-in calls, but CI's machine may be loaded
     )
     recorded = [line.split("\t") for line in calls.read_text().splitlines()]
     return Run(done.returncode, done.stdout + done.stderr, recorded)

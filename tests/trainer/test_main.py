@@ -6,6 +6,7 @@ process) as a subprocess (``run_train``). What a finished job leaves is read fro
 session's one finished job (test_finished_job.py).
 """
 
+import dataclasses
 import json
 import logging
 import os
@@ -20,7 +21,7 @@ import torch
 from tests.support.finished_job import metric_lines
 from tests.support.opt_ml import TINY, TRAIN, run_main, run_train, train_env
 from tests.support.synthetic import write_coco, write_voc
-from trainer import artifacts, errors
+from trainer import artifacts, engine, errors
 from trainer import main as trainer_main
 
 
@@ -230,16 +231,29 @@ def _sigterm_after_the_first_epoch(monkeypatch) -> None:
     monkeypatch.setattr(artifacts, "save_metrics", save_then_stop)
 
 
+def _validation_scores_fall_after_the_first_epoch(monkeypatch) -> None:
+    """The first validation of the test scores 0.5, every later one 0.1 (resumes included)."""
+    validate = engine.validate
+    runs = {"calls": 0}
+
+    def falling(*args, **kwargs):
+        result = validate(*args, **kwargs)
+        runs["calls"] += 1
+        return dataclasses.replace(result, map=0.5 if runs["calls"] == 1 else 0.1)
+
+    monkeypatch.setattr(engine, "validate", falling)
+
+
 @pytest.mark.slow
 def test_sigterm_keeps_the_best_epoch_then_resume_selects_and_stops_early(
     opt_ml, monkeypatch, log, capsys
 ):
     write_coco(opt_ml.channel("training"), 10)
-    # A learning rate too small to change the scores: no epoch improves on the first, so
-    # patience 1 stops the run after epoch 2 (of 4), and epoch 1 is the model.
-    opt_ml.hyperparameters(
-        {**TINY, "epochs": "4", "learning_rate": "1e-7", "early_stopping_patience": "1"}
-    )
+    # No epoch improves on the first (the real validation runs; its score is replaced by one
+    # that falls with each epoch, as a tiny model's noisy mAP may not), so patience 1 stops
+    # the run after epoch 2 (of 4), and epoch 1 is the model.
+    _validation_scores_fall_after_the_first_epoch(monkeypatch)
+    opt_ml.hyperparameters({**TINY, "epochs": "4", "early_stopping_patience": "1"})
     with monkeypatch.context() as stopping:
         _sigterm_after_the_first_epoch(stopping)
         assert run_main(opt_ml) == trainer_main.EXIT_STOPPED, log.text[-3000:]
