@@ -49,13 +49,20 @@ lint: $(STAMP)
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
 
+## pytest-xdist runs a worker per core (at most 4: each worker trains its own session
+## fixtures), each torch with one thread. With torch's default, a thread per core, two workers
+## spin against each other: on 2 cores the suite took 9:35 that way, 4:51 with one thread each,
+## 7:48 serially (docs/performance.md, "The gate's time"). PYTEST_WORKERS=0 runs it serially.
+PYTEST_WORKERS ?= auto
+PYTEST := OMP_NUM_THREADS=1 $(VENV)/bin/pytest --numprocesses $(PYTEST_WORKERS) --maxprocesses 4
+
 pytest: $(STAMP)
-	$(VENV)/bin/pytest
+	$(PYTEST)
 
 ## The inner loop: ruff, then the tests not marked slow (no model trained, no whole flow).
 ## Not a gate: CI runs `make test`.
 test-fast: lint
-	$(VENV)/bin/pytest -m "not slow"
+	$(PYTEST) -m "not slow"
 
 synth: venv
 	rm -rf cdk.out
