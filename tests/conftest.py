@@ -11,33 +11,20 @@ on 8 generated images, trained by ``training_image/train train``), for the servi
 
 from __future__ import annotations
 
-import json
 import os
-import subprocess
-import sys
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
-from contract.layout import BASE_DIR_VARIABLE, Layout
 from detrain import emulator
+from tests.support.opt_ml import TINY, OptMl, run_train
 from trainer import sample_data
 
 REPO_ROOT = Path(__file__).resolve().parents[1]
 SHARED_DATASETS = REPO_ROOT.parent / "shared" / "datasets"
 REGION = "us-east-1"
 ACCOUNT = emulator.EMULATED_ACCOUNT
-TINY_TRAINING = {
-    "model": "efficientdet",
-    "backbone": "tf_lite0",
-    "pretrained": "false",
-    "epochs": "1",
-    "batch_size": "4",
-    "image_size": "128",
-    "num_workers": "0",
-    "valid_fraction": "0.25",
-}
 
 
 @pytest.fixture(scope="session")
@@ -84,19 +71,9 @@ def clean_env() -> dict[str, str]:
 @pytest.fixture(scope="session")
 def trained_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A model folder written by a real `train train` run (1 epoch, tiny)."""
-    layout = Layout(tmp_path_factory.mktemp("trained") / "opt-ml")
-    sample_data.generate(layout.channel("training"), images=8, image_size=64)
-    layout.config.mkdir(parents=True)
-    layout.hyperparameters_file.write_text(json.dumps(TINY_TRAINING))
-    env = {k: v for k, v in os.environ.items() if not k.startswith("SAGEMAKER_")}
-    env["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{env.get('PATH', '')}"
-    run = subprocess.run(
-        [str(REPO_ROOT / "training_image" / "train"), "train"],
-        env={**env, BASE_DIR_VARIABLE: str(layout.base), "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        text=True,
-        timeout=900,
-        check=False,
-    )
+    opt_ml = OptMl(tmp_path_factory.mktemp("trained") / "opt-ml")
+    sample_data.generate(opt_ml.channel("training"), images=8, image_size=64)
+    opt_ml.hyperparameters({**TINY, "valid_fraction": "0.25"})
+    run = run_train(opt_ml, timeout=900)
     assert run.returncode == 0, run.stdout[-3000:] + run.stderr[-3000:]
-    return layout.model
+    return opt_ml.model_dir

@@ -35,9 +35,10 @@ LIMIT_VARIABLE = "SERVERLESS_IMAGE_LIMIT_BYTES"
 TEN_GB = 10_000_000_000
 CPU_INDEX = "https://download.pytorch.org/whl/cpu"
 
-# Calls are written one a line, arguments separated by tabs.
+# Calls are written one a line, arguments separated by tabs, each line in one write: the
+# login pipeline runs `aws` and `docker` at once, and three appends each interleaved them.
 DOCKER = r"""#!/bin/sh
-printf 'docker' >> "$CALLS"; printf '\t%s' "$@" >> "$CALLS"; echo >> "$CALLS"
+line="docker$(printf '\t%s' "$@")"; printf '%s\n' "$line" >> "$CALLS"
 for last; do :; done
 case "$1" in
   login) cat > /dev/null ;;
@@ -51,7 +52,7 @@ esac
 exit 0
 """
 AWS = r"""#!/bin/sh
-printf 'aws' >> "$CALLS"; printf '\t%s' "$@" >> "$CALLS"; echo >> "$CALLS"
+line="aws$(printf '\t%s' "$@")"; printf '%s\n' "$line" >> "$CALLS"
 case "$2" in
   get-login-password) echo password ;;
   describe-images)
