@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import os
 import signal
 import socket
 import subprocess
@@ -49,6 +50,13 @@ def _wait_for_ping(url: str, cli: subprocess.Popen, seconds: float = 180) -> Non
             time.sleep(0.5)
 
 
+def _signals_as_in_a_terminal() -> None:
+    """Ctrl-C at its default, as a terminal's foreground job has it: a shell starts its
+    background jobs with SIGINT ignored, and this suite may run in one (a child would inherit
+    that, and never see the Ctrl-C)."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
 @pytest.mark.slow
 @pytest.mark.parametrize("stop", [signal.SIGINT, signal.SIGTERM], ids=["ctrl-c", "sigterm"])
 def test_serve_a_model_archive_until_stopped(trained_model, tmp_path, clean_env, stop):
@@ -59,19 +67,28 @@ def test_serve_a_model_archive_until_stopped(trained_model, tmp_path, clean_env,
     url = f"http://127.0.0.1:{port}"
 
     with subprocess.Popen(
-        command, env=clean_env, stdout=log.open("w"), stderr=subprocess.STDOUT
+        command,
+        env=clean_env,
+        stdout=log.open("w"),
+        stderr=subprocess.STDOUT,
+        preexec_fn=_signals_as_in_a_terminal,
+        start_new_session=True,  # the CLI and its server, killed together if the test fails
     ) as cli:
-        _wait_for_ping(url, cli)
-        answer = requests.post(
-            url + "/invocations",
-            data=_png(),
-            headers={"Content-Type": "image/png"},
-            params={"threshold": "0", "max_detections": "5"},
-            timeout=60,
-        )
-        batch_only = requests.get(url + "/execution-parameters", timeout=10)
-        cli.send_signal(stop)  # to the CLI alone: it stops the server it started
-        code = cli.wait(timeout=60)
+        try:
+            _wait_for_ping(url, cli)
+            answer = requests.post(
+                url + "/invocations",
+                data=_png(),
+                headers={"Content-Type": "image/png"},
+                params={"threshold": "0", "max_detections": "5"},
+                timeout=60,
+            )
+            batch_only = requests.get(url + "/execution-parameters", timeout=10)
+            cli.send_signal(stop)  # to the CLI alone: it stops the server it started
+            code = cli.wait(timeout=60)
+        finally:
+            if cli.poll() is None:
+                os.killpg(cli.pid, signal.SIGKILL)
 
     assert answer.status_code == 200, log.read_text()
     assert len(answer.json()["detections"]) == 5
