@@ -51,8 +51,9 @@ lint: $(STAMP)
 
 ## pytest-xdist runs a worker per core (at most 4: each worker trains its own session
 ## fixtures), each torch with one thread. With torch's default, a thread per core, two workers
-## spin against each other: on 2 cores the suite took 9:35 that way, 4:51 with one thread each,
-## 7:48 serially (docs/performance.md, "The gate's time"). PYTEST_WORKERS=0 runs it serially.
+## spin against each other: on 2 cores the suite took 520 s that way, 291 s with one thread each,
+## 550 s serially (benchmarks/bench_gate.py; docs/performance.md, "The gate's time").
+## PYTEST_WORKERS=0 runs it serially.
 PYTEST_WORKERS ?= auto
 PYTEST := OMP_NUM_THREADS=1 $(VENV)/bin/pytest --numprocesses $(PYTEST_WORKERS) --maxprocesses 4
 
