@@ -3,7 +3,9 @@
 SHELL := /bin/bash
 # The Python versions the pins are installed and tested on (README: "Two commands"). The first
 # of them found on PATH (pyenv shims included) makes .venv; PYTHON=/path/to/python overrides.
-TESTED_PYTHONS := 3.11
+TESTED_PYTHONS := 3.11 3.12 3.13
+empty :=
+space := $(empty) $(empty)
 PYTHON ?= $(firstword $(foreach v,$(TESTED_PYTHONS),$(shell \
   python$(v) -c 'import sys; print(sys.executable)' 2>/dev/null)))
 VENV := .venv
@@ -34,7 +36,7 @@ node_modules/.package-lock.json: package.json package-lock.json
 python-check:
 	@found=$$($(PYTHON) -c 'import sys; print("%d.%d" % sys.version_info[:2])' 2>/dev/null); \
 	case " $(TESTED_PYTHONS) " in *" $$found "*) ;; *) \
-	  echo "make: needs Python $(TESTED_PYTHONS) (the versions the pins are tested on), found" \
+	  echo "make: needs Python $(subst $(space), or ,$(TESTED_PYTHONS)) (the versions the pins are tested on), found" \
 	    "$${found:-none} at PYTHON='$(PYTHON)'; install one (e.g. 'pyenv install 3.11')" \
 	    "or pass PYTHON=/path/to/python3.11" >&2; exit 1;; esac
 
