@@ -8,12 +8,14 @@ the launcher's settings as a stack deployed into the emulated account would set 
 
 from __future__ import annotations
 
+import io
 import json
 import logging
 import os
 import socket
 import time
 import urllib.request
+import zipfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 
@@ -144,6 +146,31 @@ def register_image(repository: str, tag: str) -> str:
         repositoryName=repository, imageTag=tag, imageManifest=json.dumps(FAKE_IMAGE_MANIFEST)
     )
     return uri
+
+
+def register_function(name: str, environment: Mapping[str, str], role_name: str) -> str:
+    """A Lambda function with ``environment``, as a deployed function's configuration (its code
+    is an empty package: the emulator never runs it, the caller calls the handler itself); the
+    role is created when missing. Returns the function's name."""
+    import boto3
+
+    iam = boto3.client("iam")
+    try:
+        role = iam.get_role(RoleName=role_name)["Role"]["Arn"]
+    except iam.exceptions.NoSuchEntityException:
+        role = iam.create_role(RoleName=role_name, AssumeRolePolicyDocument="{}")["Role"]["Arn"]
+    archive = io.BytesIO()
+    with zipfile.ZipFile(archive, "w") as code:
+        code.writestr("launch_training/__init__.py", "")
+    boto3.client("lambda").create_function(
+        FunctionName=name,
+        Runtime="python3.12",
+        Role=role,
+        Handler="launch_training.handler.handler",
+        Code={"ZipFile": archive.getvalue()},
+        Environment={"Variables": dict(environment)},
+    )
+    return name
 
 
 def capture_s3_events(bucket: str, queue_name: str, *, prefix: str = "", suffix: str = "") -> str:

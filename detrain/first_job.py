@@ -29,6 +29,7 @@ from typing import Any, TextIO
 from botocore.config import Config
 
 from contract.launcher_settings import LauncherSettings
+from contract.names import PROJECT
 from contract.sagemaker import TRAINING_LOG_GROUP
 from detrain import (
     aws_calls,
@@ -219,7 +220,9 @@ def rehearse(
     with emulator.emulated_aws(rehearsal.REGION, "first-job"):
         stack = rehearsal.create_stack()
         environment = rehearsal.launcher_settings_environment(stack)
-        function_name = create_launcher_function(environment)
+        function_name = emulator.register_function(
+            f"{PROJECT}-launcher", environment, role_name=f"{PROJECT}-first-job-launcher"
+        )
         settings = aws_calls.deployed_launcher_settings(boto3.session.Session(), function_name)
         cpu_friendly = {**rehearsal.REHEARSAL_HYPERPARAMETERS, **HYPERPARAMETERS}
         chosen = plan(settings, {**cpu_friendly, **(hyperparameters or {})}, instance_type)
@@ -247,34 +250,6 @@ def rehearse(
             billable_note=f"emulator; the local run took {result.duration_seconds:.1f} s",
         )
         return outcome, job_log_text(logs, job_name)
-
-
-def create_launcher_function(environment: dict[str, str]) -> str:
-    """The launcher function in the emulator, with the deployed function's environment (its
-    code is never run there: the rehearsal calls the handler itself)."""
-    import io
-    import zipfile
-
-    import boto3
-
-    from contract.names import PROJECT
-
-    role = boto3.client("iam").create_role(
-        RoleName=f"{PROJECT}-first-job-launcher", AssumeRolePolicyDocument="{}"
-    )["Role"]["Arn"]
-    archive = io.BytesIO()
-    with zipfile.ZipFile(archive, "w") as code:
-        code.writestr("launch_training/__init__.py", "")
-    name = f"{PROJECT}-launcher"
-    boto3.client("lambda").create_function(
-        FunctionName=name,
-        Runtime="python3.12",
-        Role=role,
-        Handler="launch_training.handler.handler",
-        Code={"ZipFile": archive.getvalue()},
-        Environment={"Variables": environment},
-    )
-    return name
 
 
 def publish_log(logs, job_name: str, text: str) -> None:

@@ -5,18 +5,16 @@ wait, the CloudWatch stream)."""
 from __future__ import annotations
 
 import dataclasses
-import io
 import json
 import time
 import urllib.request
-import zipfile
 from collections.abc import Iterator
 
 import boto3
 import pytest
 
 from contract.sagemaker import TRAINING_LOG_GROUP
-from detrain import first_job, instance_prices
+from detrain import emulator, first_job, instance_prices
 from detrain.first_job_report import JobOutcome, format_report, read_log
 from launch_training.handler import handler
 from tests.support.cli_world import BUCKET, FUNCTION, LAUNCHER
@@ -184,17 +182,7 @@ def launcher_function(aws: str) -> Iterator[callable]:
         ).close()
 
     def create(environment: dict[str, str]) -> None:
-        role = boto3.client("iam").create_role(RoleName="launcher", AssumeRolePolicyDocument="{}")
-        archive = io.BytesIO()
-        zipfile.ZipFile(archive, "w").writestr("handler.py", "")
-        boto3.client("lambda").create_function(
-            FunctionName=FUNCTION,
-            Runtime="python3.12",
-            Role=role["Role"]["Arn"],
-            Handler="launch_training.handler.handler",
-            Code={"ZipFile": archive.getvalue()},
-            Environment={"Variables": environment},
-        )
+        emulator.register_function(FUNCTION, environment, role_name="launcher")
 
     post("/moto-api/config", {"lambda": {"use_docker": False}})
     try:

@@ -7,7 +7,6 @@ import json
 import subprocess
 import sys
 import tarfile
-import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,21 +79,7 @@ def register_image() -> None:
 def deploy_launcher(settings: LauncherSettings = LAUNCHER) -> None:
     """The launcher function as the stack deploys it: its code aside (moto runs none here),
     its environment, which is where the CLI reads the deployment's allow-list."""
-    iam = boto3.client("iam")
-    try:
-        role = iam.get_role(RoleName="launcher")["Role"]["Arn"]
-    except iam.exceptions.NoSuchEntityException:
-        role = iam.create_role(RoleName="launcher", AssumeRolePolicyDocument="{}")["Role"]["Arn"]
-    archive = io.BytesIO()
-    zipfile.ZipFile(archive, "w").writestr("handler.py", "")
-    boto3.client("lambda").create_function(
-        FunctionName=FUNCTION,
-        Runtime="python3.12",
-        Role=role,
-        Handler="launch_training.handler.handler",
-        Code={"ZipFile": archive.getvalue()},
-        Environment={"Variables": settings.to_environ()},
-    )
+    emulator.register_function(FUNCTION, settings.to_environ(), role_name="launcher")
 
 
 def launched_job(stack: CliWorld, dataset_folder: Path, launcher_env) -> str:
