@@ -10,6 +10,7 @@ import pytest
 import torch
 from PIL import Image
 
+from contract.hyperparameters import HyperparameterError, parse
 from tests.support.synthetic import write_coco
 from trainer import batches, dataset, device_decode, tables
 from trainer.device_decode import EncodedBatch, EncodedJpeg
@@ -90,7 +91,10 @@ def _hp(decode_on="auto", augmentation="light", max_bad_images=0):
 
 def test_auto_decodes_on_a_gpu_with_few_vcpus_and_says_why():
     gpu = torch.device("cuda", 0)
-    assert device_decode.choose(_hp(), gpu, 4) == (True, device_decode.choose(_hp(), gpu, 4)[1])
+    assert device_decode.choose(_hp(), gpu, 4) == (
+        True,
+        "decode_on=auto: 4 vCPUs per GPU (< 8): the GPU decodes",
+    )
     assert "4 vCPUs per GPU" in device_decode.choose(_hp(), gpu, 4)[1]
     assert device_decode.choose(_hp(), gpu, 24)[0] is False
     assert device_decode.choose(_hp(), CPU, 1)[0] is False
@@ -105,5 +109,11 @@ def test_device_refuses_what_only_the_workers_can_do():
         device_decode.choose(_hp("device", max_bad_images=2), CPU, 4)
     with pytest.raises(ConfigError, match=r"augmentation=standard"):
         device_decode.choose(_hp("device", augmentation="standard"), CPU, 4)
-    with pytest.raises(ConfigError, match=r"'gpu' is unknown; allowed: auto, cpu, device"):
-        device_decode.choose(_hp("gpu"), CPU, 4)
+
+
+def test_an_unknown_decode_on_is_refused_by_the_contract():
+    with pytest.raises(
+        HyperparameterError,
+        match=r"hyperparameter 'decode_on' = 'gpu' is not supported; allowed: auto, cpu, device",
+    ):
+        parse({"decode_on": "gpu"})

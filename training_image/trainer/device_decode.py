@@ -22,7 +22,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from contract.hyperparameters import DECODE_ON, Hyperparameters
+from contract.hyperparameters import Hyperparameters
 from trainer import images, transforms
 from trainer.errors import ConfigError, DataError
 
@@ -71,10 +71,9 @@ class Encoded:
 
 
 def choose(hp: Hyperparameters, device: torch.device, vcpus_per_gpu: int) -> tuple[bool, str]:
-    """(decode on the device?, why) for the ``decode_on`` hyperparameter."""
+    """(decode on the device?, why) for the ``decode_on`` hyperparameter (one of the contract's
+    ``DECODE_ON``: ``Hyperparameters`` refuses any other)."""
     requested, augmentation, max_bad_images = hp.decode_on, hp.augmentation, hp.max_bad_images
-    if requested not in DECODE_ON:
-        raise ConfigError(f"decode_on {requested!r} is unknown; allowed: {', '.join(DECODE_ON)}")
     conflict = (
         f"augmentation={augmentation} (its steps run on decoded pixels in the workers)"
         if augmentation == "standard"

@@ -96,7 +96,7 @@ def train() -> None:
     on_device, why = device_decode.choose(hp, device, loading.vcpus_per_gpu())
     log.info("JPEGs decoded on %s (%s)", device if on_device else "the CPU workers", why)
     train_batches, valid_batches = _data_loaders(
-        model, train_table, valid_table, sampler, hp, dict(loader_options, on_device=on_device)
+        model, train_table, valid_table, sampler, hp, loader_options, decode_on_device=on_device
     )
     optimizer = engine.optimizer(
         model, hp, lr_finder.START if hp.learning_rate == AUTO else hp.learning_rate
@@ -281,9 +281,9 @@ def _data_loaders(
     sampler: engine.EpochSampler,
     hp: Hyperparameters,
     options: dict[str, Any],
+    *,
+    decode_on_device: bool,
 ) -> tuple[Any, Any]:
-    options = dict(options)
-    on_device = options.pop("on_device")
     train_batches = batches.loader(
         dataset.build(
             train_table,
@@ -291,7 +291,7 @@ def _data_loaders(
             train=True,
             augmentation=hp.augmentation,
             max_bad_images=hp.max_bad_images,
-            decode_on_device=on_device,
+            decode_on_device=decode_on_device,
         ),
         model.name,
         train=True,
@@ -304,7 +304,7 @@ def _data_loaders(
             hp.image_size,
             train=False,
             max_bad_images=hp.max_bad_images,
-            decode_on_device=on_device,
+            decode_on_device=decode_on_device,
         ),
         model.name,
         train=False,
