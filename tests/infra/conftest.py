@@ -31,7 +31,7 @@ class Synthesized:
         return found[0]["Properties"]
 
 
-def _synthesize(overrides: dict[str, Any], env: dict[str, str] | None) -> Synthesized:
+def _synthesize(overrides: dict[str, Any], env: dict[str, str] | None, outdir: Path) -> Synthesized:
     import aws_cdk as cdk
     from aws_cdk.assertions import Template
 
@@ -40,7 +40,8 @@ def _synthesize(overrides: dict[str, Any], env: dict[str, str] | None) -> Synthe
     from infra.stack import DetrainStack
 
     context = {**load_context(REPO_ROOT / "cdk.json"), **overrides}
-    app = cdk.App(context=context)
+    # outdir under pytest's temp root: without one, CDK leaves a /tmp/cdk.out* per synth.
+    app = cdk.App(context=context, outdir=str(outdir))
     stack = DetrainStack(
         app,
         STACK_NAME,
@@ -51,13 +52,13 @@ def _synthesize(overrides: dict[str, Any], env: dict[str, str] | None) -> Synthe
 
 
 @pytest.fixture(scope="session")
-def synth_variant() -> Callable[..., Synthesized]:
+def synth_variant(tmp_path_factory) -> Callable[..., Synthesized]:
     cache: dict[str, Synthesized] = {}
 
     def variant(overrides: dict[str, Any] | None = None, env: dict[str, str] | None = None):
         key = repr((sorted((overrides or {}).items()), sorted((env or {}).items())))
         if key not in cache:
-            cache[key] = _synthesize(overrides or {}, env)
+            cache[key] = _synthesize(overrides or {}, env, tmp_path_factory.mktemp("cdk.out"))
         return cache[key]
 
     return variant
@@ -88,7 +89,7 @@ class _AcknowledgementRecorder:
 
 
 @pytest.fixture(scope="session")
-def unacknowledged() -> Unacknowledged:
+def unacknowledged(tmp_path_factory) -> Unacknowledged:
     from cdk_nag import AwsSolutionsChecks, NIST80053R5Checks
 
     from infra import nag
@@ -96,7 +97,7 @@ def unacknowledged() -> Unacknowledged:
     recorder = _AcknowledgementRecorder()
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(nag, "Validations", recorder)
-        synthesized = _synthesize({}, None)
+        synthesized = _synthesize({}, None, tmp_path_factory.mktemp("cdk.out"))
     findings = [
         (violation.rule_name, resource.construct_path)
         for pack in (AwsSolutionsChecks(), NIST80053R5Checks())

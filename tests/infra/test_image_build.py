@@ -89,7 +89,7 @@ def test_a_changed_training_image_changes_the_build_resource(synthesized, tmp_pa
     context_dir.mkdir()
     (context_dir / "Dockerfile").write_text("FROM public.ecr.aws/docker/library/python:3.11\n")
     context = load_context(REPO_ROOT / "cdk.json")
-    app = cdk.App(context=context)
+    app = cdk.App(context=context, outdir=str(tmp_path / "cdk.out"))
     stack = DetrainStack(app, "Changed", settings=from_context(context), image_context=context_dir)
 
     changed = Template.from_stack(stack).find_resources("Custom::TrainingImageBuild")
