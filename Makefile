@@ -15,13 +15,18 @@ STAMP := $(VENV)/.installed
 CHECKOV_VENV := .checkov-venv
 CHECKOV_STAMP := $(CHECKOV_VENV)/.installed
 export JSII_SILENCE_WARNING_END_OF_LIFE_NODE_VERSION ?= 20
+# Disk a fresh clone's `make test` took at its peak, in MB (2026-12-06): .venv 7.1 GB (torch's
+# CUDA libraries and triton 4.1 GB of it), .checkov-venv 0.3 GB, the tests' temp files 1 GB.
+# Checked before a new .venv is made, so a full disk stops the build with the figures instead
+# of an OSError half-way through pip. NEEDS_DISK_MB=0 skips the check.
+NEEDS_DISK_MB ?= 8600
 
-.PHONY: venv python-check rehearse test test-fast lint pytest synth cfn-lint checkov hadolint yamllint benchmarks clean
+.PHONY: venv python-check disk-check rehearse test test-fast lint pytest synth cfn-lint checkov hadolint yamllint benchmarks clean
 
 venv: $(STAMP) node_modules/.package-lock.json
 
 $(STAMP): requirements.txt requirements-dev.txt training_image/requirements.txt training_image/requirements-nodeps.txt pyproject.toml
-	test -x $(PY) || { $(MAKE) --no-print-directory -s python-check && $(PYTHON) -m venv $(VENV); }
+	test -x $(PY) || { $(MAKE) --no-print-directory -s python-check disk-check && $(PYTHON) -m venv $(VENV); }
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	$(PY) -m pip install --quiet --no-deps -r training_image/requirements-nodeps.txt
 	$(PY) -m pip install --quiet --no-deps --no-build-isolation -e .
@@ -39,6 +44,14 @@ python-check:
 	  echo "make: needs Python $(subst $(space), or ,$(TESTED_PYTHONS)) (the versions the pins are tested on), found" \
 	    "$${found:-none} at PYTHON='$(PYTHON)'; install one (e.g. 'pyenv install 3.11')" \
 	    "or pass PYTHON=/path/to/python3.11" >&2; exit 1;; esac
+
+## One line with the free and the needed disk, when the repository's filesystem has too little.
+disk-check:
+	@free=$$(df -Pk . | awk 'NR == 2 {print int($$4 / 1024)}'); \
+	if [ "$$free" -lt "$(NEEDS_DISK_MB)" ]; then \
+	  echo "make: a new $(VENV) and the gate need about $(NEEDS_DISK_MB) MB of disk (torch's CUDA" \
+	    "wheels most of it), found $$free MB free on $$(df -P . | awk 'NR == 2 {print $$6}');" \
+	    "free some space, or pass NEEDS_DISK_MB=0 to try anyway" >&2; exit 1; fi
 
 ## The README's main command: the whole upload -> launch -> train flow, locally.
 rehearse: venv
