@@ -50,7 +50,7 @@ disk-check:
 	@free=$$(df -Pk . | awk 'NR == 2 {print int($$4 / 1024)}'); \
 	if [ "$$free" -lt "$(NEEDS_DISK_MB)" ]; then \
 	  echo "make: a new $(VENV) and the gate need about $(NEEDS_DISK_MB) MB of disk (torch's CUDA" \
-	    "wheels most of it), found $$free MB free on $$(df -P . | awk 'NR == 2 {print $$6}');" \
+	    "libraries most of it), found $$free MB free on $$(df -P . | awk 'NR == 2 {print $$6}');" \
 	    "free some space, or pass NEEDS_DISK_MB=0 to try anyway" >&2; exit 1; fi
 
 ## The README's main command: the whole upload -> launch -> train flow, locally.
