@@ -34,7 +34,7 @@ def aws_options() -> argparse.ArgumentParser:
 
 def whole_number(raw: str) -> int:
     """An option's count (instances, trials, list length): a whole number of at least 1."""
-    if not raw.isdigit() or int(raw) < 1:
+    if not raw.isdecimal() or int(raw) < 1:
         raise argparse.ArgumentTypeError(f"{raw!r} is not a whole number of at least 1")
     return int(raw)
 

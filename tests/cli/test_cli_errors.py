@@ -86,3 +86,27 @@ def test_a_bug_keeps_its_traceback(monkeypatch):
 
     with pytest.raises(KeyError, match="TrainingJobSummaries"):
         cli.main(["list"])
+
+
+@pytest.mark.parametrize(
+    "argv",
+    [
+        ["list", "--max", "{}"],
+        ["launch", "fridge", "--keep-alive", "{}"],
+        ["tune", "fridge", "--max-jobs", "{}"],
+        ["tune", "fridge", "--parallel", "{}"],
+        ["deploy", "job", "--instance-count", "{}"],
+    ],
+    ids=lambda argv: argv[-2],
+)
+@pytest.mark.parametrize("count", ["0", "-2", "1.5", "two", "\u00b2"])
+def test_every_count_option_refuses_what_is_not_a_whole_number_of_at_least_1(argv, count, capsys):
+    with pytest.raises(SystemExit) as stopped:
+        cli.main([part.format(count) for part in argv])
+
+    assert stopped.value.code == 2
+    assert f"{argv[-2]}: {count!r} is not a whole number of at least 1" in capsys.readouterr().err
+
+
+def test_a_count_option_takes_a_whole_number():
+    assert aws_calls.whole_number("3") == 3
